@@ -1,0 +1,342 @@
+//! The Rust SDK for sluice plugins.
+//!
+//! A plugin is a type that implements [`Parser`] (raw records → events) or
+//! [`Transform`] (events → events), plus one macro call that exports it as a
+//! `sluice:plugin@0.1.0` component:
+//!
+//! ```
+//! use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
+//!
+//! struct Tag { value: String }
+//!
+//! impl Transform for Tag {
+//!     fn init(config: serde_json::Value) -> Result<Self, String> {
+//!         let value = config["value"].as_str().unwrap_or("sluice").to_string();
+//!         Ok(Tag { value })
+//!     }
+//!     fn process(&mut self, mut event: Event) -> Outcome {
+//!         event.insert("tag".into(), self.value.clone().into());
+//!         Outcome::Keep(event)
+//!     }
+//! }
+//!
+//! export_transform!(Tag);
+//! ```
+//!
+//! The bindings exist only when compiling for `wasm32`; on the host the macro
+//! expands to nothing, so the plugin's logic is tested with plain `cargo test`.
+
+use serde_json::{Map, Value};
+
+/// One event: a JSON object keyed by the flattened schema column names.
+pub type Event = Map<String, Value>;
+
+/// What a plugin did with one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It became exactly one event.
+    Keep(Event),
+    /// Dropped on purpose; the text names the rule.
+    Drop(String),
+    /// It became zero or more events.
+    Many(Vec<Event>),
+    /// It could not be processed; the host quarantines it with this reason.
+    Error(String),
+}
+
+impl Outcome {
+    /// Shorthand for `Outcome::Error(reason.to_string())`.
+    pub fn error(reason: impl std::fmt::Display) -> Self {
+        Outcome::Error(reason.to_string())
+    }
+}
+
+/// Turns raw records (one line, or one body) into events.
+pub trait Parser: Sized {
+    /// Builds the plugin from its config table in the pipeline file.
+    fn init(config: Value) -> Result<Self, String>;
+    /// Parses one record. Called once per record of every batch, in order.
+    fn parse(&mut self, record: &[u8]) -> Outcome;
+}
+
+/// Turns events into events: redact, enrich, filter.
+pub trait Transform: Sized {
+    /// Builds the plugin from its config table in the pipeline file.
+    fn init(config: Value) -> Result<Self, String>;
+    /// Processes one event. Called once per event of every batch, in order.
+    fn process(&mut self, event: Event) -> Outcome;
+}
+
+/// Microseconds since the Unix epoch for an RFC 3339 / ISO 8601 text, the form
+/// that timestamp columns take on the wire. `None` when it does not parse.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    let (date, rest) = text.split_at_checked(10)?;
+    let mut parts = date.split('-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (hms, mut tail) = rest.split_at_checked(8)?;
+    let mut hms_parts = hms.split(':');
+    let h: i64 = hms_parts.next()?.parse().ok()?;
+    let m: i64 = hms_parts.next()?.parse().ok()?;
+    let s: i64 = hms_parts.next()?.parse().ok()?;
+    if h > 23 || m > 59 || s > 60 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut micros = 0i64;
+    if let Some(frac) = tail.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let (f, t) = frac.split_at(digits);
+        let mut v: i64 = f[..digits.min(6)].parse().ok()?;
+        for _ in digits.min(6)..6 {
+            v *= 10;
+        }
+        micros = v;
+        tail = t;
+    }
+    let offset_secs: i64 = match tail {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = match tail.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let t = &tail[1..];
+            let (oh, om) = match t.len() {
+                5 if &t[2..3] == ":" => (&t[..2], &t[3..]),
+                4 => (&t[..2], &t[2..]),
+                2 => (t, "0"),
+                _ => return None,
+            };
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    Some(((days * 86_400 + h * 3600 + m * 60 + s - offset_secs) * 1_000_000) + micros)
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Writes a line to the host's log (a no-op outside Wasm).
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use bindings::transform::sluice::plugin::types::Level as L;
+        let l = match level {
+            Level::Debug => L::Debug,
+            Level::Info => L::Info,
+            Level::Warn => L::Warn,
+            Level::Error => L::Error,
+        };
+        bindings::transform::sluice::plugin::host::log(l, message);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (level, message);
+}
+
+/// Log levels a plugin can use.
+#[derive(Debug, Clone, Copy)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[doc(hidden)]
+pub mod glue {
+    //! What the export macros expand to. Not for direct use.
+    use super::*;
+    use std::cell::RefCell;
+
+    pub enum Wire {
+        Keep(String),
+        Drop(String),
+        Many(Vec<String>),
+        Error(String),
+    }
+
+    fn to_wire(outcome: Outcome) -> Wire {
+        match outcome {
+            Outcome::Keep(e) => Wire::Keep(Value::Object(e).to_string()),
+            Outcome::Drop(r) => Wire::Drop(r),
+            Outcome::Many(es) => Wire::Many(
+                es.into_iter()
+                    .map(|e| Value::Object(e).to_string())
+                    .collect(),
+            ),
+            Outcome::Error(r) => Wire::Error(r),
+        }
+    }
+
+    pub fn init<T>(
+        slot: &RefCell<Option<T>>,
+        config: &str,
+        build: fn(Value) -> Result<T, String>,
+    ) -> Result<(), String> {
+        let value: Value = if config.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_str(config)
+                .map_err(|e| format!("plugin config is not valid JSON: {e}"))?
+        };
+        *slot.borrow_mut() = Some(build(value)?);
+        Ok(())
+    }
+
+    pub fn parse<T: Parser>(slot: &RefCell<Option<T>>, records: Vec<Vec<u8>>) -> Vec<Wire> {
+        let mut guard = slot.borrow_mut();
+        let Some(plugin) = guard.as_mut() else {
+            return records
+                .iter()
+                .map(|_| Wire::Error("plugin used before init".into()))
+                .collect();
+        };
+        records.iter().map(|r| to_wire(plugin.parse(r))).collect()
+    }
+
+    pub fn process<T: Transform>(slot: &RefCell<Option<T>>, events: Vec<String>) -> Vec<Wire> {
+        let mut guard = slot.borrow_mut();
+        let Some(plugin) = guard.as_mut() else {
+            return events
+                .iter()
+                .map(|_| Wire::Error("plugin used before init".into()))
+                .collect();
+        };
+        events
+            .into_iter()
+            .map(|text| match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(event)) => to_wire(plugin.process(event)),
+                Ok(_) => Wire::Error("event is not a JSON object".into()),
+                Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
+            })
+            .collect()
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings {
+    pub mod parser {
+        wit_bindgen::generate!({
+            path: "../../wit/v0.1.0",
+            world: "parser-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_parser_world",
+            default_bindings_module: "sluice_plugin_sdk::bindings::parser",
+        });
+    }
+    pub mod transform {
+        wit_bindgen::generate!({
+            path: "../../wit/v0.1.0",
+            world: "transform-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_transform_world",
+            default_bindings_module: "sluice_plugin_sdk::bindings::transform",
+        });
+    }
+}
+
+/// Exports a [`Parser`] as the plugin's `parser` world.
+#[macro_export]
+macro_rules! export_parser {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::bindings::parser::exports::sluice::plugin::parser::{Guest, Outcome, PluginInfo};
+            use $crate::glue::Wire;
+            ::std::thread_local! {
+                static STATE: ::std::cell::RefCell<Option<$plugin>> = const { ::std::cell::RefCell::new(None) };
+            }
+            struct Export;
+            impl Guest for Export {
+                fn info() -> PluginInfo {
+                    PluginInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() }
+                }
+                fn init(config: String) -> Result<(), String> {
+                    STATE.with(|s| $crate::glue::init(s, &config, <$plugin as $crate::Parser>::init))
+                }
+                fn parse(records: Vec<Vec<u8>>) -> Vec<Outcome> {
+                    STATE.with(|s| $crate::glue::parse::<$plugin>(s, records)).into_iter().map(|w| match w {
+                        Wire::Keep(e) => Outcome::Keep(e),
+                        Wire::Drop(r) => Outcome::Drop(r),
+                        Wire::Many(es) => Outcome::Many(es),
+                        Wire::Error(r) => Outcome::Error(r),
+                    }).collect()
+                }
+            }
+            $crate::bindings::parser::export_parser_world!(Export with_types_in $crate::bindings::parser);
+        };
+    };
+}
+
+/// Exports a [`Transform`] as the plugin's `transform` world.
+#[macro_export]
+macro_rules! export_transform {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use $crate::bindings::transform::exports::sluice::plugin::transform::{Guest, Outcome, PluginInfo};
+            use $crate::glue::Wire;
+            ::std::thread_local! {
+                static STATE: ::std::cell::RefCell<Option<$plugin>> = const { ::std::cell::RefCell::new(None) };
+            }
+            struct Export;
+            impl Guest for Export {
+                fn info() -> PluginInfo {
+                    PluginInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() }
+                }
+                fn init(config: String) -> Result<(), String> {
+                    STATE.with(|s| $crate::glue::init(s, &config, <$plugin as $crate::Transform>::init))
+                }
+                fn process(events: Vec<String>) -> Vec<Outcome> {
+                    STATE.with(|s| $crate::glue::process::<$plugin>(s, events)).into_iter().map(|w| match w {
+                        Wire::Keep(e) => Outcome::Keep(e),
+                        Wire::Drop(r) => Outcome::Drop(r),
+                        Wire::Many(es) => Outcome::Many(es),
+                        Wire::Error(r) => Outcome::Error(r),
+                    }).collect()
+                }
+            }
+            $crate::bindings::transform::export_transform_world!(Export with_types_in $crate::bindings::transform);
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_to_micros() {
+        assert_eq!(parse_rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_micros("2026-11-01T00:00:01.5Z"),
+            Some(1_793_491_201_500_000)
+        );
+        assert_eq!(
+            parse_rfc3339_micros("2026-11-01T01:00:00+01:00"),
+            Some(1_793_491_200_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_micros("2026-11-01T00:00:00.123456789Z"),
+            Some(1_793_491_200_123_456)
+        );
+        assert_eq!(parse_rfc3339_micros("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_micros("yesterday"), None);
+    }
+}

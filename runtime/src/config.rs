@@ -1,0 +1,547 @@
+//! The pipeline file: what a user writes (`PipelineConfig`), how it is read
+//! (environment interpolation, then TOML with every unknown key rejected), and
+//! the checks that need no I/O. Building the running pipeline is `pipeline.rs`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A whole pipeline: named sources, named stages, and one sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Where raw records come from, by name. Each source names the chain of
+    /// stages its records go through and the stream its events land in.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// The plugin stages, by name. A chain refers to them by these names.
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageConfig>,
+    /// Where events are written.
+    pub sink: SinkConfig,
+    /// Tuning of the runtime itself.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// One source of raw records.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `file` (paths and globs, gzip read transparently) or `stdin`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<SourceKind>,
+    /// For `file`: paths or glob patterns, relative to the working directory.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// For `file`: keep reading as files grow, are rotated, or appear.
+    #[serde(default)]
+    pub follow: bool,
+    /// Stage names, in order. The first must be a parser, the rest transforms.
+    pub chain: Vec<Spanned<String>>,
+    /// The stream this source's events are written to (default: the source's name).
+    pub stream: Option<String>,
+}
+
+/// The kinds of source.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    File,
+    Stdin,
+}
+
+/// One plugin stage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// A bundled plugin (`parse-json`, `parse-syslog`, `redact`, `enrich-static`)
+    /// or the path of a `.wasm` component, relative to the pipeline file.
+    pub plugin: Spanned<String>,
+    /// If set, the plugin's SHA-256 (hex) must match, or the pipeline does not start.
+    pub sha256: Option<Spanned<String>>,
+    /// Longest time one batch call may run before the plugin is interrupted.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Cap on each plugin instance's linear memory, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// The plugin's own settings, handed to its `init` as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+fn default_memory_mb() -> u64 {
+    64
+}
+
+/// Where and how events are written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Object-store URL: a plain path or `file://` (local disk), `s3://bucket/prefix`
+    /// (credentials and endpoint from the standard AWS environment variables), or
+    /// `memory://` (tests).
+    pub url: Spanned<String>,
+    /// Hive partition keys, outermost first: `event_day`, `hour`, or any string
+    /// or integer column (e.g. `class_uid`, `tenant_uid`).
+    #[serde(default = "default_partition_by")]
+    pub partition_by: Vec<Spanned<String>>,
+    /// A file is closed and uploaded once it reaches this size (MiB)...
+    #[serde(default = "default_roll_size_mb")]
+    pub roll_size_mb: u64,
+    /// ...or once it has been open this long (seconds).
+    #[serde(default = "default_roll_age_secs")]
+    pub roll_age_secs: u64,
+    /// Local directory for files being written (default: the system temp dir).
+    pub staging_dir: Option<PathBuf>,
+    /// zstd level for Parquet pages.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+}
+
+fn default_partition_by() -> Vec<Spanned<String>> {
+    vec![
+        Spanned::new(0..0, "event_day".into()),
+        Spanned::new(0..0, "hour".into()),
+    ]
+}
+fn default_roll_size_mb() -> u64 {
+    128
+}
+fn default_roll_age_secs() -> u64 {
+    300
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+
+/// Tuning of the runtime.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Plugin worker threads (0 = one per core).
+    #[serde(default)]
+    pub workers: usize,
+    /// Records per plugin call.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            workers: 0,
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+fn default_batch_size() -> usize {
+    256
+}
+
+/// A config problem, located in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A pipeline file as read: the config plus what is needed to report on it.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub config: PipelineConfig,
+    pub path: PathBuf,
+    text: String,
+}
+
+impl LoadedConfig {
+    /// Reads, interpolates and parses a pipeline file, then checks it (no I/O
+    /// beyond reading the file).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read pipeline file: {e}"),
+        })?;
+        Self::parse(path, &raw, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses pipeline text; `env` looks up `${NAME}` references.
+    pub fn parse(
+        path: &Path,
+        raw: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = interpolate(raw, env).map_err(|(offset, message)| {
+            let (line, column) = line_col(raw, offset);
+            ConfigError {
+                file: file.clone(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        let de = toml::Deserializer::parse(&text).map_err(|e| toml_error(&file, &text, e, None))?;
+        let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            toml_error(&file, &text, e.into_inner(), Some(key))
+        })?;
+        let loaded = LoadedConfig {
+            config,
+            path: path.to_path_buf(),
+            text,
+        };
+        loaded.check()?;
+        Ok(loaded)
+    }
+
+    /// An error at the place `span` points to.
+    pub fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let (line, column) = if span.is_empty() && span.start == 0 {
+            (0, 0)
+        } else {
+            line_col(&self.text, span.start)
+        };
+        ConfigError {
+            file: self.path.display().to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// The directory that relative plugin paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// The stream a source writes to.
+    pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
+        self.config.sources[source]
+            .stream
+            .as_deref()
+            .unwrap_or(source)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        if c.sources.is_empty() {
+            return Err(self.error_at(0..0, "the pipeline has no [sources.*]"));
+        }
+        for (name, source) in &c.sources {
+            match *source.kind.get_ref() {
+                SourceKind::File if source.paths.is_empty() => {
+                    return Err(self.error_at(
+                        source.kind.span(),
+                        format!("sources.{name}: a file source needs `paths`"),
+                    ));
+                }
+                SourceKind::Stdin if !source.paths.is_empty() || source.follow => {
+                    return Err(self.error_at(
+                        source.kind.span(),
+                        format!("sources.{name}: a stdin source takes no `paths` or `follow`"),
+                    ));
+                }
+                _ => {}
+            }
+            if source.chain.is_empty() {
+                return Err(self.error_at(
+                    source.kind.span(),
+                    format!("sources.{name}.chain: needs at least a parser stage"),
+                ));
+            }
+            for stage in &source.chain {
+                if !c.stages.contains_key(stage.get_ref()) {
+                    let known: Vec<_> = c.stages.keys().map(String::as_str).collect();
+                    return Err(self.error_at(
+                        stage.span(),
+                        format!(
+                            "sources.{name}.chain: unknown stage `{}` (defined stages: {})",
+                            stage.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if let Some(stream) = &source.stream {
+                check_name(stream).map_err(|m| {
+                    self.error_at(source.kind.span(), format!("sources.{name}.stream: {m}"))
+                })?;
+            } else {
+                check_name(name).map_err(|m| {
+                    self.error_at(source.kind.span(), format!("sources.{name}: {m}"))
+                })?;
+            }
+        }
+        for (name, stage) in &c.stages {
+            if let Some(pin) = &stage.sha256 {
+                let p = pin.get_ref();
+                if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.error_at(
+                        pin.span(),
+                        format!("stages.{name}.sha256: expected 64 hex digits"),
+                    ));
+                }
+            }
+            if stage.timeout_ms == 0 || stage.memory_mb == 0 {
+                return Err(self.error_at(
+                    stage.plugin.span(),
+                    format!("stages.{name}: timeout_ms and memory_mb must be positive"),
+                ));
+            }
+        }
+        for key in &c.sink.partition_by {
+            let k = key.get_ref();
+            if !crate::schema::is_partition_key(k) {
+                return Err(self.error_at(
+                    key.span(),
+                    format!("sink.partition_by: `{k}` is not `event_day`, `hour` or a string/integer column of the schema"),
+                ));
+            }
+        }
+        if c.sink.roll_size_mb == 0 || c.sink.roll_age_secs == 0 {
+            return Err(self.error_at(
+                c.sink.url.span(),
+                "sink: roll_size_mb and roll_age_secs must be positive",
+            ));
+        }
+        if !(1..=22).contains(&c.sink.zstd_level) {
+            return Err(self.error_at(c.sink.url.span(), "sink.zstd_level: must be 1..=22"));
+        }
+        if c.runtime.batch_size == 0 {
+            return Err(self.error_at(0..0, "runtime.batch_size: must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// Stream names become path segments: keep them plain.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with(['_', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "stream name `{name}` must be letters, digits, `-` or `_`, not starting with `_` or `.`"
+        ))
+    }
+}
+
+fn toml_error(file: &str, text: &str, e: toml::de::Error, key: Option<String>) -> ConfigError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+    let message = e.message().trim().to_string();
+    let message = match key {
+        Some(k) if k != "." && !k.is_empty() => format!("{k}: {message}"),
+        _ => message,
+    };
+    ConfigError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` outside comments; `$$` is a
+/// literal `$`. Errors carry the byte offset of the reference.
+fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(raw.len());
+    let mut offset = 0;
+    for line in raw.split_inclusive('\n') {
+        let code_len = comment_start(line).unwrap_or(line.len());
+        out.push_str(
+            &interpolate_code(&line[..code_len], env).map_err(|(at, m)| (offset + at, m))?,
+        );
+        out.push_str(&line[code_len..]);
+        offset += line.len();
+    }
+    Ok(out)
+}
+
+/// Where a TOML comment starts on this line, if anywhere (a `#` outside strings).
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for (i, b) in line.bytes().enumerate() {
+        match quote {
+            Some(b'"') if escaped => escaped = false,
+            Some(b'"') if b == b'\\' => escaped = true,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'#' => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+fn interpolate_code(
+    code: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    let mut offset = 0;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            offset += i + 2;
+            rest = tail;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            out.push('$');
+            offset += i + 1;
+            rest = after;
+            continue;
+        };
+        let Some(end) = body.find('}') else {
+            return Err((offset + i, "unclosed `${`".into()));
+        };
+        let reference = &body[..end];
+        let (name, default) = match reference.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (reference, None),
+        };
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err((
+                offset + i,
+                format!("bad variable reference `${{{reference}}}`"),
+            ));
+        }
+        match (env(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err((
+                    offset + i,
+                    format!(
+                        "environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
+                    ),
+                ));
+            }
+        }
+        let consumed = i + 2 + end + 1;
+        offset += consumed;
+        rest = &rest[consumed..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
+        LoadedConfig::parse(Path::new("p.toml"), text, &|n| {
+            (n == "OUT").then(|| "/tmp/out".to_string())
+        })
+    }
+
+    const VALID: &str = r#"
+[sources.auth]
+type = "file"
+paths = ["auth.log"]
+chain = ["syslog"]
+
+[stages.syslog]
+plugin = "parse-syslog"
+
+[sink]
+url = "${OUT}"
+"#;
+
+    #[test]
+    fn prepares_valid_config_with_defaults() {
+        let c = parse(VALID).unwrap();
+        assert_eq!(c.config.sink.url.get_ref(), "/tmp/out");
+        assert_eq!(c.config.sink.roll_size_mb, 128);
+        assert_eq!(c.config.stages["syslog"].timeout_ms, 2000);
+        assert_eq!(c.config.runtime.batch_size, 256);
+        assert_eq!(c.stream_of("auth"), "auth");
+        let keys: Vec<_> = c
+            .config
+            .sink
+            .partition_by
+            .iter()
+            .map(|k| k.get_ref().as_str())
+            .collect();
+        assert_eq!(keys, ["event_day", "hour"]);
+    }
+
+    #[test]
+    fn typo_is_rejected_with_line_and_key() {
+        let e = parse(&VALID.replace("chain =", "chian =")).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.to_string().contains("unknown field `chian`"), "{e}");
+        assert!(e.to_string().starts_with("p.toml:5:"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = parse(&VALID.replace(
+            "url = \"${OUT}\"",
+            "url = \"${OUT}\"\nroll_size_mb = \"big\"",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("sink.roll_size_mb"), "{e}");
+        assert_eq!(e.line, 12, "{e}");
+    }
+
+    #[test]
+    fn unknown_stage_is_located() {
+        let e = parse(&VALID.replace("chain = [\"syslog\"]", "chain = [\"syslgo\"]")).unwrap_err();
+        assert_eq!((e.line, e.column), (5, 10), "{e}");
+        assert!(e.message.contains("unknown stage `syslgo`"), "{e}");
+    }
+
+    #[test]
+    fn env_defaults_and_missing() {
+        let c = parse(&VALID.replace("${OUT}", "${NOPE:-fallback}")).unwrap();
+        assert_eq!(c.config.sink.url.get_ref(), "fallback");
+        let e = parse(&VALID.replace("${OUT}", "${NOPE}")).unwrap_err();
+        assert!(e.message.contains("`NOPE` is not set"), "{e}");
+        assert_eq!(e.line, 11);
+        assert_eq!(interpolate("a$$b $x", &|_| None).unwrap(), "a$b $x");
+        assert_eq!(
+            interpolate("k = \"#${OUT}\" # see ${NOPE}\n", &|_| Some("v".into())).unwrap(),
+            "k = \"#v\" # see ${NOPE}\n"
+        );
+    }
+}

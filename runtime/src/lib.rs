@@ -1,0 +1,25 @@
+//! sluice: an audit-log pipeline.
+//!
+//! ```text
+//!  sources ──► batches of raw records ──► parser plugin ──► transform plugins ──► schema check ──► sink
+//!  (files, stdin;    (sources/)             (Wasm, stage.rs + wasm/)               (schema.rs)      (sinks/)
+//!   one thread each)                               │ fault / error                      │ bad type     │
+//!                                                  ▼                                    ▼              ▼
+//!                                              quarantine (_quarantine/<stream>/*.ndjson)   Parquet per stream and
+//!                                                                                       partition, committed whole
+//! ```
+//!
+//! A pipeline file (`config.rs`) names sources, plugin stages and a sink.
+//! Sources read on their own threads and hand batches to a pool of workers over
+//! a bounded channel; each worker owns one instance of every plugin, runs the
+//! source's chain, checks the events against the typed schema and splits them by
+//! partition; one sink thread encodes Parquet and commits files to the object store.
+
+pub mod bundled;
+pub mod config;
+pub mod pipeline;
+pub mod schema;
+pub mod sinks;
+pub mod sources;
+pub mod stage;
+pub mod wasm;

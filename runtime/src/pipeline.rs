@@ -1,0 +1,475 @@
+//! Building a pipeline from its config, and running it.
+//!
+//! Threads: one per source, `workers` plugin workers, one sink. Channels
+//! between them are bounded, so a source faster than the sink waits instead of
+//! filling memory. Shutdown: when the stop flag is set (Ctrl-C) or the sources
+//! are exhausted, the channels drain in order, the sink closes every open file,
+//! and the run ends with a summary whose counts must balance:
+//! records read = events written + quarantined + dropped.
+
+use crate::config::{LoadedConfig, SourceKind};
+use crate::schema::{self, BatchBuilder};
+use crate::sinks::{Archive, Sink, SinkMsg, SinkSettings, SinkStats};
+use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
+use crate::stage::{Chain, Rejected, Stage, WasmStage};
+use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
+use crate::{bundled, config::ConfigError};
+use anyhow::Context;
+use crossbeam_channel::{Receiver, Sender, bounded};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A loaded stage plugin and what the pipeline knows of it.
+pub struct LoadedStage {
+    pub name: String,
+    pub plugin: Arc<Plugin>,
+}
+
+/// A pipeline whose plugins are compiled and whose config is consistent.
+pub struct Pipeline {
+    config: LoadedConfig,
+    stages: BTreeMap<String, LoadedStage>,
+    streams: Vec<String>,
+}
+
+/// Why a pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{location}: stages.{stage}: {error}")]
+    Plugin {
+        location: String,
+        stage: String,
+        error: LoadError,
+    },
+}
+
+impl Pipeline {
+    /// Loads and compiles every plugin, checks each chain starts with a parser
+    /// followed by transforms, and starts one instance of each plugin (which
+    /// runs its `init` on the config it is given).
+    pub fn build(config: LoadedConfig, host: &WasmHost) -> Result<Pipeline, BuildError> {
+        let mut stages = BTreeMap::new();
+        for (name, stage) in &config.config.stages {
+            let located = |e: LoadError| {
+                let err = config.error_at(stage.plugin.span(), String::new());
+                BuildError::Plugin {
+                    location: format!("{}:{}:{}", err.file, err.line, err.column),
+                    stage: name.clone(),
+                    error: e,
+                }
+            };
+            let reference = stage.plugin.get_ref();
+            let (display, bytes) = match bundled::get(reference) {
+                Some(bytes) => (format!("{reference} (bundled)"), bytes.to_vec()),
+                None if reference.ends_with(".wasm") => {
+                    let path = config.base_dir().join(reference);
+                    let bytes = std::fs::read(&path).map_err(|source| {
+                        located(LoadError::Read {
+                            path: path.display().to_string(),
+                            source,
+                        })
+                    })?;
+                    (path.display().to_string(), bytes)
+                }
+                None => {
+                    return Err(config
+                        .error_at(
+                            stage.plugin.span(),
+                            format!(
+                                "stages.{name}.plugin: `{reference}` is neither a bundled plugin ({}) nor a path to a .wasm file",
+                                bundled::names().join(", ")
+                            ),
+                        )
+                        .into());
+                }
+            };
+            let config_json =
+                serde_json::to_string(&stage.config).expect("TOML tables are JSON-representable");
+            let spec = PluginSpec {
+                stage: name.clone(),
+                display,
+                bytes,
+                sha256: stage.sha256.as_ref().map(|s| s.get_ref().clone()),
+                config_json,
+                timeout: Duration::from_millis(stage.timeout_ms),
+                memory_bytes: (stage.memory_mb as usize) << 20,
+            };
+            let plugin = host.load(spec).map_err(located)?;
+            stages.insert(
+                name.clone(),
+                LoadedStage {
+                    name: name.clone(),
+                    plugin,
+                },
+            );
+        }
+        for (source_name, source) in &config.config.sources {
+            for (i, stage_ref) in source.chain.iter().enumerate() {
+                let kind = stages[stage_ref.get_ref()].plugin.kind;
+                let wanted = if i == 0 {
+                    PluginKind::Parser
+                } else {
+                    PluginKind::Transform
+                };
+                if kind != wanted {
+                    return Err(config
+                        .error_at(
+                            stage_ref.span(),
+                            format!(
+                                "sources.{source_name}.chain: stage `{}` is a {kind}, but position {} needs a {wanted}",
+                                stage_ref.get_ref(),
+                                i + 1
+                            ),
+                        )
+                        .into());
+                }
+            }
+        }
+        let mut streams: Vec<String> = Vec::new();
+        for name in config.config.sources.keys() {
+            let stream = config.stream_of(name).to_string();
+            if !streams.contains(&stream) {
+                streams.push(stream);
+            }
+        }
+        Ok(Pipeline {
+            config,
+            stages,
+            streams,
+        })
+    }
+
+    pub fn stages(&self) -> impl Iterator<Item = &LoadedStage> {
+        self.stages.values()
+    }
+
+    pub fn streams(&self) -> &[String] {
+        &self.streams
+    }
+
+    /// Runs until the sources are exhausted or `stop` is set, then flushes.
+    pub fn run(
+        self,
+        runtime: tokio::runtime::Handle,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<Summary> {
+        let started = Instant::now();
+        let c = &self.config.config;
+        let archive = Archive::open(c.sink.url.get_ref())?;
+        let workers = if c.runtime.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            c.runtime.workers
+        };
+        let staging_dir = c.sink.staging_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("sluice-staging-{}", std::process::id()))
+        });
+        let settings = SinkSettings {
+            streams: self.streams.clone(),
+            roll_bytes: (c.sink.roll_size_mb as usize) << 20,
+            roll_age: Duration::from_secs(c.sink.roll_age_secs),
+            staging_dir: staging_dir.clone(),
+            zstd_level: c.sink.zstd_level,
+        };
+        let mut sink = Sink::new(archive.clone(), runtime, settings)?;
+
+        let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
+        let (sink_tx, sink_rx) = bounded::<SinkMsg>(workers * 4);
+        let counters = Arc::new(Counters::default());
+
+        // Sources
+        let mut source_meta = Vec::new();
+        let mut source_threads = Vec::new();
+        for (index, (name, source)) in c.sources.iter().enumerate() {
+            let stream = self
+                .streams
+                .iter()
+                .position(|s| s == self.config.stream_of(name))
+                .expect("collected in build");
+            let chain_stages: Vec<Arc<Plugin>> = source
+                .chain
+                .iter()
+                .map(|s| self.stages[s.get_ref()].plugin.clone())
+                .collect();
+            source_meta.push(SourceMeta {
+                name: name.clone(),
+                stream,
+                chain: chain_stages,
+            });
+            let reader: Box<dyn Source> = match *source.kind.get_ref() {
+                SourceKind::File => Box::new(FileSource {
+                    patterns: source.paths.clone(),
+                    follow: source.follow,
+                }),
+                SourceKind::Stdin => Box::new(StdinSource),
+            };
+            let read = Arc::new(AtomicU64::new(0));
+            counters
+                .read
+                .lock()
+                .expect("not poisoned")
+                .push(read.clone());
+            let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone(), read);
+            let stop = stop.clone();
+            let name = name.clone();
+            source_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("source-{name}"))
+                    .spawn(move || {
+                        reader
+                            .run(batcher, stop)
+                            .with_context(|| format!("source `{name}`"))
+                    })?,
+            );
+        }
+        drop(raw_tx);
+
+        // Workers
+        let source_meta = Arc::new(source_meta);
+        let partition_by: Arc<Vec<String>> = Arc::new(
+            c.sink
+                .partition_by
+                .iter()
+                .map(|k| k.get_ref().clone())
+                .collect(),
+        );
+        let mut worker_threads = Vec::new();
+        for w in 0..workers {
+            let rx = raw_rx.clone();
+            let tx = sink_tx.clone();
+            let meta = source_meta.clone();
+            let keys = partition_by.clone();
+            let counters = counters.clone();
+            worker_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{w}"))
+                    .spawn(move || {
+                        let mut chains: Vec<Chain> = meta
+                            .iter()
+                            .map(|m| {
+                                Chain::new(
+                                    m.chain
+                                        .iter()
+                                        .map(|p| {
+                                            Box::new(WasmStage::new(p.clone())) as Box<dyn Stage>
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .collect();
+                        work(&rx, &tx, &meta, &keys, &mut chains, &counters)
+                    })?,
+            );
+        }
+        drop(raw_rx);
+        drop(sink_tx);
+
+        // Sink (this thread)
+        let sink_result = drain_into(&mut sink, &sink_rx);
+        if sink_result.is_err() {
+            // stop everyone; they will see closed channels
+            stop.store(true, Ordering::Relaxed);
+            drop(sink_rx);
+        }
+        let mut errors = Vec::new();
+        for t in source_threads {
+            if let Err(e) = t.join().expect("source thread panicked") {
+                errors.push(format!("{e:#}"));
+            }
+        }
+        for t in worker_threads {
+            t.join().expect("worker thread panicked");
+        }
+        sink_result?;
+        std::fs::remove_dir(&staging_dir).ok();
+
+        let read: u64 = counters
+            .read
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|r| r.load(Ordering::Relaxed))
+            .sum();
+        let dropped = counters.dropped.lock().expect("not poisoned").clone();
+        let summary = Summary {
+            read,
+            written: sink.stats.clone(),
+            dropped,
+            elapsed: started.elapsed(),
+            location: archive.location.clone(),
+            errors,
+        };
+        Ok(summary)
+    }
+}
+
+struct SourceMeta {
+    name: String,
+    stream: usize,
+    chain: Vec<Arc<Plugin>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    read: Mutex<Vec<Arc<AtomicU64>>>,
+    dropped: Mutex<BTreeMap<String, u64>>,
+}
+
+fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(msg) => sink.handle(msg)?,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => sink.roll_due(false)?,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.roll_due(true),
+        }
+    }
+}
+
+/// A worker: runs chains over raw batches until the sources are done.
+fn work(
+    rx: &Receiver<RawBatch>,
+    tx: &Sender<SinkMsg>,
+    meta: &[SourceMeta],
+    partition_by: &[String],
+    chains: &mut [Chain],
+    counters: &Counters,
+) {
+    for batch in rx {
+        let source = &meta[batch.source];
+        let out = chains[batch.source].run(&batch.records);
+        let mut quarantine: Vec<String> = out
+            .quarantined
+            .iter()
+            .map(|r| quarantine_line(r, source, &batch))
+            .collect();
+        if !out.dropped.is_empty() {
+            let mut dropped = counters.dropped.lock().expect("not poisoned");
+            for r in &out.dropped {
+                let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
+                *dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
+            }
+        }
+        let mut partitions: HashMap<Vec<String>, BatchBuilder> = HashMap::new();
+        for (origin, text) in &out.events {
+            match schema::check_event(text, batch.observed, &source.name) {
+                Ok(row) => {
+                    let segments = partition_by
+                        .iter()
+                        .map(|k| format!("{k}={}", row.partition_value(k)))
+                        .collect();
+                    partitions.entry(segments).or_default().push(row);
+                }
+                Err(reason) => {
+                    let rejected = Rejected {
+                        origin: *origin,
+                        stage: None,
+                        reason,
+                    };
+                    quarantine.push(quarantine_line(&rejected, source, &batch));
+                }
+            }
+        }
+        if !partitions.is_empty() {
+            let partitions = partitions
+                .into_iter()
+                .map(|(p, b)| (p, b.finish()))
+                .collect();
+            if tx
+                .send(SinkMsg::Events {
+                    stream: source.stream,
+                    partitions,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        if !quarantine.is_empty()
+            && tx
+                .send(SinkMsg::Quarantine {
+                    stream: source.stream,
+                    lines: quarantine,
+                })
+                .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// One quarantine record: where it came from, who refused it and why, and the
+/// original bytes (as text when they are UTF-8, else hex).
+fn quarantine_line(r: &Rejected, source: &SourceMeta, batch: &RawBatch) -> String {
+    let raw = &batch.records[r.origin as usize];
+    let (stage, plugin, version, sha256) = match &r.stage {
+        Some(s) => (
+            s.stage.as_str(),
+            s.plugin.as_str(),
+            s.version.as_str(),
+            s.sha256.as_str(),
+        ),
+        None => ("schema", "sluice", env!("CARGO_PKG_VERSION"), ""),
+    };
+    let observed = chrono::DateTime::from_timestamp_micros(batch.observed).unwrap_or_default();
+    let mut line = json!({
+        "observed_time": observed.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "source": source.name,
+        "stage": stage,
+        "plugin": plugin,
+        "plugin_version": version,
+        "plugin_sha256": sha256,
+        "reason": r.reason,
+    });
+    match std::str::from_utf8(raw) {
+        Ok(text) => line["record"] = text.into(),
+        Err(_) => line["record_hex"] = hex::encode(raw).into(),
+    }
+    line.to_string()
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Summary {
+    pub read: u64,
+    pub written: SinkStats,
+    pub dropped: BTreeMap<String, u64>,
+    pub elapsed: Duration,
+    pub location: String,
+    /// Sources that failed (e.g. a file that cannot be read).
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    /// Whether every record read is accounted for.
+    pub fn balanced(&self) -> bool {
+        self.read == self.written.events + self.written.quarantined + self.dropped_total()
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        write!(
+            f,
+            "read {} records, wrote {} events, quarantined {}, dropped {}, {} files, {} bytes, {:.2}s, {:.0} events/s -> {}",
+            self.read,
+            self.written.events,
+            self.written.quarantined,
+            self.dropped_total(),
+            self.written.files,
+            self.written.bytes,
+            secs,
+            self.written.events as f64 / secs.max(1e-9),
+            self.location
+        )
+    }
+}

@@ -1,0 +1,490 @@
+//! The typed event schema: which columns a stream's Parquet files have, and how
+//! a plugin's JSON event becomes one row of them.
+//!
+//! Known columns are typed; every other key of the event is kept, as JSON, in
+//! `unmapped`. An event whose typed column has the wrong type is refused with a
+//! reason (it goes to quarantine; it never fails a batch or a file).
+
+use arrow_array::builder::{
+    ArrayBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use serde_json::{Map, Value};
+use std::sync::{Arc, LazyLock};
+
+/// The type of one column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Microseconds since the epoch, UTC. Integer or RFC 3339 text on the wire.
+    Timestamp,
+    Int32,
+    Int64,
+    Utf8,
+    /// Kept as JSON text: the catch-all `unmapped` column.
+    Json,
+    /// `list<struct<path, rule, action>>`: what the redactor changed, never the value.
+    Redactions,
+}
+
+/// The columns every stream has, in file order. `seq` is added by the sink.
+pub const COLUMNS: &[(&str, Kind)] = &[
+    ("time", Kind::Timestamp),
+    ("observed_time", Kind::Timestamp),
+    ("class_uid", Kind::Int32),
+    ("category_uid", Kind::Int32),
+    ("activity_id", Kind::Int32),
+    ("type_uid", Kind::Int64),
+    ("severity_id", Kind::Int32),
+    ("status_id", Kind::Int32),
+    ("status_code", Kind::Utf8),
+    ("status_detail", Kind::Utf8),
+    ("message", Kind::Utf8),
+    ("actor_user_name", Kind::Utf8),
+    ("actor_user_uid", Kind::Utf8),
+    ("actor_user_credential_uid", Kind::Utf8),
+    ("src_endpoint_ip", Kind::Utf8),
+    ("src_endpoint_port", Kind::Int32),
+    ("device_hostname", Kind::Utf8),
+    ("process_name", Kind::Utf8),
+    ("process_pid", Kind::Int32),
+    ("process_cmd_line", Kind::Utf8),
+    ("http_user_agent", Kind::Utf8),
+    ("api_service_name", Kind::Utf8),
+    ("api_operation", Kind::Utf8),
+    ("api_request_uid", Kind::Utf8),
+    ("cloud_provider", Kind::Utf8),
+    ("cloud_region", Kind::Utf8),
+    ("cloud_account_uid", Kind::Utf8),
+    ("tenant_uid", Kind::Utf8),
+    ("metadata_uid", Kind::Utf8),
+    ("metadata_product_name", Kind::Utf8),
+    ("metadata_log_name", Kind::Utf8),
+    ("correlation_uid", Kind::Utf8),
+    ("trace_id", Kind::Utf8),
+    ("span_id", Kind::Utf8),
+    ("unmapped", Kind::Json),
+    ("raw_data", Kind::Utf8),
+    ("redactions", Kind::Redactions),
+];
+
+const TIME: usize = 0;
+const OBSERVED_TIME: usize = 1;
+const METADATA_LOG_NAME: usize = 30;
+const UNMAPPED: usize = 34;
+
+fn redaction_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+    ])
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Kind::Int32 => DataType::Int32,
+        Kind::Int64 => DataType::Int64,
+        Kind::Utf8 | Kind::Json => DataType::Utf8,
+        Kind::Redactions => DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(redaction_fields()),
+            true,
+        ))),
+    }
+}
+
+/// The schema of every stream's files: the columns above, then `seq`.
+pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = COLUMNS
+        .iter()
+        .map(|&(name, kind)| Field::new(name, data_type(kind), name != "time"))
+        .collect();
+    fields.push(Field::new("seq", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+});
+
+fn column_index(name: &str) -> Option<usize> {
+    COLUMNS.iter().position(|(n, _)| *n == name)
+}
+
+/// Whether `key` can partition a stream: the derived `event_day`/`hour`, or a
+/// string or integer column.
+pub fn is_partition_key(key: &str) -> bool {
+    matches!(key, "event_day" | "hour")
+        || column_index(key).is_some_and(|i| {
+            matches!(COLUMNS[i].1, Kind::Int32 | Kind::Int64 | Kind::Utf8) && key != "message"
+        })
+}
+
+/// One typed value of a row, checked but not yet appended.
+enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Redactions(Vec<[String; 3]>),
+}
+
+/// A checked event: its cells, in column order.
+pub struct Row {
+    cells: Vec<Cell>,
+}
+
+impl Row {
+    /// The event time, microseconds since the epoch, UTC.
+    pub fn time(&self) -> i64 {
+        match self.cells[TIME] {
+            Cell::Int(t) => t,
+            _ => unreachable!("time is checked to be present"),
+        }
+    }
+
+    /// The value of a partition key for its `key=value` path segment (the
+    /// object store percent-encodes what a path segment cannot hold).
+    pub fn partition_value(&self, key: &str) -> String {
+        let t = self.time();
+        match key {
+            "event_day" | "hour" => {
+                let secs = t.div_euclid(1_000_000);
+                let days = secs.div_euclid(86_400);
+                if key == "hour" {
+                    format!("{:02}", secs.rem_euclid(86_400) / 3600)
+                } else {
+                    let (y, m, d) = civil_from_days(days);
+                    format!("{y:04}{m:02}{d:02}")
+                }
+            }
+            _ => match column_index(key).map(|i| &self.cells[i]) {
+                Some(Cell::Int(v)) => v.to_string(),
+                Some(Cell::Text(s)) if !s.is_empty() => s.clone(),
+                _ => "__HIVE_DEFAULT_PARTITION__".to_string(),
+            },
+        }
+    }
+}
+
+/// (year, month, day) for days since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks one event against the schema. `observed` fills `observed_time` and
+/// `log_name` fills `metadata_log_name` when the event has none.
+pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, String> {
+    let event: Map<String, Value> = match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        Ok(other) => {
+            return Err(format!(
+                "event is a JSON {}, not an object",
+                kind_name(&other)
+            ));
+        }
+        Err(e) => return Err(format!("event is not valid JSON: {e}")),
+    };
+    let mut cells: Vec<Cell> = COLUMNS.iter().map(|_| Cell::Null).collect();
+    let mut unmapped = Map::new();
+    for (key, value) in event {
+        let Some(i) = column_index(&key) else {
+            unmapped.insert(key, value);
+            continue;
+        };
+        if value.is_null() {
+            continue;
+        }
+        let name = COLUMNS[i].0;
+        cells[i] = match COLUMNS[i].1 {
+            Kind::Timestamp => Cell::Int(timestamp(name, &value)?),
+            Kind::Int32 => {
+                let v = integer(name, &value)?;
+                i32::try_from(v)
+                    .map_err(|_| format!("field `{name}`: {v} does not fit a 32-bit integer"))?;
+                Cell::Int(v)
+            }
+            Kind::Int64 => Cell::Int(integer(name, &value)?),
+            Kind::Utf8 => match value {
+                Value::String(s) => Cell::Text(s),
+                Value::Number(n) => Cell::Text(n.to_string()),
+                Value::Bool(b) => Cell::Text(b.to_string()),
+                other => {
+                    return Err(format!(
+                        "field `{name}`: expected a string, got {}",
+                        kind_name(&other)
+                    ));
+                }
+            },
+            Kind::Json => match value {
+                Value::Object(m) => {
+                    // plugins may nest what they keep under `unmapped`; top-level extras join it
+                    for (k, v) in m {
+                        unmapped.entry(k).or_insert(v);
+                    }
+                    Cell::Null
+                }
+                other => {
+                    return Err(format!(
+                        "field `{name}`: expected an object, got {}",
+                        kind_name(&other)
+                    ));
+                }
+            },
+            Kind::Redactions => Cell::Redactions(redactions(&value)?),
+        };
+    }
+    if matches!(cells[TIME], Cell::Null) {
+        return Err("missing required field `time`".into());
+    }
+    if matches!(cells[OBSERVED_TIME], Cell::Null) {
+        cells[OBSERVED_TIME] = Cell::Int(observed);
+    }
+    if matches!(cells[METADATA_LOG_NAME], Cell::Null) {
+        cells[METADATA_LOG_NAME] = Cell::Text(log_name.to_string());
+    }
+    if !unmapped.is_empty() {
+        cells[UNMAPPED] = Cell::Text(Value::Object(unmapped).to_string());
+    }
+    Ok(Row { cells })
+}
+
+fn integer(name: &str, v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("field `{name}`: expected an integer, got {n}")),
+        other => Err(format!(
+            "field `{name}`: expected an integer, got {}",
+            kind_name(other)
+        )),
+    }
+}
+
+fn timestamp(name: &str, v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("field `{name}`: expected integer microseconds, got {n}")),
+        Value::String(s) => sluice_rfc3339(s).ok_or_else(|| {
+            let shown: String = s.chars().take(64).collect();
+            format!("field `{name}`: `{shown}` is not an RFC 3339 timestamp")
+        }),
+        other => Err(format!(
+            "field `{name}`: expected a timestamp, got {}",
+            kind_name(other)
+        )),
+    }
+}
+
+fn sluice_rfc3339(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+fn redactions(v: &Value) -> Result<Vec<[String; 3]>, String> {
+    let bad = || "field `redactions`: expected a list of {path, rule, action} objects".to_string();
+    let items = v.as_array().ok_or_else(bad)?;
+    items
+        .iter()
+        .map(|item| {
+            let get = |k: &str| {
+                item.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(bad)
+            };
+            Ok([get("path")?, get("rule")?, get("action")?])
+        })
+        .collect()
+}
+
+enum ColumnBuilder {
+    Timestamp(TimestampMicrosecondBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Utf8(StringBuilder),
+    Redactions(ListBuilder<StructBuilder>),
+}
+
+/// Accumulates checked rows into Arrow columns.
+pub struct BatchBuilder {
+    columns: Vec<ColumnBuilder>,
+    rows: usize,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BatchBuilder {
+    pub fn new() -> Self {
+        let columns =
+            COLUMNS
+                .iter()
+                .map(|&(_, kind)| match kind {
+                    Kind::Timestamp => ColumnBuilder::Timestamp(
+                        TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+                    ),
+                    Kind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
+                    Kind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+                    Kind::Utf8 | Kind::Json => ColumnBuilder::Utf8(StringBuilder::new()),
+                    Kind::Redactions => {
+                        let fields = redaction_fields();
+                        let values = StructBuilder::from_fields(fields.clone(), 0);
+                        ColumnBuilder::Redactions(ListBuilder::new(values).with_field(Arc::new(
+                            Field::new("item", DataType::Struct(fields), true),
+                        )))
+                    }
+                })
+                .collect();
+        BatchBuilder { columns, rows: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn push(&mut self, row: Row) {
+        for (builder, cell) in self.columns.iter_mut().zip(row.cells) {
+            match (builder, cell) {
+                (ColumnBuilder::Timestamp(b), Cell::Int(v)) => b.append_value(v),
+                (ColumnBuilder::Timestamp(b), _) => b.append_null(),
+                (ColumnBuilder::Int32(b), Cell::Int(v)) => b.append_value(v as i32),
+                (ColumnBuilder::Int32(b), _) => b.append_null(),
+                (ColumnBuilder::Int64(b), Cell::Int(v)) => b.append_value(v),
+                (ColumnBuilder::Int64(b), _) => b.append_null(),
+                (ColumnBuilder::Utf8(b), Cell::Text(s)) => b.append_value(s),
+                (ColumnBuilder::Utf8(b), _) => b.append_null(),
+                (ColumnBuilder::Redactions(b), Cell::Redactions(items)) => {
+                    let values = b.values();
+                    for [path, rule, action] in &items {
+                        values
+                            .field_builder::<StringBuilder>(0)
+                            .expect("path")
+                            .append_value(path);
+                        values
+                            .field_builder::<StringBuilder>(1)
+                            .expect("rule")
+                            .append_value(rule);
+                        values
+                            .field_builder::<StringBuilder>(2)
+                            .expect("action")
+                            .append_value(action);
+                        values.append(true);
+                    }
+                    b.append(!items.is_empty());
+                }
+                (ColumnBuilder::Redactions(b), _) => b.append(false),
+            }
+        }
+        self.rows += 1;
+    }
+
+    /// The finished columns (without `seq`).
+    pub fn finish(mut self) -> Vec<ArrayRef> {
+        self.columns
+            .iter_mut()
+            .map(|c| match c {
+                ColumnBuilder::Timestamp(b) => ArrayBuilder::finish(b),
+                ColumnBuilder::Int32(b) => ArrayBuilder::finish(b),
+                ColumnBuilder::Int64(b) => ArrayBuilder::finish(b),
+                ColumnBuilder::Utf8(b) => ArrayBuilder::finish(b),
+                ColumnBuilder::Redactions(b) => ArrayBuilder::finish(b),
+            })
+            .collect()
+    }
+}
+
+/// Adds the `seq` column (first_seq, first_seq+1, ...) and makes the file batch.
+pub fn with_seq(mut columns: Vec<ArrayRef>, first_seq: i64) -> RecordBatch {
+    let rows = columns.first().map_or(0, |c| c.len());
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        first_seq..first_seq + rows as i64,
+    )));
+    RecordBatch::try_new(FILE_SCHEMA.clone(), columns).expect("builders follow FILE_SCHEMA")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_row_and_unmapped() {
+        let row = check_event(
+            r#"{"time":"2026-11-01T13:00:00Z","class_uid":3002,"actor_user_name":"alice","x":{"y":1},"unmapped":{"z":true}}"#,
+            5,
+            "auth",
+        )
+        .unwrap();
+        assert_eq!(row.time(), 1_793_538_000_000_000);
+        assert_eq!(row.partition_value("event_day"), "20261101");
+        assert_eq!(row.partition_value("hour"), "13");
+        assert_eq!(row.partition_value("class_uid"), "3002");
+        assert_eq!(
+            row.partition_value("tenant_uid"),
+            "__HIVE_DEFAULT_PARTITION__"
+        );
+        let mut b = BatchBuilder::new();
+        b.push(row);
+        let batch = with_seq(b.finish(), 7);
+        assert_eq!(batch.num_rows(), 1);
+        let unmapped = batch.column_by_name("unmapped").unwrap();
+        let s = unmapped
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap()
+            .value(0);
+        assert_eq!(s, r#"{"x":{"y":1},"z":true}"#);
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        let e = |t: &str| check_event(t, 0, "s").err().unwrap();
+        assert_eq!(e(r#"{"message":"m"}"#), "missing required field `time`");
+        assert_eq!(
+            e(r#"{"time":1,"class_uid":"x"}"#),
+            "field `class_uid`: expected an integer, got string"
+        );
+        assert_eq!(
+            e(r#"{"time":"soon"}"#),
+            "field `time`: `soon` is not an RFC 3339 timestamp"
+        );
+        assert_eq!(
+            e(r#"{"time":1,"status_id":9999999999}"#),
+            "field `status_id`: 9999999999 does not fit a 32-bit integer"
+        );
+        assert_eq!(e("[1]"), "event is a JSON array, not an object");
+    }
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_758), (2026, 11, 1));
+    }
+}

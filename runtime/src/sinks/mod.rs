@@ -1,0 +1,7 @@
+//! Where events go: Parquet files per stream and partition, and the quarantine.
+
+mod parquet;
+mod store;
+
+pub use parquet::{Sink, SinkMsg, SinkSettings, SinkStats};
+pub use store::{Archive, commit_file};

@@ -1,0 +1,305 @@
+//! One trait for every stage of a chain, and the chain that runs them.
+//!
+//! The pipeline only sees [`Stage`]; a Wasm plugin is one implementation of it
+//! ([`WasmStage`]). The chain gives every input its own outcome: when a call
+//! faults (trap, timeout, memory cap, wrong number of outcomes) the batch is
+//! split in halves and retried on a fresh instance until the faulting record is
+//! alone; that record is quarantined with the reason, and every other record
+//! goes on. Outputs are only ever taken from calls that succeeded, so no record
+//! is lost or duplicated by a fault.
+
+use crate::wasm::{self, Instance, Plugin, PluginKind};
+use std::sync::Arc;
+
+/// What a stage did with one input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Keep(String),
+    Drop(String),
+    Many(Vec<String>),
+    Error(String),
+}
+
+impl From<wasm::Outcome> for Outcome {
+    fn from(o: wasm::Outcome) -> Self {
+        match o {
+            wasm::Outcome::Keep(e) => Outcome::Keep(e),
+            wasm::Outcome::Drop(r) => Outcome::Drop(r),
+            wasm::Outcome::Many(es) => Outcome::Many(es),
+            wasm::Outcome::Error(r) => Outcome::Error(r),
+        }
+    }
+}
+
+/// Who produced an outcome: written with every quarantined record.
+#[derive(Debug, Clone)]
+pub struct StageIdentity {
+    pub stage: String,
+    pub plugin: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// A slice of a stage's input: raw records for a parser, events for a transform.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    Records(&'a [Vec<u8>]),
+    Events(&'a [String]),
+}
+
+impl<'a> Input<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Input::Records(r) => r.len(),
+            Input::Events(e) => e.len(),
+        }
+    }
+
+    fn halves(self) -> (Input<'a>, Input<'a>) {
+        let mid = self.len() / 2;
+        match self {
+            Input::Records(r) => (Input::Records(&r[..mid]), Input::Records(&r[mid..])),
+            Input::Events(e) => (Input::Events(&e[..mid]), Input::Events(&e[mid..])),
+        }
+    }
+}
+
+/// A step of a chain.
+pub trait Stage: Send {
+    fn identity(&self) -> &StageIdentity;
+    fn kind(&self) -> PluginKind;
+    /// One outcome per input, in order, or a fault that spoils the whole call.
+    fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String>;
+}
+
+/// A stage backed by a Wasm plugin; one per worker.
+pub struct WasmStage {
+    plugin: Arc<Plugin>,
+    identity: StageIdentity,
+    instance: Option<Instance>,
+}
+
+impl WasmStage {
+    pub fn new(plugin: Arc<Plugin>) -> Self {
+        let identity = StageIdentity {
+            stage: plugin.stage.clone(),
+            plugin: plugin.name().to_string(),
+            version: plugin.version().to_string(),
+            sha256: plugin.digest.clone(),
+        };
+        WasmStage {
+            plugin,
+            identity,
+            instance: None,
+        }
+    }
+}
+
+impl Stage for WasmStage {
+    fn identity(&self) -> &StageIdentity {
+        &self.identity
+    }
+
+    fn kind(&self) -> PluginKind {
+        self.plugin.kind
+    }
+
+    fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
+        let instance = match &mut self.instance {
+            Some(i) => i,
+            slot @ None => slot.insert(
+                self.plugin
+                    .instantiate()
+                    .map_err(|e| format!("plugin failed to start: {e}"))?,
+            ),
+        };
+        let result = match input {
+            Input::Records(r) => instance.parse(r),
+            Input::Events(e) => instance.process(e),
+        };
+        match result {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Outcome::from).collect()),
+            Err(e) => {
+                let reason = instance.describe_fault(&e);
+                tracing::warn!(stage = %self.identity.stage, plugin = %self.identity.plugin, %reason, "Plugin call failed; rebuilding the instance.");
+                self.instance = None;
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// A record that left the chain without becoming events.
+#[derive(Debug)]
+pub struct Rejected {
+    /// Index of the raw record it came from.
+    pub origin: u32,
+    /// The stage that rejected it, or `None` for the host's schema check.
+    pub stage: Option<StageIdentity>,
+    pub reason: String,
+}
+
+/// What a chain made of one batch of raw records.
+#[derive(Debug, Default)]
+pub struct ChainOutput {
+    /// Events with the index of the raw record each came from.
+    pub events: Vec<(u32, String)>,
+    pub quarantined: Vec<Rejected>,
+    /// Records dropped on purpose by a stage, with the rule.
+    pub dropped: Vec<Rejected>,
+}
+
+/// The ordered stages a source's records go through.
+pub struct Chain {
+    stages: Vec<Box<dyn Stage>>,
+}
+
+impl Chain {
+    pub fn new(stages: Vec<Box<dyn Stage>>) -> Self {
+        Chain { stages }
+    }
+
+    pub fn run(&mut self, records: &[Vec<u8>]) -> ChainOutput {
+        let mut out = ChainOutput::default();
+        let mut origins: Vec<u32> = (0..records.len() as u32).collect();
+        let mut events: Vec<String> = Vec::new();
+        for (i, stage) in self.stages.iter_mut().enumerate() {
+            let input = if i == 0 {
+                Input::Records(records)
+            } else {
+                Input::Events(&events)
+            };
+            let mut results = Vec::with_capacity(input.len());
+            call_isolated(stage.as_mut(), input, &mut results);
+            let mut next_events = Vec::with_capacity(results.len());
+            let mut next_origins = Vec::with_capacity(results.len());
+            for (result, &origin) in results.into_iter().zip(&origins) {
+                let rejected = |reason| Rejected {
+                    origin,
+                    stage: Some(stage.identity().clone()),
+                    reason,
+                };
+                match result {
+                    Ok(Outcome::Keep(e)) => {
+                        next_events.push(e);
+                        next_origins.push(origin);
+                    }
+                    Ok(Outcome::Many(es)) => {
+                        next_origins.extend(std::iter::repeat_n(origin, es.len()));
+                        next_events.extend(es);
+                    }
+                    Ok(Outcome::Drop(rule)) => out.dropped.push(rejected(rule)),
+                    Ok(Outcome::Error(reason)) | Err(reason) => {
+                        out.quarantined.push(rejected(reason))
+                    }
+                }
+            }
+            events = next_events;
+            origins = next_origins;
+        }
+        out.events = origins.into_iter().zip(events).collect();
+        out
+    }
+}
+
+/// Calls `stage` so that a fault is pinned on the one input that causes it.
+fn call_isolated(stage: &mut dyn Stage, input: Input<'_>, out: &mut Vec<Result<Outcome, String>>) {
+    if input.len() == 0 {
+        return;
+    }
+    let fault = match stage.call(input) {
+        Ok(outcomes) if outcomes.len() == input.len() => {
+            out.extend(outcomes.into_iter().map(Ok));
+            return;
+        }
+        Ok(outcomes) => format!(
+            "plugin returned {} outcomes for {} inputs",
+            outcomes.len(),
+            input.len()
+        ),
+        Err(fault) => fault,
+    };
+    if input.len() == 1 {
+        out.push(Err(fault));
+    } else {
+        let (a, b) = input.halves();
+        call_isolated(stage, a, out);
+        call_isolated(stage, b, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage that faults whenever its input contains a poisoned record.
+    struct Poisoned {
+        id: StageIdentity,
+        calls: usize,
+    }
+
+    impl Stage for Poisoned {
+        fn identity(&self) -> &StageIdentity {
+            &self.id
+        }
+        fn kind(&self) -> PluginKind {
+            PluginKind::Parser
+        }
+        fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
+            self.calls += 1;
+            let Input::Records(records) = input else {
+                unreachable!()
+            };
+            if records.iter().any(|r| r == b"poison") {
+                return Err("trapped".into());
+            }
+            Ok(records
+                .iter()
+                .map(|r| match r.as_slice() {
+                    b"skip" => Outcome::Drop("rule-1".into()),
+                    b"bad" => Outcome::Error("no good".into()),
+                    b"two" => Outcome::Many(vec!["a".into(), "b".into()]),
+                    r => Outcome::Keep(String::from_utf8_lossy(r).into()),
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn a_fault_is_pinned_on_its_record_and_nothing_else_is_lost() {
+        let id = StageIdentity {
+            stage: "p".into(),
+            plugin: "p".into(),
+            version: "1".into(),
+            sha256: "x".into(),
+        };
+        let mut chain = Chain::new(vec![Box::new(Poisoned { id, calls: 0 })]);
+        let mut records: Vec<Vec<u8>> = (0..100).map(|i| format!("r{i}").into_bytes()).collect();
+        records[37] = b"poison".to_vec();
+        records[50] = b"skip".to_vec();
+        records[51] = b"bad".to_vec();
+        records[52] = b"two".to_vec();
+        let out = chain.run(&records);
+        assert_eq!(out.quarantined.len(), 2);
+        assert_eq!(
+            (
+                out.quarantined[0].origin,
+                out.quarantined[0].reason.as_str()
+            ),
+            (37, "trapped")
+        );
+        assert_eq!(
+            (
+                out.quarantined[1].origin,
+                out.quarantined[1].reason.as_str()
+            ),
+            (51, "no good")
+        );
+        assert_eq!(out.dropped.len(), 1);
+        assert_eq!(out.events.len(), 98);
+        let origins: Vec<u32> = out.events.iter().map(|(o, _)| *o).collect();
+        let mut expected: Vec<u32> = (0..100).filter(|i| ![37, 50, 51].contains(i)).collect();
+        expected.insert(expected.iter().position(|&o| o == 52).unwrap(), 52);
+        assert_eq!(origins, expected);
+    }
+}

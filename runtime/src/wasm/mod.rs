@@ -1,0 +1,451 @@
+//! The Wasm side of stages: one engine per process, each plugin compiled once,
+//! one instance per worker, nothing granted by default.
+//!
+//! Limits: an epoch deadline per call (a background thread ticks every
+//! [`TICK`]), and a cap on each instance's memory. A trapped instance is thrown
+//! away and built again from its `InstancePre`; callers in `stage.rs` find the
+//! record that caused the trap.
+
+mod v0_1_0;
+
+pub use v0_1_0::Outcome;
+use v0_1_0::{Level, PARSER_EXPORT, PluginInfo, TRANSFORM_EXPORT, parser, transform};
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin could not be loaded or started.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("plugin {path}: sha256 is {actual}, but the pipeline pins {expected}")]
+    Digest {
+        path: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin {path} is not a valid Wasm component: {message}")]
+    Compile { path: String, message: String },
+    #[error("plugin {path} exports {found}, but this sluice speaks sluice:plugin@0.1.x ({wanted})")]
+    Version {
+        path: String,
+        found: String,
+        wanted: &'static str,
+    },
+    #[error("plugin {path} exports neither {PARSER_EXPORT} nor {TRANSFORM_EXPORT}")]
+    NotAPlugin { path: String },
+    #[error("plugin {path} cannot be linked: {message}")]
+    Link { path: String, message: String },
+    #[error("plugin {name} {version} refused its config: {message}")]
+    Init {
+        name: String,
+        version: String,
+        message: String,
+    },
+    #[error("plugin {path} failed to start: {message}")]
+    Start { path: String, message: String },
+}
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Parser,
+    Transform,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Parser => "parser",
+            PluginKind::Transform => "transform",
+        })
+    }
+}
+
+/// The process-wide engine and its epoch ticker.
+#[derive(Clone)]
+pub struct WasmHost {
+    engine: Engine,
+}
+
+impl WasmHost {
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        match compile_cache() {
+            Ok(cache) => {
+                config.cache(Some(cache));
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Compiled-plugin cache unavailable; compiling every start.")
+            }
+        }
+        let engine = Engine::new(&config)
+            .map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"))?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("sluice-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })?;
+        Ok(WasmHost { engine })
+    }
+
+    /// Compiles a plugin (once) and checks it is a 0.1.x sluice plugin.
+    pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, LoadError> {
+        let path = spec.display.clone();
+        let digest = hex::encode(Sha256::digest(&spec.bytes));
+        if let Some(expected) = &spec.sha256 {
+            if !expected.eq_ignore_ascii_case(&digest) {
+                return Err(LoadError::Digest {
+                    path,
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let component =
+            Component::new(&self.engine, &spec.bytes).map_err(|e| LoadError::Compile {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let kind = plugin_kind(&self.engine, &component, &path)?;
+        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        let link = |e: wasmtime::Error| LoadError::Link {
+            path: path.clone(),
+            message: format!("{e:#}"),
+        };
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
+        parser::ParserPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
+        let pre = linker.instantiate_pre(&component).map_err(link)?;
+        let pre = match kind {
+            PluginKind::Parser => Pre::Parser(parser::ParserPluginPre::new(pre).map_err(link)?),
+            PluginKind::Transform => {
+                Pre::Transform(transform::TransformPluginPre::new(pre).map_err(link)?)
+            }
+        };
+        let mut plugin = Plugin {
+            engine: self.engine.clone(),
+            stage: spec.stage,
+            kind,
+            digest,
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+            },
+            config_json: spec.config_json,
+            timeout: spec.timeout,
+            memory_bytes: spec.memory_bytes,
+            pre,
+        };
+        // Start one instance now: it reads the plugin's identity and proves
+        // that its config is accepted before any record flows.
+        let probe = plugin.instantiate().map_err(|message| LoadError::Start {
+            path: path.clone(),
+            message,
+        })?;
+        plugin.info = probe.info;
+        Ok(Arc::new(plugin))
+    }
+}
+
+/// The on-disk cache of compiled plugins, keyed by the component's bytes and
+/// the engine's settings: `$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`,
+/// else `~/.cache/sluice`. A hit turns a compile of seconds into milliseconds.
+fn compile_cache() -> wasmtime::Result<wasmtime::Cache> {
+    let dir = std::env::var_os("SLUICE_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("sluice"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|d| std::path::PathBuf::from(d).join(".cache/sluice"))
+        })
+        .ok_or_else(|| wasmtime::Error::msg("no cache directory (set SLUICE_CACHE_DIR)"))?;
+    let mut config = wasmtime::CacheConfig::new();
+    config.with_directory(dir.join("wasmtime"));
+    wasmtime::Cache::new(config)
+}
+
+/// Everything needed to load one stage's plugin.
+pub struct PluginSpec {
+    pub stage: String,
+    /// The path or bundled name, for messages.
+    pub display: String,
+    pub bytes: Vec<u8>,
+    pub sha256: Option<String>,
+    pub config_json: String,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+fn plugin_kind(
+    engine: &Engine,
+    component: &Component,
+    path: &str,
+) -> Result<PluginKind, LoadError> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if exports.iter().any(|e| e == PARSER_EXPORT) {
+        return Ok(PluginKind::Parser);
+    }
+    if exports.iter().any(|e| e == TRANSFORM_EXPORT) {
+        return Ok(PluginKind::Transform);
+    }
+    // 0.1.x minor/patch releases are compatible; anything else is refused by name.
+    let ours = |e: &&String| {
+        e.starts_with("sluice:plugin/parser@") || e.starts_with("sluice:plugin/transform@")
+    };
+    if let Some(found) = exports.iter().find(ours) {
+        let version = found.rsplit('@').next().unwrap_or("");
+        if version.starts_with("0.1.") {
+            return Ok(if found.starts_with("sluice:plugin/parser@") {
+                PluginKind::Parser
+            } else {
+                PluginKind::Transform
+            });
+        }
+        return Err(LoadError::Version {
+            path: path.into(),
+            found: found.clone(),
+            wanted: "sluice:plugin@0.1.0",
+        });
+    }
+    Err(LoadError::NotAPlugin { path: path.into() })
+}
+
+enum Pre {
+    Parser(parser::ParserPluginPre<HostState>),
+    Transform(transform::TransformPluginPre<HostState>),
+}
+
+/// A compiled plugin, ready to be instantiated by any worker.
+pub struct Plugin {
+    engine: Engine,
+    pub stage: String,
+    pub kind: PluginKind,
+    /// SHA-256 of the component bytes, hex.
+    pub digest: String,
+    pub info: PluginInfo,
+    config_json: String,
+    timeout: Duration,
+    memory_bytes: usize,
+    pre: Pre,
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64
+    }
+
+    /// A fresh instance with its config applied.
+    pub fn instantiate(&self) -> Result<Instance, String> {
+        self.try_instantiate().map_err(|e| format!("{e:#}"))
+    }
+
+    fn try_instantiate(&self) -> wasmtime::Result<Instance> {
+        let state = HostState {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: Limits {
+                memory_bytes: self.memory_bytes,
+                memory_denied: false,
+            },
+            stage: self.stage.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks());
+        let (bindings, info, init) = match &self.pre {
+            Pre::Parser(pre) => {
+                let b = pre.instantiate(&mut store)?;
+                let g = b.sluice_plugin_parser();
+                let info = g.call_info(&mut store)?;
+                store.set_epoch_deadline(self.deadline_ticks());
+                let init = g.call_init(&mut store, &self.config_json)?;
+                (Bindings::Parser(b), info, init)
+            }
+            Pre::Transform(pre) => {
+                let b = pre.instantiate(&mut store)?;
+                let g = b.sluice_plugin_transform();
+                let info = g.call_info(&mut store)?;
+                store.set_epoch_deadline(self.deadline_ticks());
+                let init = g.call_init(&mut store, &self.config_json)?;
+                (Bindings::Transform(b), info, init)
+            }
+        };
+        if let Err(message) = init {
+            return Err(wasmtime::Error::msg(
+                LoadError::Init {
+                    name: info.name,
+                    version: info.version,
+                    message,
+                }
+                .to_string(),
+            ));
+        }
+        Ok(Instance {
+            store,
+            bindings,
+            info,
+            deadline: self.deadline_ticks(),
+        })
+    }
+}
+
+enum Bindings {
+    Parser(parser::ParserPlugin),
+    Transform(transform::TransformPlugin),
+}
+
+/// One live instance. After any error from [`Instance::parse`] or
+/// [`Instance::process`] it must be dropped: a trapped instance cannot be re-entered.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: Bindings,
+    info: PluginInfo,
+    deadline: u64,
+}
+
+impl Instance {
+    /// Why the last call failed, in words for a quarantine record.
+    pub fn describe_fault(&self, e: &wasmtime::Error) -> String {
+        if self.store.data().limits.memory_denied {
+            let mib = self.store.data().limits.memory_bytes >> 20;
+            return format!("plugin exceeded its memory limit ({mib} MiB) and trapped");
+        }
+        describe_fault(e)
+    }
+
+    pub fn parse(&mut self, records: &[Vec<u8>]) -> wasmtime::Result<Vec<Outcome>> {
+        self.store.set_epoch_deadline(self.deadline);
+        match &self.bindings {
+            Bindings::Parser(b) => b
+                .sluice_plugin_parser()
+                .call_parse(&mut self.store, records),
+            Bindings::Transform(_) => Err(wasmtime::Error::msg(format!(
+                "{} is a transform, not a parser",
+                self.info.name
+            ))),
+        }
+    }
+
+    pub fn process(&mut self, events: &[String]) -> wasmtime::Result<Vec<Outcome>> {
+        self.store.set_epoch_deadline(self.deadline);
+        match &self.bindings {
+            Bindings::Transform(b) => b
+                .sluice_plugin_transform()
+                .call_process(&mut self.store, events),
+            Bindings::Parser(_) => Err(wasmtime::Error::msg(format!(
+                "{} is a parser, not a transform",
+                self.info.name
+            ))),
+        }
+    }
+}
+
+/// What a store holds: an empty WASI context (no files, env, args or network),
+/// the memory limits, and the stage name for log lines.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+    stage: String,
+}
+
+/// The memory cap of one instance; remembers a refused growth so that the
+/// resulting trap can be reported as what it is.
+struct Limits {
+    memory_bytes: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory_bytes;
+        self.memory_denied |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl v0_1_0::parser::sluice::plugin::types::Host for HostState {}
+
+impl v0_1_0::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        // Plugins may echo what they process: keep lines short.
+        let message: String = message.chars().take(512).collect();
+        let stage = self.stage.as_str();
+        match level {
+            Level::Trace => tracing::trace!(stage, "{message}"),
+            Level::Debug => tracing::debug!(stage, "{message}"),
+            Level::Info => tracing::info!(stage, "{message}"),
+            Level::Warn => tracing::warn!(stage, "{message}"),
+            Level::Error => tracing::error!(stage, "{message}"),
+        }
+    }
+}
+
+/// A short reason for a trap or host error, for quarantine records.
+fn describe_fault(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => {
+                "plugin exceeded its time limit and was interrupted".into()
+            }
+            wasmtime::Trap::UnreachableCodeReached => {
+                "plugin trapped (panic or abort, e.g. out of memory)".into()
+            }
+            wasmtime::Trap::StackOverflow => "plugin trapped: stack overflow".into(),
+            other => format!("plugin trapped: {other}"),
+        };
+    }
+    format!("plugin failed: {e:#}")
+}

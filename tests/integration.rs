@@ -1,0 +1,584 @@
+//! Runs the real `sluice` binary on small pipelines and reads what it wrote
+//! back with DuckDB (PyPI `duckdb`, installed by `.ci/run`).
+//!
+//! The `corpus_*` tests read real public logs from `../shared/corpus` (set
+//! `SLUICE_CORPUS` to read them elsewhere); they fail, never skip, when it is missing.
+
+mod util;
+
+use serde_json::Value;
+use std::fs;
+use util::*;
+
+const JSON_PARSER: &str = r#"
+[stages.json]
+plugin = "parse-json"
+config = { time_field = "time", fields = { message = "message", actor_user_name = "actor_user_name", tenant_uid = "tenant_uid", class_uid = "class_uid" } }
+"#;
+
+fn faulty_stage(mode: &str, extra: &str) -> String {
+    format!(
+        "[stages.faulty]\nplugin = \"{}\"\n{extra}\nconfig = {{ mode = \"{mode}\", field = \"message\", equals = \"boom\" }}\n",
+        fixture_plugin("faulty")
+    )
+}
+
+/// `n` JSON events, one per line; line `bad` (if any) carries the trigger.
+fn events(n: usize, bad: Option<usize>) -> String {
+    (0..n)
+        .map(|i| {
+            let msg = if Some(i) == bad { "boom".to_string() } else { format!("event {i}") };
+            format!("{{\"time\":\"2026-11-01T10:{:02}:00Z\",\"message\":\"{msg}\",\"actor_user_name\":\"u{i}\"}}\n", i % 60)
+        })
+        .collect()
+}
+
+#[test]
+fn quickstart_lands_every_record_typed_and_without_secrets() {
+    let t = TestDir::new();
+    let out = t.path("out");
+    let run = sluice_in(
+        &repo_root(),
+        &["run", "examples/quickstart/pipeline.toml"],
+        &[("SLUICE_OUT", out.to_str().unwrap())],
+    );
+    run.assert_success();
+    let s = run.summary();
+    let inputs: u64 = [
+        "auth.log",
+        "k8s-audit.ndjson",
+        "cloudtrail.ndjson",
+        "app.ndjson",
+    ]
+    .iter()
+    .map(|f| {
+        fs::read_to_string(repo_root().join("examples/quickstart/data").join(f))
+            .unwrap()
+            .lines()
+            .count() as u64
+    })
+    .sum();
+    assert_eq!(s.read, inputs);
+    assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
+    assert_eq!(s.quarantined, 0, "{run}");
+    // DuckDB sees every event, per stream, apart from the quarantine
+    let mut total = 0;
+    for stream in ["auth", "k8s", "cloudtrail", "app"] {
+        let n = duckdb_count(&format!(
+            "read_parquet('{}/{stream}/**/*.parquet', hive_partitioning=true)",
+            out.display()
+        ));
+        assert!(n > 0, "stream {stream} is empty");
+        total += n;
+    }
+    assert_eq!(total, s.written);
+    // typed columns: the event time is a UTC µs timestamp, ids are integers
+    // (DuckDB infers the zero-padded `hour=HH` partition as text)
+    let types = duckdb(&format!(
+        "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{}/auth/**/*.parquet', hive_partitioning=true)) \
+         WHERE column_name IN ('time','class_uid','src_endpoint_port','seq','event_day','hour') ORDER BY column_name",
+        out.display()
+    ));
+    assert_eq!(
+        types,
+        serde_json::json!([
+            ["class_uid", "INTEGER"],
+            ["event_day", "BIGINT"],
+            ["hour", "VARCHAR"],
+            ["seq", "BIGINT"],
+            ["src_endpoint_port", "INTEGER"],
+            ["time", "TIMESTAMP WITH TIME ZONE"]
+        ])
+    );
+    // the sshd mapping on a known line
+    let failed = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}/auth/**/*.parquet') WHERE class_uid = 3002 AND status_id = 2 AND actor_user_name IS NOT NULL AND src_endpoint_ip IS NOT NULL",
+        out.display()
+    ));
+    let failed_in_input = fs::read_to_string(repo_root().join("examples/quickstart/data/auth.log"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("Failed password"))
+        .count();
+    assert_eq!(failed, serde_json::json!([[failed_in_input]]));
+    // no planted secret anywhere in the output, decoded
+    let secrets: Vec<String> =
+        fs::read_to_string(repo_root().join("examples/quickstart/planted-secrets.txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+    assert!(secrets.len() > 100);
+    let leaked = find_strings_in_archive(&out, &secrets);
+    assert!(leaked.is_empty(), "secrets reached the archive: {leaked:?}");
+}
+
+#[test]
+fn typo_in_config_is_reported_with_file_line_and_key() {
+    let t = TestDir::new();
+    let p = t.write("pipeline.toml", "[sources.a]\ntype = \"file\"\npaths = [\"x\"]\nchian = [\"json\"]\n\n[sink]\nurl = \"out\"\n");
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(
+        run.stderr
+            .contains("pipeline.toml:4:1: sources.a.chian: unknown field `chian`"),
+        "{run}"
+    );
+    let run = sluice_in(t.root(), &["run", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("unknown field `chian`"), "{run}");
+}
+
+#[test]
+fn bad_value_and_missing_env_are_reported() {
+    let t = TestDir::new();
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"${{NOT_SET_ANYWHERE}}\"\n"),
+    );
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(
+        run.stderr
+            .contains("pipeline.toml:11:8: environment variable `NOT_SET_ANYWHERE` is not set"),
+        "{run}"
+    );
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\nroll_age_secs = -5\n"),
+    );
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(
+        run.stderr
+            .contains("pipeline.toml:12:17: sink.roll_age_secs"),
+        "{run}"
+    );
+}
+
+#[test]
+fn plugin_config_is_checked_by_validate() {
+    let t = TestDir::new();
+    let p = t.write(
+        "pipeline.toml",
+        "[sources.a]\ntype = \"file\"\npaths = [\"in\"]\nchain = [\"json\"]\n[stages.json]\nplugin = \"parse-json\"\nconfig = { time_feild = \"t\" }\n[sink]\nurl = \"out\"\n",
+    );
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(
+        run.stderr.contains("pipeline.toml:6:10: stages.json:"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("refused its config: parse-json: unknown config key `time_feild`"),
+        "{run}"
+    );
+}
+
+#[test]
+fn sha256_pin_is_enforced() {
+    let t = TestDir::new();
+    let wrong = "0".repeat(64);
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.a]\ntype = \"file\"\npaths = [\"in\"]\nchain = [\"json\"]\n[stages.json]\nplugin = \"parse-json\"\nsha256 = \"{wrong}\"\n[sink]\nurl = \"out\"\n"),
+    );
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(
+        run.stderr
+            .contains(&format!("but the pipeline pins {wrong}")),
+        "{run}"
+    );
+    // the right pin passes: take it from validate's own report of an unpinned pipeline
+    let unpinned = t.write(
+        "unpinned.toml",
+        &fs::read_to_string(&p)
+            .unwrap()
+            .replace(&format!("sha256 = \"{wrong}\"\n"), ""),
+    );
+    let ok = sluice_in(t.root(), &["validate", unpinned.to_str().unwrap()], &[]);
+    ok.assert_success();
+    let digest = ok.stdout.split("sha256 ").nth(1).unwrap()[..64].to_string();
+    fs::write(&p, fs::read_to_string(&p).unwrap().replace(&wrong, &digest)).unwrap();
+    sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]).assert_success();
+}
+
+#[test]
+fn a_plugin_trap_on_one_record_quarantines_only_that_record() {
+    let t = TestDir::new();
+    t.write("in.ndjson", &events(50, Some(17)));
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\", \"faulty\"]\n{JSON_PARSER}\n{}\n[sink]\nurl = \"out\"\n",
+        faulty_stage("trap", "")
+    );
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written, s.quarantined), (50, 49, 1), "{run}");
+    assert_eq!(
+        duckdb_count(&format!(
+            "read_parquet('{}/a/**/*.parquet')",
+            t.path("out").display()
+        )),
+        49
+    );
+    let q = t.quarantine("out", "a");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["stage"], "faulty");
+    assert_eq!(q[0]["plugin"], "faulty");
+    assert_eq!(q[0]["plugin_sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        q[0]["reason"].as_str().unwrap().contains("plugin trapped"),
+        "{}",
+        q[0]
+    );
+    assert!(q[0]["record"].as_str().unwrap().contains("\"boom\""));
+    // every other record landed, exactly once
+    let users = duckdb(&format!(
+        "SELECT count(DISTINCT actor_user_name) FROM read_parquet('{}/a/**/*.parquet')",
+        t.path("out").display()
+    ));
+    assert_eq!(users, serde_json::json!([[49]]));
+}
+
+#[test]
+fn a_plugin_stuck_in_a_loop_is_stopped_at_its_deadline() {
+    let t = TestDir::new();
+    t.write("in.ndjson", &events(20, Some(3)));
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\", \"faulty\"]\n{JSON_PARSER}\n{}\n[sink]\nurl = \"out\"\n",
+        faulty_stage("loop", "timeout_ms = 200")
+    );
+    let started = std::time::Instant::now();
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written, s.quarantined), (20, 19, 1), "{run}");
+    let q = t.quarantine("out", "a");
+    assert!(
+        q[0]["reason"].as_str().unwrap().contains("time limit"),
+        "{}",
+        q[0]
+    );
+    // bisecting 20 records costs a handful of 200 ms deadlines, not more
+    assert!(started.elapsed().as_secs() < 30);
+}
+
+#[test]
+fn a_memory_hungry_plugin_is_capped() {
+    let t = TestDir::new();
+    t.write("in.ndjson", &events(10, Some(9)));
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\", \"faulty\"]\n{JSON_PARSER}\n{}\n[sink]\nurl = \"out\"\n",
+        faulty_stage("oom", "memory_mb = 16")
+    );
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written, s.quarantined), (10, 9, 1), "{run}");
+    let q = t.quarantine("out", "a");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("memory limit (16 MiB)"),
+        "{}",
+        q[0]
+    );
+}
+
+#[test]
+fn bad_input_is_quarantined_with_its_reason() {
+    let t = TestDir::new();
+    let mut input = events(5, None).into_bytes();
+    input.extend_from_slice(b"{not json\n");
+    input.extend_from_slice(b"{\"time\":\"yesterday\"}\n");
+    input.extend_from_slice(b"{\"time\":\"2026-11-01T00:00:00Z\",\"class_uid\":\"three\"}\n");
+    input.extend_from_slice(b"\xff\xfe{\"time\":1}\n");
+    t.write_bytes("in.ndjson", &input);
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\n"
+    );
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written, s.quarantined), (9, 5, 4), "{run}");
+    let q = t.quarantine("out", "a");
+    let reasons: Vec<&str> = q.iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not valid JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("yesterday")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&"field `class_uid`: expected an integer, got string"),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("UTF-8")), "{reasons:?}");
+    let schema_rejects: Vec<_> = q.iter().filter(|r| r["stage"] == "schema").collect();
+    assert_eq!(schema_rejects.len(), 1);
+    assert!(q.iter().any(|r| {
+        r["record_hex"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("fffe"))
+    }));
+}
+
+#[test]
+fn gzip_and_globs_are_read_transparently() {
+    use std::io::Write;
+    let t = TestDir::new();
+    t.write("logs/a.ndjson", &events(7, None));
+    let mut gz = flate2_writer(&t.path("logs/b.ndjson.gz"));
+    gz.write_all(events(11, None).as_bytes()).unwrap();
+    gz.finish().unwrap();
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"logs/*\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\n"
+    );
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    assert_eq!(run.summary().written, 18, "{run}");
+    assert_eq!(
+        duckdb_count(&format!(
+            "read_parquet('{}/a/**/*.parquet')",
+            t.path("out").display()
+        )),
+        18
+    );
+}
+
+#[test]
+fn stdin_source_and_partitions() {
+    let t = TestDir::new();
+    let input = "{\"time\":\"2026-11-01T10:00:00Z\",\"tenant_uid\":\"t1\"}\n{\"time\":\"2026-11-02T23:59:59Z\",\"tenant_uid\":\"t/2\"}\n";
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.s]\ntype = \"stdin\"\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\npartition_by = [\"tenant_uid\", \"event_day\", \"hour\"]\n"),
+    );
+    let run = sluice_stdin(t.root(), &["run", p.to_str().unwrap()], input);
+    run.assert_success();
+    assert_eq!(run.summary().written, 2);
+    let files = list_files(&t.path("out/s"));
+    let rel: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(t.path("out/s"))
+                .unwrap()
+                .parent()
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        rel.contains(&"tenant_uid=t1/event_day=20261101/hour=10".to_string()),
+        "{rel:?}"
+    );
+    assert!(
+        rel.contains(&"tenant_uid=t%2F2/event_day=20261102/hour=23".to_string()),
+        "{rel:?}"
+    );
+    let rows = duckdb(&format!(
+        "SELECT tenant_uid, epoch_us(time), seq FROM read_parquet('{}/s/**/*.parquet', hive_partitioning=false) ORDER BY seq",
+        t.path("out").display()
+    ));
+    assert_eq!(
+        rows,
+        serde_json::json!([
+            ["t1", 1793527200000000_i64, 0],
+            ["t/2", 1793663999000000_i64, 1]
+        ])
+    );
+}
+
+#[test]
+fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
+    let t = TestDir::new();
+    t.write("live.ndjson", &events(5, None));
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.a]\ntype = \"file\"\npaths = [\"live.ndjson\"]\nfollow = true\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\nroll_age_secs = 1\n"),
+    );
+    let mut child = spawn_sluice(t.root(), &["run", p.to_str().unwrap()]);
+    let files = || {
+        if t.path("out/a").exists() {
+            list_files(&t.path("out/a")).len()
+        } else {
+            0
+        }
+    };
+    // each step waits until what was written so far is committed (files roll after 1 s)
+    wait_for("the first file", || files() >= 1);
+    append(&t.path("live.ndjson"), &events(3, None));
+    wait_for("the appended lines", || files() >= 2);
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    append(&t.path("live.ndjson.1"), &events(2, None)); // written to the old file after rotation
+    t.write("live.ndjson", &events(4, None));
+    wait_for("the rotated file", || files() >= 3);
+    // lines that are still open when SIGTERM comes are flushed, not lost
+    append(&t.path("live.ndjson"), &events(6, None));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let run = terminate(&mut child);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written), (20, 20), "{run}");
+    assert_eq!(
+        duckdb_count(&format!(
+            "read_parquet('{}/a/**/*.parquet')",
+            t.path("out").display()
+        )),
+        20
+    );
+}
+
+#[test]
+fn plugin_of_the_wrong_kind_is_refused() {
+    let t = TestDir::new();
+    let p = t.write(
+        "pipeline.toml",
+        "[sources.a]\ntype = \"file\"\npaths = [\"in\"]\nchain = [\"redact\"]\n[stages.redact]\nplugin = \"redact\"\n[sink]\nurl = \"out\"\n",
+    );
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("pipeline.toml:4:10: sources.a.chain: stage `redact` is a transform, but position 1 needs a parser"), "{run}");
+}
+
+mod corpus {
+    use super::*;
+
+    fn syslog_pipeline(files: &[std::path::PathBuf], year: i32) -> String {
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| format!("\"{}\"", f.display()))
+            .collect();
+        format!(
+            "[sources.syslog]\ntype = \"file\"\npaths = [{}]\nchain = [\"syslog\", \"redact\"]\n[stages.syslog]\nplugin = \"parse-syslog\"\nconfig = {{ year = {year} }}\n[stages.redact]\nplugin = \"redact\"\n[sink]\nurl = \"out\"\n",
+            paths.join(", ")
+        )
+    }
+
+    #[test]
+    fn corpus_openssh_counts_match_loghub() {
+        let dir = corpus_dir().join("sshd");
+        let log = find_file(&dir, "OpenSSH_2k.log");
+        let csv = find_file(&dir, "OpenSSH_2k.log_structured.csv");
+        let t = TestDir::new();
+        let run = t.run_pipeline(&syslog_pipeline(std::slice::from_ref(&log), 2026));
+        run.assert_success();
+        let s = run.summary();
+        let lines = fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64;
+        assert_eq!(s.read, lines);
+        assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
+        assert_eq!(s.quarantined, 0, "{run}");
+        // loghub's structured CSV: E27 is "Failed password for <*> from <*> port <*> ssh2", E10 "Accepted password ..."
+        let structured = fs::read_to_string(&csv).unwrap();
+        let count_template =
+            |needle: &str| structured.lines().filter(|l| l.contains(needle)).count();
+        let failed_csv = count_template("Failed password for");
+        let accepted_csv = count_template("Accepted password for");
+        let out = t.path("out");
+        let q = |status: i32| {
+            duckdb(&format!(
+                "SELECT count(*) FROM read_parquet('{}/syslog/**/*.parquet') WHERE class_uid = 3002 AND activity_id = 1 AND status_id = {status} AND status_detail LIKE '% password'",
+                out.display()
+            ))
+        };
+        assert_eq!(q(2), serde_json::json!([[failed_csv]]));
+        assert_eq!(q(1), serde_json::json!([[accepted_csv]]));
+        // a known line: "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2"
+        let row = duckdb(&format!(
+            "SELECT actor_user_name, src_endpoint_ip, src_endpoint_port, device_hostname, process_pid, strftime(time, '%m-%d %H:%M:%S') \
+             FROM read_parquet('{}/syslog/**/*.parquet') WHERE src_endpoint_port = 38926 AND actor_user_name = 'webmaster'",
+            out.display()
+        ));
+        assert_eq!(
+            row,
+            serde_json::json!([[
+                "webmaster",
+                "173.234.31.186",
+                38926,
+                "LabSZ",
+                24200,
+                "12-10 06:55:48"
+            ]])
+        );
+    }
+
+    #[test]
+    fn corpus_syslog_files_balance() {
+        let mut files = list_files(&corpus_dir().join("syslog"));
+        files.retain(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            !name.ends_with(".csv")
+                && !name.ends_with(".md")
+                && !name.ends_with(".txt")
+                && !name.ends_with(".json")
+        });
+        assert!(!files.is_empty());
+        let t = TestDir::new();
+        let run = t.run_pipeline(&syslog_pipeline(&files, 2026));
+        run.assert_success();
+        let s = run.summary();
+        assert!(s.read > 100, "{run}");
+        assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
+        assert_eq!(
+            duckdb_count(&format!(
+                "read_parquet('{}/syslog/**/*.parquet')",
+                t.path("out").display()
+            )),
+            s.written
+        );
+        // whatever did not parse says why
+        for r in t.quarantine_or_empty("out", "syslog") {
+            assert!(!r["reason"].as_str().unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn corpus_cloudtrail_json_maps_actor_and_outcome() {
+        let file = find_file(
+            &corpus_dir().join("cloudtrail"),
+            "test-console-login-json.log",
+        );
+        let t = TestDir::new();
+        let pipeline = format!(
+            "[sources.ct]\ntype = \"file\"\npaths = [\"{}\"]\nchain = [\"ct\", \"redact\"]\n[stages.ct]\nplugin = \"parse-json\"\n\
+             config = {{ time_field = \"eventTime\", fields = {{ metadata_uid = \"eventID\", actor_user_name = \"userIdentity.userName\", src_endpoint_ip = \"sourceIPAddress\", api_operation = \"eventName\", status_code = \"errorCode\" }} }}\n\
+             [stages.redact]\nplugin = \"redact\"\n[sink]\nurl = \"out\"\n",
+            file.display()
+        );
+        let run = t.run_pipeline(&pipeline);
+        run.assert_success();
+        let s = run.summary();
+        let lines = fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count() as u64;
+        assert_eq!((s.read, s.written + s.quarantined), (lines, lines), "{run}");
+        let expected: Value = serde_json::from_str(
+            &fs::read_to_string(file.with_file_name("test-console-login-json.log-expected.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let first = &expected["expected"][0];
+        let id = first["event"]["id"].as_str().unwrap();
+        let row = duckdb(&format!(
+            "SELECT api_operation, src_endpoint_ip FROM read_parquet('{}/ct/**/*.parquet') WHERE metadata_uid = '{id}'",
+            t.path("out").display()
+        ));
+        assert_eq!(
+            row,
+            serde_json::json!([[first["event"]["action"], first["source"]["address"]]])
+        );
+    }
+}

@@ -1,0 +1,352 @@
+//! Helpers for the integration tests: run the real binary, read results back.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The path of a test-fixture plugin built by runtime/build.rs.
+pub fn fixture_plugin(name: &str) -> String {
+    match name {
+        "faulty" => env!("SLUICE_PLUGIN_FAULTY").to_string(),
+        other => panic!("no fixture plugin {other}"),
+    }
+}
+
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("SLUICE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/corpus"));
+    assert!(
+        dir.is_dir(),
+        "the corpus is not at {} (set SLUICE_CORPUS)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn find_file(dir: &Path, name: &str) -> PathBuf {
+    list_files(dir)
+        .into_iter()
+        .find(|f| f.file_name().is_some_and(|n| n == name))
+        .unwrap_or_else(|| panic!("{name} not found under {}", dir.display()))
+}
+
+/// Every file below `dir`, sorted.
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A temporary directory that tests run pipelines in.
+pub struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    pub fn new() -> Self {
+        TestDir(tempfile::tempdir().unwrap())
+    }
+    pub fn root(&self) -> &Path {
+        self.0.path()
+    }
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.path().join(rel)
+    }
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        self.write_bytes(rel, text.as_bytes())
+    }
+    pub fn write_bytes(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+    /// Writes `pipeline.toml` and runs it in this directory.
+    pub fn run_pipeline(&self, toml: &str) -> Run {
+        let p = self.write("pipeline.toml", toml);
+        sluice_in(self.root(), &["run", p.to_str().unwrap()], &[])
+    }
+    /// Every quarantine record of `stream` under the archive `out`.
+    pub fn quarantine(&self, out: &str, stream: &str) -> Vec<Value> {
+        let q = self.quarantine_or_empty(out, stream);
+        assert!(!q.is_empty(), "no quarantine records for {stream}");
+        q
+    }
+    pub fn quarantine_or_empty(&self, out: &str, stream: &str) -> Vec<Value> {
+        let dir = self.path(out).join("_quarantine").join(stream);
+        if !dir.exists() {
+            return Vec::new();
+        }
+        list_files(&dir)
+            .iter()
+            .flat_map(|f| {
+                fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect()
+    }
+}
+
+/// The counts of a run's summary line.
+#[derive(Debug)]
+pub struct Summary {
+    pub read: u64,
+    pub written: u64,
+    pub quarantined: u64,
+    pub dropped: u64,
+    pub files: u64,
+}
+
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+    pub fn assert_success(&self) {
+        assert_eq!(self.code, Some(0), "{self}");
+    }
+    pub fn assert_failure(&self) {
+        assert!(
+            matches!(self.code, Some(c) if c != 0),
+            "expected a failure: {self}"
+        );
+    }
+    /// Parses `read N records, wrote N events, quarantined N, dropped N, N files, ...`.
+    pub fn summary(&self) -> Summary {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("read "))
+            .unwrap_or_else(|| panic!("no summary: {self}"));
+        let numbers: Vec<u64> = line
+            .split([' ', ','])
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        Summary {
+            read: numbers[0],
+            written: numbers[1],
+            quarantined: numbers[2],
+            dropped: numbers[3],
+            files: numbers[4],
+        }
+    }
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.current_dir(dir).args(args).env_remove("SLUICE_LOG");
+    c
+}
+
+pub fn sluice_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = command(dir, args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    Run::from(c.stdin(Stdio::null()).output().unwrap())
+}
+
+pub fn sluice_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
+    let mut child = command(dir, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Run::from(child.wait_with_output().unwrap())
+}
+
+pub fn spawn_sluice(dir: &Path, args: &[&str]) -> Child {
+    command(dir, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM and waits for the process to finish.
+pub fn terminate(child: &mut Child) -> Run {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::mem::replace(child, Command::new("true").spawn().unwrap());
+    Run::from(out.wait_with_output().unwrap())
+}
+
+pub fn append(path: &Path, text: &str) {
+    fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+pub fn flate2_writer(path: &Path) -> GzWriter {
+    GzWriter::new(path)
+}
+
+/// A gzip file written with the system's `gzip`, so the test needs no extra crate.
+pub struct GzWriter {
+    path: PathBuf,
+    data: Vec<u8>,
+}
+
+impl GzWriter {
+    fn new(path: &Path) -> Self {
+        GzWriter {
+            path: path.to_path_buf(),
+            data: Vec::new(),
+        }
+    }
+    pub fn finish(self) -> std::io::Result<()> {
+        let mut child = Command::new("gzip")
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().unwrap().write_all(&self.data)?;
+        let out = child.wait_with_output()?;
+        assert!(out.status.success());
+        fs::write(&self.path, out.stdout)
+    }
+}
+
+impl Write for GzWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.data.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const DUCKDB: &str = r#"
+import duckdb, json, sys
+print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))
+"#;
+
+/// Runs SQL in DuckDB (Python) and returns the rows as JSON.
+pub fn duckdb(sql: &str) -> Value {
+    let out = Command::new("python3")
+        .args(["-c", DUCKDB, sql])
+        .output()
+        .expect("python3 is needed for the DuckDB checks");
+    assert!(
+        out.status.success(),
+        "DuckDB failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn duckdb_count(relation: &str) -> u64 {
+    duckdb(&format!("SELECT count(*) FROM {relation}"))[0][0]
+        .as_u64()
+        .unwrap()
+}
+
+const SEARCH: &str = r#"
+import pyarrow.parquet as pq, sys, pathlib
+root = pathlib.Path(sys.argv[1]); needles = [l for l in open(sys.argv[2]).read().splitlines() if l]
+found = set()
+for f in root.rglob('*'):
+    if not f.is_file():
+        continue
+    if f.suffix == '.parquet':
+        text = '\n'.join(str(v) for col in pq.read_table(f).to_pydict().values() for v in col)
+    else:
+        text = f.read_text(errors='replace')
+    found.update(n for n in needles if n in text)
+print('\n'.join(sorted(found)))
+"#;
+
+/// Which of `needles` appear in any file of the archive, Parquet decoded (pyarrow).
+pub fn find_strings_in_archive(root: &Path, needles: &[String]) -> Vec<String> {
+    let list = tempfile::NamedTempFile::new().unwrap();
+    fs::write(list.path(), needles.join("\n")).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            SEARCH,
+            root.to_str().unwrap(),
+            list.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "search failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `done` every 100 ms for up to 60 s.
+pub fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
