@@ -15,24 +15,13 @@ fn main() {
     let root = manifest.parent().unwrap().to_path_buf();
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
     let target_dir = root.join("target").join("wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args([
-            "build",
-            "--locked",
-            "--profile",
-            "wasm-release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
+        .args(["build", "--locked", "--profile", "wasm-release", "--target", "wasm32-wasip2", "--target-dir"])
         .arg(&target_dir);
     for name in BUNDLED.iter().chain(FIXTURES) {
         cmd.args(["-p", name]);
@@ -50,9 +39,7 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("cannot run cargo to build the Wasm plugins");
+    let status = cmd.status().expect("cannot run cargo to build the Wasm plugins");
     assert!(
         status.success(),
         "building the Wasm plugins failed (is the wasm32-wasip2 target installed? rust-toolchain.toml lists it)"

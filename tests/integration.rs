@@ -28,7 +28,10 @@ fn events(n: usize, bad: Option<usize>) -> String {
     (0..n)
         .map(|i| {
             let msg = if Some(i) == bad { "boom".to_string() } else { format!("event {i}") };
-            format!("{{\"time\":\"2026-11-01T10:{:02}:00Z\",\"message\":\"{msg}\",\"actor_user_name\":\"u{i}\"}}\n", i % 60)
+            format!(
+                "{{\"time\":\"2026-11-01T10:{:02}:00Z\",\"message\":\"{msg}\",\"actor_user_name\":\"u{i}\"}}\n",
+                i % 60
+            )
         })
         .collect()
 }
@@ -44,30 +47,20 @@ fn quickstart_lands_every_record_typed_and_without_secrets() {
     );
     run.assert_success();
     let s = run.summary();
-    let inputs: u64 = [
-        "auth.log",
-        "k8s-audit.ndjson",
-        "cloudtrail.ndjson",
-        "app.ndjson",
-    ]
-    .iter()
-    .map(|f| {
-        fs::read_to_string(repo_root().join("examples/quickstart/data").join(f))
-            .unwrap()
-            .lines()
-            .count() as u64
-    })
-    .sum();
+    let inputs: u64 = ["auth.log", "k8s-audit.ndjson", "cloudtrail.ndjson", "app.ndjson"]
+        .iter()
+        .map(|f| {
+            fs::read_to_string(repo_root().join("examples/quickstart/data").join(f)).unwrap().lines().count() as u64
+        })
+        .sum();
     assert_eq!(s.read, inputs);
     assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
     assert_eq!(s.quarantined, 0, "{run}");
     // DuckDB sees every event, per stream, apart from the quarantine
     let mut total = 0;
     for stream in ["auth", "k8s", "cloudtrail", "app"] {
-        let n = duckdb_count(&format!(
-            "read_parquet('{}/{stream}/**/*.parquet', hive_partitioning=true)",
-            out.display()
-        ));
+        let n =
+            duckdb_count(&format!("read_parquet('{}/{stream}/**/*.parquet', hive_partitioning=true)", out.display()));
         assert!(n > 0, "stream {stream} is empty");
         total += n;
     }
@@ -102,12 +95,11 @@ fn quickstart_lands_every_record_typed_and_without_secrets() {
         .count();
     assert_eq!(failed, serde_json::json!([[failed_in_input]]));
     // no planted secret anywhere in the output, decoded
-    let secrets: Vec<String> =
-        fs::read_to_string(repo_root().join("examples/quickstart/planted-secrets.txt"))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
+    let secrets: Vec<String> = fs::read_to_string(repo_root().join("examples/quickstart/planted-secrets.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert!(secrets.len() > 100);
     let leaked = find_strings_in_archive(&out, &secrets);
     assert!(leaked.is_empty(), "secrets reached the archive: {leaked:?}");
@@ -116,14 +108,13 @@ fn quickstart_lands_every_record_typed_and_without_secrets() {
 #[test]
 fn typo_in_config_is_reported_with_file_line_and_key() {
     let t = TestDir::new();
-    let p = t.write("pipeline.toml", "[sources.a]\ntype = \"file\"\npaths = [\"x\"]\nchian = [\"json\"]\n\n[sink]\nurl = \"out\"\n");
+    let p = t.write(
+        "pipeline.toml",
+        "[sources.a]\ntype = \"file\"\npaths = [\"x\"]\nchian = [\"json\"]\n\n[sink]\nurl = \"out\"\n",
+    );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(
-        run.stderr
-            .contains("pipeline.toml:4:1: sources.a.chian: unknown field `chian`"),
-        "{run}"
-    );
+    assert!(run.stderr.contains("pipeline.toml:4:1: sources.a.chian: unknown field `chian`"), "{run}");
     let run = sluice_in(t.root(), &["run", p.to_str().unwrap()], &[]);
     run.assert_failure();
     assert!(run.stderr.contains("unknown field `chian`"), "{run}");
@@ -138,22 +129,14 @@ fn bad_value_and_missing_env_are_reported() {
     );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(
-        run.stderr
-            .contains("pipeline.toml:11:8: environment variable `NOT_SET_ANYWHERE` is not set"),
-        "{run}"
-    );
+    assert!(run.stderr.contains("pipeline.toml:11:8: environment variable `NOT_SET_ANYWHERE` is not set"), "{run}");
     let p = t.write(
         "pipeline.toml",
         &format!("[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\nroll_age_secs = -5\n"),
     );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(
-        run.stderr
-            .contains("pipeline.toml:12:17: sink.roll_age_secs"),
-        "{run}"
-    );
+    assert!(run.stderr.contains("pipeline.toml:12:17: sink.roll_age_secs"), "{run}");
 }
 
 #[test]
@@ -165,15 +148,8 @@ fn plugin_config_is_checked_by_validate() {
     );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(
-        run.stderr.contains("pipeline.toml:6:10: stages.json:"),
-        "{run}"
-    );
-    assert!(
-        run.stderr
-            .contains("refused its config: parse-json: unknown config key `time_feild`"),
-        "{run}"
-    );
+    assert!(run.stderr.contains("pipeline.toml:6:10: stages.json:"), "{run}");
+    assert!(run.stderr.contains("refused its config: parse-json: unknown config key `time_feild`"), "{run}");
 }
 
 #[test]
@@ -186,18 +162,10 @@ fn sha256_pin_is_enforced() {
     );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(
-        run.stderr
-            .contains(&format!("but the pipeline pins {wrong}")),
-        "{run}"
-    );
+    assert!(run.stderr.contains(&format!("but the pipeline pins {wrong}")), "{run}");
     // the right pin passes: take it from validate's own report of an unpinned pipeline
-    let unpinned = t.write(
-        "unpinned.toml",
-        &fs::read_to_string(&p)
-            .unwrap()
-            .replace(&format!("sha256 = \"{wrong}\"\n"), ""),
-    );
+    let unpinned =
+        t.write("unpinned.toml", &fs::read_to_string(&p).unwrap().replace(&format!("sha256 = \"{wrong}\"\n"), ""));
     let ok = sluice_in(t.root(), &["validate", unpinned.to_str().unwrap()], &[]);
     ok.assert_success();
     let digest = ok.stdout.split("sha256 ").nth(1).unwrap()[..64].to_string();
@@ -217,23 +185,13 @@ fn a_plugin_trap_on_one_record_quarantines_only_that_record() {
     run.assert_success();
     let s = run.summary();
     assert_eq!((s.read, s.written, s.quarantined), (50, 49, 1), "{run}");
-    assert_eq!(
-        duckdb_count(&format!(
-            "read_parquet('{}/a/**/*.parquet')",
-            t.path("out").display()
-        )),
-        49
-    );
+    assert_eq!(duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())), 49);
     let q = t.quarantine("out", "a");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["stage"], "faulty");
     assert_eq!(q[0]["plugin"], "faulty");
     assert_eq!(q[0]["plugin_sha256"].as_str().unwrap().len(), 64);
-    assert!(
-        q[0]["reason"].as_str().unwrap().contains("plugin trapped"),
-        "{}",
-        q[0]
-    );
+    assert!(q[0]["reason"].as_str().unwrap().contains("plugin trapped"), "{}", q[0]);
     assert!(q[0]["record"].as_str().unwrap().contains("\"boom\""));
     // every other record landed, exactly once
     let users = duckdb(&format!(
@@ -257,11 +215,7 @@ fn a_plugin_stuck_in_a_loop_is_stopped_at_its_deadline() {
     let s = run.summary();
     assert_eq!((s.read, s.written, s.quarantined), (20, 19, 1), "{run}");
     let q = t.quarantine("out", "a");
-    assert!(
-        q[0]["reason"].as_str().unwrap().contains("time limit"),
-        "{}",
-        q[0]
-    );
+    assert!(q[0]["reason"].as_str().unwrap().contains("time limit"), "{}", q[0]);
     // bisecting 20 records costs a handful of 200 ms deadlines, not more
     assert!(started.elapsed().as_secs() < 30);
 }
@@ -279,14 +233,7 @@ fn a_memory_hungry_plugin_is_capped() {
     let s = run.summary();
     assert_eq!((s.read, s.written, s.quarantined), (10, 9, 1), "{run}");
     let q = t.quarantine("out", "a");
-    assert!(
-        q[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("memory limit (16 MiB)"),
-        "{}",
-        q[0]
-    );
+    assert!(q[0]["reason"].as_str().unwrap().contains("memory limit (16 MiB)"), "{}", q[0]);
 }
 
 #[test]
@@ -307,26 +254,13 @@ fn bad_input_is_quarantined_with_its_reason() {
     assert_eq!((s.read, s.written, s.quarantined), (9, 5, 4), "{run}");
     let q = t.quarantine("out", "a");
     let reasons: Vec<&str> = q.iter().map(|r| r["reason"].as_str().unwrap()).collect();
-    assert!(
-        reasons.iter().any(|r| r.contains("not valid JSON")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("yesterday")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.contains(&"field `class_uid`: expected an integer, got string"),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r.contains("not valid JSON")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("yesterday")), "{reasons:?}");
+    assert!(reasons.contains(&"field `class_uid`: expected an integer, got string"), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("UTF-8")), "{reasons:?}");
     let schema_rejects: Vec<_> = q.iter().filter(|r| r["stage"] == "schema").collect();
     assert_eq!(schema_rejects.len(), 1);
-    assert!(q.iter().any(|r| {
-        r["record_hex"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("fffe"))
-    }));
+    assert!(q.iter().any(|r| { r["record_hex"].as_str().is_some_and(|h| h.starts_with("fffe")) }));
 }
 
 #[test]
@@ -343,13 +277,7 @@ fn gzip_and_globs_are_read_transparently() {
     let run = t.run_pipeline(&pipeline);
     run.assert_success();
     assert_eq!(run.summary().written, 18, "{run}");
-    assert_eq!(
-        duckdb_count(&format!(
-            "read_parquet('{}/a/**/*.parquet')",
-            t.path("out").display()
-        )),
-        18
-    );
+    assert_eq!(duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())), 18);
 }
 
 #[test]
@@ -366,34 +294,15 @@ fn stdin_source_and_partitions() {
     let files = list_files(&t.path("out/s"));
     let rel: Vec<String> = files
         .iter()
-        .map(|f| {
-            f.strip_prefix(t.path("out/s"))
-                .unwrap()
-                .parent()
-                .unwrap()
-                .display()
-                .to_string()
-        })
+        .map(|f| f.strip_prefix(t.path("out/s")).unwrap().parent().unwrap().display().to_string())
         .collect();
-    assert!(
-        rel.contains(&"tenant_uid=t1/event_day=20261101/hour=10".to_string()),
-        "{rel:?}"
-    );
-    assert!(
-        rel.contains(&"tenant_uid=t%2F2/event_day=20261102/hour=23".to_string()),
-        "{rel:?}"
-    );
+    assert!(rel.contains(&"tenant_uid=t1/event_day=20261101/hour=10".to_string()), "{rel:?}");
+    assert!(rel.contains(&"tenant_uid=t%2F2/event_day=20261102/hour=23".to_string()), "{rel:?}");
     let rows = duckdb(&format!(
         "SELECT tenant_uid, epoch_us(time), seq FROM read_parquet('{}/s/**/*.parquet', hive_partitioning=false) ORDER BY seq",
         t.path("out").display()
     ));
-    assert_eq!(
-        rows,
-        serde_json::json!([
-            ["t1", 1793527200000000_i64, 0],
-            ["t/2", 1793663999000000_i64, 1]
-        ])
-    );
+    assert_eq!(rows, serde_json::json!([["t1", 1793527200000000_i64, 0], ["t/2", 1793663999000000_i64, 1]]));
 }
 
 #[test]
@@ -406,11 +315,7 @@ fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
     );
     let mut child = spawn_sluice(t.root(), &["run", p.to_str().unwrap()]);
     let files = || {
-        if t.path("out/a").exists() {
-            list_files(&t.path("out/a")).len()
-        } else {
-            0
-        }
+        if t.path("out/a").exists() { list_files(&t.path("out/a")).len() } else { 0 }
     };
     // each step waits until what was written so far is committed (files roll after 1 s)
     wait_for("the first file", || files() >= 1);
@@ -427,13 +332,7 @@ fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
     run.assert_success();
     let s = run.summary();
     assert_eq!((s.read, s.written), (20, 20), "{run}");
-    assert_eq!(
-        duckdb_count(&format!(
-            "read_parquet('{}/a/**/*.parquet')",
-            t.path("out").display()
-        )),
-        20
-    );
+    assert_eq!(duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())), 20);
 }
 
 #[test]
@@ -445,17 +344,19 @@ fn plugin_of_the_wrong_kind_is_refused() {
     );
     let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
     run.assert_failure();
-    assert!(run.stderr.contains("pipeline.toml:4:10: sources.a.chain: stage `redact` is a transform, but position 1 needs a parser"), "{run}");
+    assert!(
+        run.stderr.contains(
+            "pipeline.toml:4:10: sources.a.chain: stage `redact` is a transform, but position 1 needs a parser"
+        ),
+        "{run}"
+    );
 }
 
 mod corpus {
     use super::*;
 
     fn syslog_pipeline(files: &[std::path::PathBuf], year: i32) -> String {
-        let paths: Vec<String> = files
-            .iter()
-            .map(|f| format!("\"{}\"", f.display()))
-            .collect();
+        let paths: Vec<String> = files.iter().map(|f| format!("\"{}\"", f.display())).collect();
         format!(
             "[sources.syslog]\ntype = \"file\"\npaths = [{}]\nchain = [\"syslog\", \"redact\"]\n[stages.syslog]\nplugin = \"parse-syslog\"\nconfig = {{ year = {year} }}\n[stages.redact]\nplugin = \"redact\"\n[sink]\nurl = \"out\"\n",
             paths.join(", ")
@@ -471,18 +372,13 @@ mod corpus {
         let run = t.run_pipeline(&syslog_pipeline(std::slice::from_ref(&log), 2026));
         run.assert_success();
         let s = run.summary();
-        let lines = fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count() as u64;
+        let lines = fs::read_to_string(&log).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as u64;
         assert_eq!(s.read, lines);
         assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
         assert_eq!(s.quarantined, 0, "{run}");
         // loghub's structured CSV: E27 is "Failed password for <*> from <*> port <*> ssh2", E10 "Accepted password ..."
         let structured = fs::read_to_string(&csv).unwrap();
-        let count_template =
-            |needle: &str| structured.lines().filter(|l| l.contains(needle)).count();
+        let count_template = |needle: &str| structured.lines().filter(|l| l.contains(needle)).count();
         let failed_csv = count_template("Failed password for");
         let accepted_csv = count_template("Accepted password for");
         let out = t.path("out");
@@ -500,17 +396,7 @@ mod corpus {
              FROM read_parquet('{}/syslog/**/*.parquet') WHERE src_endpoint_port = 38926 AND actor_user_name = 'webmaster'",
             out.display()
         ));
-        assert_eq!(
-            row,
-            serde_json::json!([[
-                "webmaster",
-                "173.234.31.186",
-                38926,
-                "LabSZ",
-                24200,
-                "12-10 06:55:48"
-            ]])
-        );
+        assert_eq!(row, serde_json::json!([["webmaster", "173.234.31.186", 38926, "LabSZ", 24200, "12-10 06:55:48"]]));
     }
 
     #[test]
@@ -518,10 +404,7 @@ mod corpus {
         let mut files = list_files(&corpus_dir().join("syslog"));
         files.retain(|f| {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
-            !name.ends_with(".csv")
-                && !name.ends_with(".md")
-                && !name.ends_with(".txt")
-                && !name.ends_with(".json")
+            !name.ends_with(".csv") && !name.ends_with(".md") && !name.ends_with(".txt") && !name.ends_with(".json")
         });
         assert!(!files.is_empty());
         let t = TestDir::new();
@@ -531,10 +414,7 @@ mod corpus {
         assert!(s.read > 100, "{run}");
         assert_eq!(s.read, s.written + s.quarantined + s.dropped, "{run}");
         assert_eq!(
-            duckdb_count(&format!(
-                "read_parquet('{}/syslog/**/*.parquet')",
-                t.path("out").display()
-            )),
+            duckdb_count(&format!("read_parquet('{}/syslog/**/*.parquet')", t.path("out").display())),
             s.written
         );
         // whatever did not parse says why
@@ -545,10 +425,7 @@ mod corpus {
 
     #[test]
     fn corpus_cloudtrail_json_maps_actor_and_outcome() {
-        let file = find_file(
-            &corpus_dir().join("cloudtrail"),
-            "test-console-login-json.log",
-        );
+        let file = find_file(&corpus_dir().join("cloudtrail"), "test-console-login-json.log");
         let t = TestDir::new();
         let pipeline = format!(
             "[sources.ct]\ntype = \"file\"\npaths = [\"{}\"]\nchain = [\"ct\", \"redact\"]\n[stages.ct]\nplugin = \"parse-json\"\n\
@@ -559,15 +436,10 @@ mod corpus {
         let run = t.run_pipeline(&pipeline);
         run.assert_success();
         let s = run.summary();
-        let lines = fs::read_to_string(&file)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count() as u64;
+        let lines = fs::read_to_string(&file).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as u64;
         assert_eq!((s.read, s.written + s.quarantined), (lines, lines), "{run}");
         let expected: Value = serde_json::from_str(
-            &fs::read_to_string(file.with_file_name("test-console-login-json.log-expected.json"))
-                .unwrap(),
+            &fs::read_to_string(file.with_file_name("test-console-login-json.log-expected.json")).unwrap(),
         )
         .unwrap();
         let first = &expected["expected"][0];
@@ -576,9 +448,6 @@ mod corpus {
             "SELECT api_operation, src_endpoint_ip FROM read_parquet('{}/ct/**/*.parquet') WHERE metadata_uid = '{id}'",
             t.path("out").display()
         ));
-        assert_eq!(
-            row,
-            serde_json::json!([[first["event"]["action"], first["source"]["address"]]])
-        );
+        assert_eq!(row, serde_json::json!([[first["event"]["action"], first["source"]["address"]]]));
     }
 }

@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// The path of a test-fixture plugin built by runtime/build.rs.
@@ -24,14 +21,9 @@ pub fn fixture_plugin(name: &str) -> String {
 }
 
 pub fn corpus_dir() -> PathBuf {
-    let dir = std::env::var_os("SLUICE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/corpus"));
-    assert!(
-        dir.is_dir(),
-        "the corpus is not at {} (set SLUICE_CORPUS)",
-        dir.display()
-    );
+    let dir =
+        std::env::var_os("SLUICE_CORPUS").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/corpus"));
+    assert!(dir.is_dir(), "the corpus is not at {} (set SLUICE_CORPUS)", dir.display());
     dir
 }
 
@@ -101,11 +93,7 @@ impl TestDir {
         list_files(&dir)
             .iter()
             .flat_map(|f| {
-                fs::read_to_string(f)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<Value>>()
+                fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()
             })
             .collect()
     }
@@ -129,11 +117,7 @@ pub struct Run {
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        write!(f, "exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -149,22 +133,12 @@ impl Run {
         assert_eq!(self.code, Some(0), "{self}");
     }
     pub fn assert_failure(&self) {
-        assert!(
-            matches!(self.code, Some(c) if c != 0),
-            "expected a failure: {self}"
-        );
+        assert!(matches!(self.code, Some(c) if c != 0), "expected a failure: {self}");
     }
     /// Parses `read N records, wrote N events, quarantined N, dropped N, N files, ...`.
     pub fn summary(&self) -> Summary {
-        let line = self
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("read "))
-            .unwrap_or_else(|| panic!("no summary: {self}"));
-        let numbers: Vec<u64> = line
-            .split([' ', ','])
-            .filter_map(|w| w.parse().ok())
-            .collect();
+        let line = self.stdout.lines().find(|l| l.starts_with("read ")).unwrap_or_else(|| panic!("no summary: {self}"));
+        let numbers: Vec<u64> = line.split([' ', ',']).filter_map(|w| w.parse().ok()).collect();
         Summary {
             read: numbers[0],
             written: numbers[1],
@@ -190,48 +164,26 @@ pub fn sluice_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 pub fn sluice_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
-    let mut child = command(dir, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    let mut child =
+        command(dir, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     Run::from(child.wait_with_output().unwrap())
 }
 
 pub fn spawn_sluice(dir: &Path, args: &[&str]) -> Child {
-    command(dir, args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    command(dir, args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 /// Sends SIGTERM and waits for the process to finish.
 pub fn terminate(child: &mut Child) -> Run {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = std::mem::replace(child, Command::new("true").spawn().unwrap());
     Run::from(out.wait_with_output().unwrap())
 }
 
 pub fn append(path: &Path, text: &str) {
-    fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    fs::OpenOptions::new().append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
 
 pub fn flate2_writer(path: &Path) -> GzWriter {
@@ -246,17 +198,10 @@ pub struct GzWriter {
 
 impl GzWriter {
     fn new(path: &Path) -> Self {
-        GzWriter {
-            path: path.to_path_buf(),
-            data: Vec::new(),
-        }
+        GzWriter { path: path.to_path_buf(), data: Vec::new() }
     }
     pub fn finish(self) -> std::io::Result<()> {
-        let mut child = Command::new("gzip")
-            .arg("-c")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
+        let mut child = Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         child.stdin.take().unwrap().write_all(&self.data)?;
         let out = child.wait_with_output()?;
         assert!(out.status.success());
@@ -281,72 +226,35 @@ print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))
 
 /// Runs SQL in DuckDB (Python) and returns the rows as JSON.
 pub fn duckdb(sql: &str) -> Value {
-    let out = Command::new("python3")
-        .args(["-c", DUCKDB, sql])
-        .output()
-        .expect("python3 is needed for the DuckDB checks");
-    assert!(
-        out.status.success(),
-        "DuckDB failed on {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("python3").args(["-c", DUCKDB, sql]).output().expect("python3 is needed for the DuckDB checks");
+    assert!(out.status.success(), "DuckDB failed on {sql}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 pub fn duckdb_count(relation: &str) -> u64 {
-    duckdb(&format!("SELECT count(*) FROM {relation}"))[0][0]
-        .as_u64()
-        .unwrap()
+    duckdb(&format!("SELECT count(*) FROM {relation}"))[0][0].as_u64().unwrap()
 }
 
-const SEARCH: &str = r#"
-import pyarrow.parquet as pq, sys, pathlib
-root = pathlib.Path(sys.argv[1]); needles = [l for l in open(sys.argv[2]).read().splitlines() if l]
-found = set()
-for f in root.rglob('*'):
-    if not f.is_file():
-        continue
-    if f.suffix == '.parquet':
-        text = '\n'.join(str(v) for col in pq.read_table(f).to_pydict().values() for v in col)
-    else:
-        text = f.read_text(errors='replace')
-    found.update(n for n in needles if n in text)
-print('\n'.join(sorted(found)))
-"#;
-
-/// Which of `needles` appear in any file of the archive, Parquet decoded (pyarrow).
+/// Which of `needles` appear in any file of the archive, Parquet decoded
+/// (`tests/tools/leak_check.py`).
 pub fn find_strings_in_archive(root: &Path, needles: &[String]) -> Vec<String> {
     let list = tempfile::NamedTempFile::new().unwrap();
-    fs::write(list.path(), needles.join("\n")).unwrap();
+    fs::write(list.path(), needles.join("\n") + "\n").unwrap();
+    let script = repo_root().join("tests/tools/leak_check.py");
     let out = Command::new("python3")
-        .args([
-            "-c",
-            SEARCH,
-            root.to_str().unwrap(),
-            list.path().to_str().unwrap(),
-        ])
+        .args([script.to_str().unwrap(), root.to_str().unwrap(), list.path().to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "search failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
+    assert!(out.status.success(), "search failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
 }
 
 /// Polls `done` every 100 ms for up to 60 s.
 pub fn wait_for(what: &str, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed().as_secs() < 60, "timed out waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

@@ -24,10 +24,7 @@ struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -38,13 +35,7 @@ fn events() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/data");
     let files: Vec<Vec<String>> = ["k8s-audit.ndjson", "cloudtrail.ndjson", "app.ndjson"]
         .iter()
-        .map(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap().lines().map(str::to_string).collect())
         .collect();
     (0..EVENTS).map(|i| files[i % 3][i / 3].clone()).collect()
 }
@@ -53,10 +44,7 @@ fn fields_of(event: &str) -> Vec<Field> {
     let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(event).unwrap();
     value
         .into_iter()
-        .map(|(key, v)| Field {
-            key,
-            value: v.as_str().map_or_else(|| v.to_string(), str::to_string),
-        })
+        .map(|(key, v)| Field { key, value: v.as_str().map_or_else(|| v.to_string(), str::to_string) })
         .collect()
 }
 
@@ -86,13 +74,7 @@ fn main() {
     let mut linker: Linker<State> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
     let pre = ProbePre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-    let mut store = Store::new(
-        &engine,
-        State {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-        },
-    );
+    let mut store = Store::new(&engine, State { wasi: WasiCtx::builder().build(), table: ResourceTable::new() });
     store.set_epoch_deadline(u64::MAX / 2);
     let probe = pre.instantiate(&mut store).unwrap();
     let shapes = probe.sluice_abi_probe_shapes();
@@ -113,18 +95,9 @@ fn main() {
         bytes as f64 / EVENTS as f64,
         field_count as f64 / EVENTS as f64
     );
-    println!(
-        "{:<44} {:>9} {:>9} {:>9}",
-        "shape", "batch 1", "batch 100", "batch 1000"
-    );
-    let mut row = |name: &str, f: &mut dyn FnMut(usize) -> f64| {
-        println!(
-            "{:<44} {:>9.0} {:>9.0} {:>9.0}",
-            name,
-            f(1),
-            f(100),
-            f(1000)
-        );
+    println!("{:<44} {:>9} {:>9} {:>9}", "shape", "batch 1", "batch 100", "batch 1000");
+    let row = |name: &str, f: &mut dyn FnMut(usize) -> f64| {
+        println!("{:<44} {:>9.0} {:>9.0} {:>9.0}", name, f(1), f(100), f(1000));
     };
     row("list<string> -> list<outcome> (0.1 contract)", &mut |b| {
         measure(b, |r| {
@@ -140,16 +113,10 @@ fn main() {
     });
     row("one buffer + offsets", &mut |b| {
         measure(b, |r| {
-            let start = if r.start == 0 {
-                0
-            } else {
-                ends[r.start - 1] as usize
-            };
+            let start = if r.start == 0 { 0 } else { ends[r.start - 1] as usize };
             let end = ends[r.end - 1] as usize;
             let local: Vec<u32> = ends[r].iter().map(|e| e - start as u32).collect();
-            let out = shapes
-                .call_buffer(&mut store, &buffer[start..end], &local)
-                .unwrap();
+            let out = shapes.call_buffer(&mut store, &buffer[start..end], &local).unwrap();
             std::hint::black_box(out);
         })
     });

@@ -4,26 +4,14 @@
 
 /// (name, component bytes) of every bundled plugin.
 pub const BUNDLED: &[(&str, &[u8])] = &[
-    (
-        "parse-json",
-        include_bytes!(env!("SLUICE_PLUGIN_PARSE_JSON")),
-    ),
-    (
-        "parse-syslog",
-        include_bytes!(env!("SLUICE_PLUGIN_PARSE_SYSLOG")),
-    ),
+    ("parse-json", include_bytes!(env!("SLUICE_PLUGIN_PARSE_JSON"))),
+    ("parse-syslog", include_bytes!(env!("SLUICE_PLUGIN_PARSE_SYSLOG"))),
     ("redact", include_bytes!(env!("SLUICE_PLUGIN_REDACT"))),
-    (
-        "enrich-static",
-        include_bytes!(env!("SLUICE_PLUGIN_ENRICH_STATIC")),
-    ),
+    ("enrich-static", include_bytes!(env!("SLUICE_PLUGIN_ENRICH_STATIC"))),
 ];
 
 pub fn get(name: &str) -> Option<&'static [u8]> {
-    BUNDLED
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, bytes)| *bytes)
+    BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
 }
 
 pub fn names() -> Vec<&'static str> {

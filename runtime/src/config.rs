@@ -104,10 +104,7 @@ pub struct SinkConfig {
 }
 
 fn default_partition_by() -> Vec<Spanned<String>> {
-    vec![
-        Spanned::new(0..0, "event_day".into()),
-        Spanned::new(0..0, "hour".into()),
-    ]
+    vec![Spanned::new(0..0, "event_day".into()), Spanned::new(0..0, "hour".into())]
 }
 fn default_roll_size_mb() -> u64 {
     128
@@ -133,10 +130,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig {
-            workers: 0,
-            batch_size: default_batch_size(),
-        }
+        RuntimeConfig { workers: 0, batch_size: default_batch_size() }
     }
 }
 
@@ -176,68 +170,36 @@ impl LoadedConfig {
     }
 
     /// Parses pipeline text; `env` looks up `${NAME}` references.
-    pub fn parse(
-        path: &Path,
-        raw: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn parse(path: &Path, raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let text = interpolate(raw, env).map_err(|(offset, message)| {
             let (line, column) = line_col(raw, offset);
-            ConfigError {
-                file: file.clone(),
-                line,
-                column,
-                message,
-            }
+            ConfigError { file: file.clone(), line, column, message }
         })?;
         let de = toml::Deserializer::parse(&text).map_err(|e| toml_error(&file, &text, e, None))?;
         let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             toml_error(&file, &text, e.into_inner(), Some(key))
         })?;
-        let loaded = LoadedConfig {
-            config,
-            path: path.to_path_buf(),
-            text,
-        };
+        let loaded = LoadedConfig { config, path: path.to_path_buf(), text };
         loaded.check()?;
         Ok(loaded)
     }
 
     /// An error at the place `span` points to.
-    pub fn error_at(
-        &self,
-        span: std::ops::Range<usize>,
-        message: impl Into<String>,
-    ) -> ConfigError {
-        let (line, column) = if span.is_empty() && span.start == 0 {
-            (0, 0)
-        } else {
-            line_col(&self.text, span.start)
-        };
-        ConfigError {
-            file: self.path.display().to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ConfigError {
+        let (line, column) = if span.is_empty() && span.start == 0 { (0, 0) } else { line_col(&self.text, span.start) };
+        ConfigError { file: self.path.display().to_string(), line, column, message: message.into() }
     }
 
     /// The directory that relative plugin paths are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
     /// The stream a source writes to.
     pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
-        self.config.sources[source]
-            .stream
-            .as_deref()
-            .unwrap_or(source)
+        self.config.sources[source].stream.as_deref().unwrap_or(source)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -248,10 +210,9 @@ impl LoadedConfig {
         for (name, source) in &c.sources {
             match *source.kind.get_ref() {
                 SourceKind::File if source.paths.is_empty() => {
-                    return Err(self.error_at(
-                        source.kind.span(),
-                        format!("sources.{name}: a file source needs `paths`"),
-                    ));
+                    return Err(
+                        self.error_at(source.kind.span(), format!("sources.{name}: a file source needs `paths`"))
+                    );
                 }
                 SourceKind::Stdin if !source.paths.is_empty() || source.follow => {
                     return Err(self.error_at(
@@ -262,10 +223,9 @@ impl LoadedConfig {
                 _ => {}
             }
             if source.chain.is_empty() {
-                return Err(self.error_at(
-                    source.kind.span(),
-                    format!("sources.{name}.chain: needs at least a parser stage"),
-                ));
+                return Err(
+                    self.error_at(source.kind.span(), format!("sources.{name}.chain: needs at least a parser stage"))
+                );
             }
             for stage in &source.chain {
                 if !c.stages.contains_key(stage.get_ref()) {
@@ -281,23 +241,17 @@ impl LoadedConfig {
                 }
             }
             if let Some(stream) = &source.stream {
-                check_name(stream).map_err(|m| {
-                    self.error_at(source.kind.span(), format!("sources.{name}.stream: {m}"))
-                })?;
+                check_name(stream)
+                    .map_err(|m| self.error_at(source.kind.span(), format!("sources.{name}.stream: {m}")))?;
             } else {
-                check_name(name).map_err(|m| {
-                    self.error_at(source.kind.span(), format!("sources.{name}: {m}"))
-                })?;
+                check_name(name).map_err(|m| self.error_at(source.kind.span(), format!("sources.{name}: {m}")))?;
             }
         }
         for (name, stage) in &c.stages {
             if let Some(pin) = &stage.sha256 {
                 let p = pin.get_ref();
                 if p.len() != 64 || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(self.error_at(
-                        pin.span(),
-                        format!("stages.{name}.sha256: expected 64 hex digits"),
-                    ));
+                    return Err(self.error_at(pin.span(), format!("stages.{name}.sha256: expected 64 hex digits")));
                 }
             }
             if stage.timeout_ms == 0 || stage.memory_mb == 0 {
@@ -312,15 +266,14 @@ impl LoadedConfig {
             if !crate::schema::is_partition_key(k) {
                 return Err(self.error_at(
                     key.span(),
-                    format!("sink.partition_by: `{k}` is not `event_day`, `hour` or a string/integer column of the schema"),
+                    format!(
+                        "sink.partition_by: `{k}` is not `event_day`, `hour` or a string/integer column of the schema"
+                    ),
                 ));
             }
         }
         if c.sink.roll_size_mb == 0 || c.sink.roll_age_secs == 0 {
-            return Err(self.error_at(
-                c.sink.url.span(),
-                "sink: roll_size_mb and roll_age_secs must be positive",
-            ));
+            return Err(self.error_at(c.sink.url.span(), "sink: roll_size_mb and roll_age_secs must be positive"));
         }
         if !(1..=22).contains(&c.sink.zstd_level) {
             return Err(self.error_at(c.sink.url.span(), "sink.zstd_level: must be 1..=22"));
@@ -336,15 +289,11 @@ impl LoadedConfig {
 fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && !name.starts_with(['_', '.'])
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "stream name `{name}` must be letters, digits, `-` or `_`, not starting with `_` or `.`"
-        ))
+        Err(format!("stream name `{name}` must be letters, digits, `-` or `_`, not starting with `_` or `.`"))
     }
 }
 
@@ -355,22 +304,14 @@ fn toml_error(file: &str, text: &str, e: toml::de::Error, key: Option<String>) -
         Some(k) if k != "." && !k.is_empty() => format!("{k}: {message}"),
         _ => message,
     };
-    ConfigError {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    }
+    ConfigError { file: file.to_string(), line, column, message }
 }
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |i| before.len() - i - 1)
-        + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
     (line, column)
 }
 
@@ -381,9 +322,7 @@ fn interpolate(raw: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
     let mut offset = 0;
     for line in raw.split_inclusive('\n') {
         let code_len = comment_start(line).unwrap_or(line.len());
-        out.push_str(
-            &interpolate_code(&line[..code_len], env).map_err(|(at, m)| (offset + at, m))?,
-        );
+        out.push_str(&interpolate_code(&line[..code_len], env).map_err(|(at, m)| (offset + at, m))?);
         out.push_str(&line[code_len..]);
         offset += line.len();
     }
@@ -408,10 +347,7 @@ fn comment_start(line: &str) -> Option<usize> {
     None
 }
 
-fn interpolate_code(
-    code: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, (usize, String)> {
+fn interpolate_code(code: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(code.len());
     let mut rest = code;
     let mut offset = 0;
@@ -439,10 +375,7 @@ fn interpolate_code(
             None => (reference, None),
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err((
-                offset + i,
-                format!("bad variable reference `${{{reference}}}`"),
-            ));
+            return Err((offset + i, format!("bad variable reference `${{{reference}}}`")));
         }
         match (env(name).filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&v),
@@ -450,9 +383,7 @@ fn interpolate_code(
             (None, None) => {
                 return Err((
                     offset + i,
-                    format!(
-                        "environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
-                    ),
+                    format!("environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"),
                 ));
             }
         }
@@ -469,9 +400,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
-        LoadedConfig::parse(Path::new("p.toml"), text, &|n| {
-            (n == "OUT").then(|| "/tmp/out".to_string())
-        })
+        LoadedConfig::parse(Path::new("p.toml"), text, &|n| (n == "OUT").then(|| "/tmp/out".to_string()))
     }
 
     const VALID: &str = r#"
@@ -495,13 +424,7 @@ url = "${OUT}"
         assert_eq!(c.config.stages["syslog"].timeout_ms, 2000);
         assert_eq!(c.config.runtime.batch_size, 256);
         assert_eq!(c.stream_of("auth"), "auth");
-        let keys: Vec<_> = c
-            .config
-            .sink
-            .partition_by
-            .iter()
-            .map(|k| k.get_ref().as_str())
-            .collect();
+        let keys: Vec<_> = c.config.sink.partition_by.iter().map(|k| k.get_ref().as_str()).collect();
         assert_eq!(keys, ["event_day", "hour"]);
     }
 
@@ -515,11 +438,7 @@ url = "${OUT}"
 
     #[test]
     fn bad_value_names_key() {
-        let e = parse(&VALID.replace(
-            "url = \"${OUT}\"",
-            "url = \"${OUT}\"\nroll_size_mb = \"big\"",
-        ))
-        .unwrap_err();
+        let e = parse(&VALID.replace("url = \"${OUT}\"", "url = \"${OUT}\"\nroll_size_mb = \"big\"")).unwrap_err();
         assert!(e.to_string().contains("sink.roll_size_mb"), "{e}");
         assert_eq!(e.line, 12, "{e}");
     }

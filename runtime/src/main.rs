@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use sluice::config::LoadedConfig;
 use sluice::pipeline::Pipeline;
 use sluice::wasm::WasmHost;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,34 +57,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Pipeline> {
+fn load(path: &Path) -> anyhow::Result<Pipeline> {
     let config = LoadedConfig::load(path)?;
     let host = WasmHost::new()?;
     Ok(Pipeline::build(config, &host)?)
 }
 
-fn validate(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     let pipeline = load(path)?;
     for stage in pipeline.stages() {
         let p = &stage.plugin;
-        println!(
-            "stage {}: {} {} ({}), sha256 {}",
-            stage.name,
-            p.name(),
-            p.version(),
-            p.kind,
-            p.digest
-        );
+        println!("stage {}: {} {} ({}), sha256 {}", stage.name, p.name(), p.version(), p.kind, p.digest);
     }
-    println!(
-        "ok: {} is valid; streams: {}",
-        path.display(),
-        pipeline.streams().join(", ")
-    );
+    println!("ok: {} is valid; streams: {}", path.display(), pipeline.streams().join(", "));
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let pipeline = load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,8 +84,7 @@ fn run(path: &PathBuf) -> anyhow::Result<ExitCode> {
     {
         let stop = stop.clone();
         runtime.spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             let terminated = async {
                 match term.as_mut() {
                     Some(t) => t.recv().await,
@@ -117,10 +105,7 @@ fn run(path: &PathBuf) -> anyhow::Result<ExitCode> {
         println!("  dropped {count}: {rule}");
     }
     if !summary.balanced() {
-        eprintln!(
-            "error: counts do not balance: read {} != written + quarantined + dropped",
-            summary.read
-        );
+        eprintln!("error: counts do not balance: read {} != written + quarantined + dropped", summary.read);
         return Ok(ExitCode::FAILURE);
     }
     if !summary.errors.is_empty() {

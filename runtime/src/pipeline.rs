@@ -17,7 +17,7 @@ use crate::{bundled, config::ConfigError};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,11 +41,7 @@ pub enum BuildError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{location}: stages.{stage}: {error}")]
-    Plugin {
-        location: String,
-        stage: String,
-        error: LoadError,
-    },
+    Plugin { location: String, stage: String, error: Box<LoadError> },
 }
 
 impl Pipeline {
@@ -60,7 +56,7 @@ impl Pipeline {
                 BuildError::Plugin {
                     location: format!("{}:{}:{}", err.file, err.line, err.column),
                     stage: name.clone(),
-                    error: e,
+                    error: Box::new(e),
                 }
             };
             let reference = stage.plugin.get_ref();
@@ -68,12 +64,8 @@ impl Pipeline {
                 Some(bytes) => (format!("{reference} (bundled)"), bytes.to_vec()),
                 None if reference.ends_with(".wasm") => {
                     let path = config.base_dir().join(reference);
-                    let bytes = std::fs::read(&path).map_err(|source| {
-                        located(LoadError::Read {
-                            path: path.display().to_string(),
-                            source,
-                        })
-                    })?;
+                    let bytes = std::fs::read(&path)
+                        .map_err(|source| located(LoadError::Read { path: path.display().to_string(), source }))?;
                     (path.display().to_string(), bytes)
                 }
                 None => {
@@ -88,8 +80,7 @@ impl Pipeline {
                         .into());
                 }
             };
-            let config_json =
-                serde_json::to_string(&stage.config).expect("TOML tables are JSON-representable");
+            let config_json = serde_json::to_string(&stage.config).expect("TOML tables are JSON-representable");
             let spec = PluginSpec {
                 stage: name.clone(),
                 display,
@@ -100,22 +91,12 @@ impl Pipeline {
                 memory_bytes: (stage.memory_mb as usize) << 20,
             };
             let plugin = host.load(spec).map_err(located)?;
-            stages.insert(
-                name.clone(),
-                LoadedStage {
-                    name: name.clone(),
-                    plugin,
-                },
-            );
+            stages.insert(name.clone(), LoadedStage { name: name.clone(), plugin });
         }
         for (source_name, source) in &config.config.sources {
             for (i, stage_ref) in source.chain.iter().enumerate() {
                 let kind = stages[stage_ref.get_ref()].plugin.kind;
-                let wanted = if i == 0 {
-                    PluginKind::Parser
-                } else {
-                    PluginKind::Transform
-                };
+                let wanted = if i == 0 { PluginKind::Parser } else { PluginKind::Transform };
                 if kind != wanted {
                     return Err(config
                         .error_at(
@@ -137,11 +118,7 @@ impl Pipeline {
                 streams.push(stream);
             }
         }
-        Ok(Pipeline {
-            config,
-            stages,
-            streams,
-        })
+        Ok(Pipeline { config, stages, streams })
     }
 
     pub fn stages(&self) -> impl Iterator<Item = &LoadedStage> {
@@ -153,11 +130,7 @@ impl Pipeline {
     }
 
     /// Runs until the sources are exhausted or `stop` is set, then flushes.
-    pub fn run(
-        self,
-        runtime: tokio::runtime::Handle,
-        stop: Arc<AtomicBool>,
-    ) -> anyhow::Result<Summary> {
+    pub fn run(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         let started = Instant::now();
         let c = &self.config.config;
         let archive = Archive::open(c.sink.url.get_ref())?;
@@ -166,9 +139,11 @@ impl Pipeline {
         } else {
             c.runtime.workers
         };
-        let staging_dir = c.sink.staging_dir.clone().unwrap_or_else(|| {
-            std::env::temp_dir().join(format!("sluice-staging-{}", std::process::id()))
-        });
+        let staging_dir = c
+            .sink
+            .staging_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("sluice-staging-{}", std::process::id())));
         let settings = SinkSettings {
             streams: self.streams.clone(),
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
@@ -186,58 +161,32 @@ impl Pipeline {
         let mut source_meta = Vec::new();
         let mut source_threads = Vec::new();
         for (index, (name, source)) in c.sources.iter().enumerate() {
-            let stream = self
-                .streams
-                .iter()
-                .position(|s| s == self.config.stream_of(name))
-                .expect("collected in build");
-            let chain_stages: Vec<Arc<Plugin>> = source
-                .chain
-                .iter()
-                .map(|s| self.stages[s.get_ref()].plugin.clone())
-                .collect();
-            source_meta.push(SourceMeta {
-                name: name.clone(),
-                stream,
-                chain: chain_stages,
-            });
+            let stream =
+                self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected in build");
+            let chain_stages: Vec<Arc<Plugin>> =
+                source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
+            source_meta.push(SourceMeta { name: name.clone(), stream, chain: chain_stages });
             let reader: Box<dyn Source> = match *source.kind.get_ref() {
-                SourceKind::File => Box::new(FileSource {
-                    patterns: source.paths.clone(),
-                    follow: source.follow,
-                }),
+                SourceKind::File => Box::new(FileSource { patterns: source.paths.clone(), follow: source.follow }),
                 SourceKind::Stdin => Box::new(StdinSource),
             };
             let read = Arc::new(AtomicU64::new(0));
-            counters
-                .read
-                .lock()
-                .expect("not poisoned")
-                .push(read.clone());
+            counters.read.lock().expect("not poisoned").push(read.clone());
             let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone(), read);
             let stop = stop.clone();
             let name = name.clone();
             source_threads.push(
                 std::thread::Builder::new()
                     .name(format!("source-{name}"))
-                    .spawn(move || {
-                        reader
-                            .run(batcher, stop)
-                            .with_context(|| format!("source `{name}`"))
-                    })?,
+                    .spawn(move || reader.run(batcher, stop).with_context(|| format!("source `{name}`")))?,
             );
         }
         drop(raw_tx);
 
         // Workers
         let source_meta = Arc::new(source_meta);
-        let partition_by: Arc<Vec<String>> = Arc::new(
-            c.sink
-                .partition_by
-                .iter()
-                .map(|k| k.get_ref().clone())
-                .collect(),
-        );
+        let partition_by: Arc<Vec<String>> =
+            Arc::new(c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect());
         let mut worker_threads = Vec::new();
         for w in 0..workers {
             let rx = raw_rx.clone();
@@ -245,26 +194,17 @@ impl Pipeline {
             let meta = source_meta.clone();
             let keys = partition_by.clone();
             let counters = counters.clone();
-            worker_threads.push(
-                std::thread::Builder::new()
-                    .name(format!("worker-{w}"))
-                    .spawn(move || {
-                        let mut chains: Vec<Chain> = meta
-                            .iter()
-                            .map(|m| {
-                                Chain::new(
-                                    m.chain
-                                        .iter()
-                                        .map(|p| {
-                                            Box::new(WasmStage::new(p.clone())) as Box<dyn Stage>
-                                        })
-                                        .collect(),
-                                )
-                            })
-                            .collect();
-                        work(&rx, &tx, &meta, &keys, &mut chains, &counters)
-                    })?,
-            );
+            worker_threads.push(std::thread::Builder::new().name(format!("worker-{w}")).spawn(move || {
+                let mut chains: Vec<Chain> = meta
+                    .iter()
+                    .map(|m| {
+                        Chain::new(
+                            m.chain.iter().map(|p| Box::new(WasmStage::new(p.clone())) as Box<dyn Stage>).collect(),
+                        )
+                    })
+                    .collect();
+                work(&rx, &tx, &meta, &keys, &mut chains, &counters)
+            })?);
         }
         drop(raw_rx);
         drop(sink_tx);
@@ -288,13 +228,7 @@ impl Pipeline {
         sink_result?;
         std::fs::remove_dir(&staging_dir).ok();
 
-        let read: u64 = counters
-            .read
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .map(|r| r.load(Ordering::Relaxed))
-            .sum();
+        let read: u64 = counters.read.lock().expect("not poisoned").iter().map(|r| r.load(Ordering::Relaxed)).sum();
         let dropped = counters.dropped.lock().expect("not poisoned").clone();
         let summary = Summary {
             read,
@@ -342,11 +276,7 @@ fn work(
     for batch in rx {
         let source = &meta[batch.source];
         let out = chains[batch.source].run(&batch.records);
-        let mut quarantine: Vec<String> = out
-            .quarantined
-            .iter()
-            .map(|r| quarantine_line(r, source, &batch))
-            .collect();
+        let mut quarantine: Vec<String> = out.quarantined.iter().map(|r| quarantine_line(r, source, &batch)).collect();
         if !out.dropped.is_empty() {
             let mut dropped = counters.dropped.lock().expect("not poisoned");
             for r in &out.dropped {
@@ -354,48 +284,34 @@ fn work(
                 *dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
             }
         }
-        let mut partitions: HashMap<Vec<String>, BatchBuilder> = HashMap::new();
+        // in order of first appearance, so that `seq` follows arrival order
+        let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
         for (origin, text) in &out.events {
             match schema::check_event(text, batch.observed, &source.name) {
                 Ok(row) => {
-                    let segments = partition_by
-                        .iter()
-                        .map(|k| format!("{k}={}", row.partition_value(k)))
-                        .collect();
-                    partitions.entry(segments).or_default().push(row);
+                    let segments = partition_by.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
+                    match partitions.iter_mut().find(|(p, _)| *p == segments) {
+                        Some((_, builder)) => builder.push(row),
+                        None => {
+                            let mut builder = BatchBuilder::new();
+                            builder.push(row);
+                            partitions.push((segments, builder));
+                        }
+                    }
                 }
                 Err(reason) => {
-                    let rejected = Rejected {
-                        origin: *origin,
-                        stage: None,
-                        reason,
-                    };
+                    let rejected = Rejected { origin: *origin, stage: None, reason };
                     quarantine.push(quarantine_line(&rejected, source, &batch));
                 }
             }
         }
         if !partitions.is_empty() {
-            let partitions = partitions
-                .into_iter()
-                .map(|(p, b)| (p, b.finish()))
-                .collect();
-            if tx
-                .send(SinkMsg::Events {
-                    stream: source.stream,
-                    partitions,
-                })
-                .is_err()
-            {
+            let partitions = partitions.into_iter().map(|(p, b)| (p, b.finish())).collect();
+            if tx.send(SinkMsg::Events { stream: source.stream, partitions }).is_err() {
                 return;
             }
         }
-        if !quarantine.is_empty()
-            && tx
-                .send(SinkMsg::Quarantine {
-                    stream: source.stream,
-                    lines: quarantine,
-                })
-                .is_err()
+        if !quarantine.is_empty() && tx.send(SinkMsg::Quarantine { stream: source.stream, lines: quarantine }).is_err()
         {
             return;
         }
@@ -407,12 +323,7 @@ fn work(
 fn quarantine_line(r: &Rejected, source: &SourceMeta, batch: &RawBatch) -> String {
     let raw = &batch.records[r.origin as usize];
     let (stage, plugin, version, sha256) = match &r.stage {
-        Some(s) => (
-            s.stage.as_str(),
-            s.plugin.as_str(),
-            s.version.as_str(),
-            s.sha256.as_str(),
-        ),
+        Some(s) => (s.stage.as_str(), s.plugin.as_str(), s.version.as_str(), s.sha256.as_str()),
         None => ("schema", "sluice", env!("CARGO_PKG_VERSION"), ""),
     };
     let observed = chrono::DateTime::from_timestamp_micros(batch.observed).unwrap_or_default();

@@ -6,8 +6,7 @@
 //! reason (it goes to quarantine; it never fails a batch or a file).
 
 use arrow_array::builder::{
-    ArrayBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -88,20 +87,14 @@ fn data_type(kind: Kind) -> DataType {
         Kind::Int32 => DataType::Int32,
         Kind::Int64 => DataType::Int64,
         Kind::Utf8 | Kind::Json => DataType::Utf8,
-        Kind::Redactions => DataType::List(Arc::new(Field::new(
-            "item",
-            DataType::Struct(redaction_fields()),
-            true,
-        ))),
+        Kind::Redactions => DataType::List(Arc::new(Field::new("item", DataType::Struct(redaction_fields()), true))),
     }
 }
 
 /// The schema of every stream's files: the columns above, then `seq`.
 pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields: Vec<Field> = COLUMNS
-        .iter()
-        .map(|&(name, kind)| Field::new(name, data_type(kind), name != "time"))
-        .collect();
+    let mut fields: Vec<Field> =
+        COLUMNS.iter().map(|&(name, kind)| Field::new(name, data_type(kind), name != "time")).collect();
     fields.push(Field::new("seq", DataType::Int64, false));
     Arc::new(Schema::new(fields))
 });
@@ -114,9 +107,8 @@ fn column_index(name: &str) -> Option<usize> {
 /// string or integer column.
 pub fn is_partition_key(key: &str) -> bool {
     matches!(key, "event_day" | "hour")
-        || column_index(key).is_some_and(|i| {
-            matches!(COLUMNS[i].1, Kind::Int32 | Kind::Int64 | Kind::Utf8) && key != "message"
-        })
+        || column_index(key)
+            .is_some_and(|i| matches!(COLUMNS[i].1, Kind::Int32 | Kind::Int64 | Kind::Utf8) && key != "message")
 }
 
 /// One typed value of a row, checked but not yet appended.
@@ -196,10 +188,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
     let event: Map<String, Value> = match serde_json::from_str(text) {
         Ok(Value::Object(m)) => m,
         Ok(other) => {
-            return Err(format!(
-                "event is a JSON {}, not an object",
-                kind_name(&other)
-            ));
+            return Err(format!("event is a JSON {}, not an object", kind_name(&other)));
         }
         Err(e) => return Err(format!("event is not valid JSON: {e}")),
     };
@@ -218,8 +207,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
             Kind::Timestamp => Cell::Int(timestamp(name, &value)?),
             Kind::Int32 => {
                 let v = integer(name, &value)?;
-                i32::try_from(v)
-                    .map_err(|_| format!("field `{name}`: {v} does not fit a 32-bit integer"))?;
+                i32::try_from(v).map_err(|_| format!("field `{name}`: {v} does not fit a 32-bit integer"))?;
                 Cell::Int(v)
             }
             Kind::Int64 => Cell::Int(integer(name, &value)?),
@@ -228,10 +216,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
                 Value::Number(n) => Cell::Text(n.to_string()),
                 Value::Bool(b) => Cell::Text(b.to_string()),
                 other => {
-                    return Err(format!(
-                        "field `{name}`: expected a string, got {}",
-                        kind_name(&other)
-                    ));
+                    return Err(format!("field `{name}`: expected a string, got {}", kind_name(&other)));
                 }
             },
             Kind::Json => match value {
@@ -243,10 +228,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
                     Cell::Null
                 }
                 other => {
-                    return Err(format!(
-                        "field `{name}`: expected an object, got {}",
-                        kind_name(&other)
-                    ));
+                    return Err(format!("field `{name}`: expected an object, got {}", kind_name(&other)));
                 }
             },
             Kind::Redactions => Cell::Redactions(redactions(&value)?),
@@ -269,36 +251,24 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
 
 fn integer(name: &str, v: &Value) -> Result<i64, String> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| format!("field `{name}`: expected an integer, got {n}")),
-        other => Err(format!(
-            "field `{name}`: expected an integer, got {}",
-            kind_name(other)
-        )),
+        Value::Number(n) => n.as_i64().ok_or_else(|| format!("field `{name}`: expected an integer, got {n}")),
+        other => Err(format!("field `{name}`: expected an integer, got {}", kind_name(other))),
     }
 }
 
 fn timestamp(name: &str, v: &Value) -> Result<i64, String> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| format!("field `{name}`: expected integer microseconds, got {n}")),
+        Value::Number(n) => n.as_i64().ok_or_else(|| format!("field `{name}`: expected integer microseconds, got {n}")),
         Value::String(s) => sluice_rfc3339(s).ok_or_else(|| {
             let shown: String = s.chars().take(64).collect();
             format!("field `{name}`: `{shown}` is not an RFC 3339 timestamp")
         }),
-        other => Err(format!(
-            "field `{name}`: expected a timestamp, got {}",
-            kind_name(other)
-        )),
+        other => Err(format!("field `{name}`: expected a timestamp, got {}", kind_name(other))),
     }
 }
 
 fn sluice_rfc3339(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp_micros())
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
 }
 
 fn redactions(v: &Value) -> Result<Vec<[String; 3]>, String> {
@@ -307,12 +277,7 @@ fn redactions(v: &Value) -> Result<Vec<[String; 3]>, String> {
     items
         .iter()
         .map(|item| {
-            let get = |k: &str| {
-                item.get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .ok_or_else(bad)
-            };
+            let get = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(bad);
             Ok([get("path")?, get("rule")?, get("action")?])
         })
         .collect()
@@ -340,25 +305,24 @@ impl Default for BatchBuilder {
 
 impl BatchBuilder {
     pub fn new() -> Self {
-        let columns =
-            COLUMNS
-                .iter()
-                .map(|&(_, kind)| match kind {
-                    Kind::Timestamp => ColumnBuilder::Timestamp(
-                        TimestampMicrosecondBuilder::new().with_timezone("UTC"),
-                    ),
-                    Kind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
-                    Kind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
-                    Kind::Utf8 | Kind::Json => ColumnBuilder::Utf8(StringBuilder::new()),
-                    Kind::Redactions => {
-                        let fields = redaction_fields();
-                        let values = StructBuilder::from_fields(fields.clone(), 0);
-                        ColumnBuilder::Redactions(ListBuilder::new(values).with_field(Arc::new(
-                            Field::new("item", DataType::Struct(fields), true),
-                        )))
-                    }
-                })
-                .collect();
+        let columns = COLUMNS
+            .iter()
+            .map(|&(_, kind)| match kind {
+                Kind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                Kind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
+                Kind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
+                Kind::Utf8 | Kind::Json => ColumnBuilder::Utf8(StringBuilder::new()),
+                Kind::Redactions => {
+                    let fields = redaction_fields();
+                    let values = StructBuilder::from_fields(fields.clone(), 0);
+                    ColumnBuilder::Redactions(ListBuilder::new(values).with_field(Arc::new(Field::new(
+                        "item",
+                        DataType::Struct(fields),
+                        true,
+                    ))))
+                }
+            })
+            .collect();
         BatchBuilder { columns, rows: 0 }
     }
 
@@ -384,18 +348,9 @@ impl BatchBuilder {
                 (ColumnBuilder::Redactions(b), Cell::Redactions(items)) => {
                     let values = b.values();
                     for [path, rule, action] in &items {
-                        values
-                            .field_builder::<StringBuilder>(0)
-                            .expect("path")
-                            .append_value(path);
-                        values
-                            .field_builder::<StringBuilder>(1)
-                            .expect("rule")
-                            .append_value(rule);
-                        values
-                            .field_builder::<StringBuilder>(2)
-                            .expect("action")
-                            .append_value(action);
+                        values.field_builder::<StringBuilder>(0).expect("path").append_value(path);
+                        values.field_builder::<StringBuilder>(1).expect("rule").append_value(rule);
+                        values.field_builder::<StringBuilder>(2).expect("action").append_value(action);
                         values.append(true);
                     }
                     b.append(!items.is_empty());
@@ -424,9 +379,7 @@ impl BatchBuilder {
 /// Adds the `seq` column (first_seq, first_seq+1, ...) and makes the file batch.
 pub fn with_seq(mut columns: Vec<ArrayRef>, first_seq: i64) -> RecordBatch {
     let rows = columns.first().map_or(0, |c| c.len());
-    columns.push(Arc::new(Int64Array::from_iter_values(
-        first_seq..first_seq + rows as i64,
-    )));
+    columns.push(Arc::new(Int64Array::from_iter_values(first_seq..first_seq + rows as i64)));
     RecordBatch::try_new(FILE_SCHEMA.clone(), columns).expect("builders follow FILE_SCHEMA")
 }
 
@@ -446,20 +399,13 @@ mod tests {
         assert_eq!(row.partition_value("event_day"), "20261101");
         assert_eq!(row.partition_value("hour"), "13");
         assert_eq!(row.partition_value("class_uid"), "3002");
-        assert_eq!(
-            row.partition_value("tenant_uid"),
-            "__HIVE_DEFAULT_PARTITION__"
-        );
+        assert_eq!(row.partition_value("tenant_uid"), "__HIVE_DEFAULT_PARTITION__");
         let mut b = BatchBuilder::new();
         b.push(row);
         let batch = with_seq(b.finish(), 7);
         assert_eq!(batch.num_rows(), 1);
         let unmapped = batch.column_by_name("unmapped").unwrap();
-        let s = unmapped
-            .as_any()
-            .downcast_ref::<arrow_array::StringArray>()
-            .unwrap()
-            .value(0);
+        let s = unmapped.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0);
         assert_eq!(s, r#"{"x":{"y":1},"z":true}"#);
     }
 
@@ -467,14 +413,8 @@ mod tests {
     fn wrong_types_are_named() {
         let e = |t: &str| check_event(t, 0, "s").err().unwrap();
         assert_eq!(e(r#"{"message":"m"}"#), "missing required field `time`");
-        assert_eq!(
-            e(r#"{"time":1,"class_uid":"x"}"#),
-            "field `class_uid`: expected an integer, got string"
-        );
-        assert_eq!(
-            e(r#"{"time":"soon"}"#),
-            "field `time`: `soon` is not an RFC 3339 timestamp"
-        );
+        assert_eq!(e(r#"{"time":1,"class_uid":"x"}"#), "field `class_uid`: expected an integer, got string");
+        assert_eq!(e(r#"{"time":"soon"}"#), "field `time`: `soon` is not an RFC 3339 timestamp");
         assert_eq!(
             e(r#"{"time":1,"status_id":9999999999}"#),
             "field `status_id`: 9999999999 does not fit a 32-bit integer"

@@ -87,11 +87,7 @@ impl WasmStage {
             version: plugin.version().to_string(),
             sha256: plugin.digest.clone(),
         };
-        WasmStage {
-            plugin,
-            identity,
-            instance: None,
-        }
+        WasmStage { plugin, identity, instance: None }
     }
 }
 
@@ -107,11 +103,7 @@ impl Stage for WasmStage {
     fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
         let instance = match &mut self.instance {
             Some(i) => i,
-            slot @ None => slot.insert(
-                self.plugin
-                    .instantiate()
-                    .map_err(|e| format!("plugin failed to start: {e}"))?,
-            ),
+            slot @ None => slot.insert(self.plugin.instantiate().map_err(|e| format!("plugin failed to start: {e}"))?),
         };
         let result = match input {
             Input::Records(r) => instance.parse(r),
@@ -164,21 +156,13 @@ impl Chain {
         let mut origins: Vec<u32> = (0..records.len() as u32).collect();
         let mut events: Vec<String> = Vec::new();
         for (i, stage) in self.stages.iter_mut().enumerate() {
-            let input = if i == 0 {
-                Input::Records(records)
-            } else {
-                Input::Events(&events)
-            };
+            let input = if i == 0 { Input::Records(records) } else { Input::Events(&events) };
             let mut results = Vec::with_capacity(input.len());
             call_isolated(stage.as_mut(), input, &mut results);
             let mut next_events = Vec::with_capacity(results.len());
             let mut next_origins = Vec::with_capacity(results.len());
             for (result, &origin) in results.into_iter().zip(&origins) {
-                let rejected = |reason| Rejected {
-                    origin,
-                    stage: Some(stage.identity().clone()),
-                    reason,
-                };
+                let rejected = |reason| Rejected { origin, stage: Some(stage.identity().clone()), reason };
                 match result {
                     Ok(Outcome::Keep(e)) => {
                         next_events.push(e);
@@ -189,9 +173,7 @@ impl Chain {
                         next_events.extend(es);
                     }
                     Ok(Outcome::Drop(rule)) => out.dropped.push(rejected(rule)),
-                    Ok(Outcome::Error(reason)) | Err(reason) => {
-                        out.quarantined.push(rejected(reason))
-                    }
+                    Ok(Outcome::Error(reason)) | Err(reason) => out.quarantined.push(rejected(reason)),
                 }
             }
             events = next_events;
@@ -212,11 +194,7 @@ fn call_isolated(stage: &mut dyn Stage, input: Input<'_>, out: &mut Vec<Result<O
             out.extend(outcomes.into_iter().map(Ok));
             return;
         }
-        Ok(outcomes) => format!(
-            "plugin returned {} outcomes for {} inputs",
-            outcomes.len(),
-            input.len()
-        ),
+        Ok(outcomes) => format!("plugin returned {} outcomes for {} inputs", outcomes.len(), input.len()),
         Err(fault) => fault,
     };
     if input.len() == 1 {
@@ -247,9 +225,7 @@ mod tests {
         }
         fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
             self.calls += 1;
-            let Input::Records(records) = input else {
-                unreachable!()
-            };
+            let Input::Records(records) = input else { unreachable!() };
             if records.iter().any(|r| r == b"poison") {
                 return Err("trapped".into());
             }
@@ -267,12 +243,7 @@ mod tests {
 
     #[test]
     fn a_fault_is_pinned_on_its_record_and_nothing_else_is_lost() {
-        let id = StageIdentity {
-            stage: "p".into(),
-            plugin: "p".into(),
-            version: "1".into(),
-            sha256: "x".into(),
-        };
+        let id = StageIdentity { stage: "p".into(), plugin: "p".into(), version: "1".into(), sha256: "x".into() };
         let mut chain = Chain::new(vec![Box::new(Poisoned { id, calls: 0 })]);
         let mut records: Vec<Vec<u8>> = (0..100).map(|i| format!("r{i}").into_bytes()).collect();
         records[37] = b"poison".to_vec();
@@ -281,20 +252,8 @@ mod tests {
         records[52] = b"two".to_vec();
         let out = chain.run(&records);
         assert_eq!(out.quarantined.len(), 2);
-        assert_eq!(
-            (
-                out.quarantined[0].origin,
-                out.quarantined[0].reason.as_str()
-            ),
-            (37, "trapped")
-        );
-        assert_eq!(
-            (
-                out.quarantined[1].origin,
-                out.quarantined[1].reason.as_str()
-            ),
-            (51, "no good")
-        );
+        assert_eq!((out.quarantined[0].origin, out.quarantined[0].reason.as_str()), (37, "trapped"));
+        assert_eq!((out.quarantined[1].origin, out.quarantined[1].reason.as_str()), (51, "no good"));
         assert_eq!(out.dropped.len(), 1);
         assert_eq!(out.events.len(), 98);
         let origins: Vec<u32> = out.events.iter().map(|(o, _)| *o).collect();

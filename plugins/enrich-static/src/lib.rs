@@ -42,17 +42,11 @@ impl Transform for EnrichStatic {
             match to {
                 Value::String(to) => rename.push((from, to)),
                 _ => {
-                    return Err(format!(
-                        "enrich-static: rename target for `{from}` must be a string"
-                    ));
+                    return Err(format!("enrich-static: rename target for `{from}` must be a string"));
                 }
             }
         }
-        Ok(EnrichStatic {
-            rename,
-            defaults: table(&config, "defaults")?,
-            set: table(&config, "set")?,
-        })
+        Ok(EnrichStatic { rename, defaults: table(&config, "defaults")?, set: table(&config, "set")? })
     }
 
     fn process(&mut self, mut event: Event) -> Outcome {
@@ -95,10 +89,7 @@ mod tests {
             json!({"set": {"cloud_provider": "aws", "tenant_uid": "t-1", "class_uid": 6003}}),
             json!({"cloud_provider": "gcp", "message": "hi"}),
         );
-        assert_eq!(
-            out,
-            json!({"cloud_provider": "aws", "tenant_uid": "t-1", "class_uid": 6003, "message": "hi"})
-        );
+        assert_eq!(out, json!({"cloud_provider": "aws", "tenant_uid": "t-1", "class_uid": 6003, "message": "hi"}));
     }
 
     #[test]
@@ -136,20 +127,8 @@ mod tests {
 
     #[test]
     fn bad_config_is_rejected() {
-        assert!(
-            EnrichStatic::init(json!({"sett": {}}))
-                .unwrap_err()
-                .contains("`sett`")
-        );
-        assert!(
-            EnrichStatic::init(json!({"set": 3}))
-                .unwrap_err()
-                .contains("`set`")
-        );
-        assert!(
-            EnrichStatic::init(json!({"rename": {"a": 1}}))
-                .unwrap_err()
-                .contains("`a`")
-        );
+        assert!(EnrichStatic::init(json!({"sett": {}})).unwrap_err().contains("`sett`"));
+        assert!(EnrichStatic::init(json!({"set": 3})).unwrap_err().contains("`set`"));
+        assert!(EnrichStatic::init(json!({"rename": {"a": 1}})).unwrap_err().contains("`a`"));
     }
 }

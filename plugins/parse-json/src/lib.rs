@@ -37,9 +37,7 @@ pub struct ParseJson {
 
 fn reject_reserved(column: &str, table: &str) -> Result<(), String> {
     if column == "time" || column == "unmapped" {
-        return Err(format!(
-            "parse-json: `{table}` cannot set `{column}` (use time_field / keep_original)"
-        ));
+        return Err(format!("parse-json: `{table}` cannot set `{column}` (use time_field / keep_original)"));
     }
     Ok(())
 }
@@ -64,9 +62,7 @@ impl Parser for ParseJson {
                     for (column, path) in m {
                         reject_reserved(&column, "fields")?;
                         let Value::String(path) = path else {
-                            return Err(format!(
-                                "parse-json: fields.{column} must be a dotted path string"
-                            ));
+                            return Err(format!("parse-json: fields.{column} must be a dotted path string"));
                         };
                         plugin.fields.push((column, path));
                     }
@@ -91,10 +87,7 @@ impl Parser for ParseJson {
         let text = match std::str::from_utf8(record) {
             Ok(t) => t,
             Err(e) => {
-                return Outcome::Error(format!(
-                    "record is not valid UTF-8 at byte {}",
-                    e.valid_up_to()
-                ));
+                return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()));
             }
         };
         if text.trim().is_empty() {
@@ -140,10 +133,7 @@ impl ParseJson {
         };
         time_micros(value, &self.time_format).ok_or_else(|| {
             let shown = truncate(&value.to_string(), 64);
-            format!(
-                "time field `{field}` has a value that is not a {} time: {shown}",
-                self.format_name()
-            )
+            format!("time field `{field}` has a value that is not a {} time: {shown}", self.format_name())
         })
     }
 
@@ -166,9 +156,7 @@ fn time_format(name: &str) -> Result<TimeFormat, String> {
         "unix_us" => TimeFormat::Epoch(1),
         f if f.contains('%') => {
             if StrftimeItems::new(f).any(|item| matches!(item, Item::Error)) {
-                return Err(format!(
-                    "parse-json: time_format `{f}` is not a valid strftime format"
-                ));
+                return Err(format!("parse-json: time_format `{f}` is not a valid strftime format"));
             }
             TimeFormat::Strftime(f.to_string())
         }
@@ -210,14 +198,8 @@ fn float_micros(value: f64, unit: i64) -> Option<i64> {
 }
 
 fn strftime_micros(text: &str, format: &str) -> Option<i64> {
-    if format.contains("%z")
-        || format.contains("%:z")
-        || format.contains("%#z")
-        || format.contains("%::z")
-    {
-        return DateTime::parse_from_str(text, format)
-            .ok()
-            .map(|t| t.timestamp_micros());
+    if format.contains("%z") || format.contains("%:z") || format.contains("%#z") || format.contains("%::z") {
+        return DateTime::parse_from_str(text, format).ok().map(|t| t.timestamp_micros());
     }
     if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
         return Some(t.and_utc().timestamp_micros());
@@ -321,10 +303,7 @@ mod tests {
         let mut p = plugin(json!({}));
         let out = keep(p.parse(br#"{"time":"2026-11-01T00:00:01.5Z","user":"alice"}"#));
         assert_eq!(out["time"], 1_793_491_201_500_000i64);
-        assert_eq!(
-            out["unmapped"],
-            json!({"time": "2026-11-01T00:00:01.5Z", "user": "alice"})
-        );
+        assert_eq!(out["unmapped"], json!({"time": "2026-11-01T00:00:01.5Z", "user": "alice"}));
         assert_eq!(out.as_object().unwrap().len(), 2);
     }
 
@@ -370,9 +349,7 @@ mod tests {
 
     #[test]
     fn fields_keep_json_types_and_reach_into_arrays() {
-        let mut p = plugin(
-            json!({"fields": {"src_endpoint_port": "net.port", "src_endpoint_ip": "sourceIPs.1"}}),
-        );
+        let mut p = plugin(json!({"fields": {"src_endpoint_port": "net.port", "src_endpoint_ip": "sourceIPs.1"}}));
         let out =
             keep(p.parse(br#"{"time":"1970-01-01T00:00:00Z","net":{"port":443},"sourceIPs":["10.0.0.1","10.0.0.2"]}"#));
         assert_eq!(out["src_endpoint_port"], 443);
@@ -381,9 +358,7 @@ mod tests {
 
     #[test]
     fn keys_with_dots_are_found() {
-        let mut p = plugin(
-            json!({"fields": {"status_detail": "annotations.authorization.k8s.io/decision"}}),
-        );
+        let mut p = plugin(json!({"fields": {"status_detail": "annotations.authorization.k8s.io/decision"}}));
         let out = keep(
             p.parse(br#"{"time":"2026-01-01T00:00:00Z","annotations":{"authorization.k8s.io/decision":"allow"}}"#),
         );
@@ -397,19 +372,11 @@ mod tests {
             ("unix", r#"{"ts":1700000000.25}"#, 1_700_000_000_250_000),
             ("unix", r#"{"ts":"1700000000.5"}"#, 1_700_000_000_500_000),
             ("unix_ms", r#"{"ts":1700000000123}"#, 1_700_000_000_123_000),
-            (
-                "unix_us",
-                r#"{"ts":1700000000123456}"#,
-                1_700_000_000_123_456,
-            ),
+            ("unix_us", r#"{"ts":1700000000123456}"#, 1_700_000_000_123_456),
         ];
         for (format, line, expected) in cases {
             let mut p = plugin(json!({"time_field": "ts", "time_format": format}));
-            assert_eq!(
-                keep(p.parse(line.as_bytes()))["time"],
-                expected,
-                "{format} {line}"
-            );
+            assert_eq!(keep(p.parse(line.as_bytes()))["time"], expected, "{format} {line}");
         }
     }
 
@@ -439,78 +406,33 @@ mod tests {
     fn bad_records_are_errors_or_drops() {
         let mut p = plugin(json!({}));
         assert_eq!(p.parse(b"   \r\n"), Outcome::Drop("blank line".into()));
-        assert_eq!(
-            error(p.parse(b"{\"a\":\"\xff\"}")),
-            "record is not valid UTF-8 at byte 6"
-        );
+        assert_eq!(error(p.parse(b"{\"a\":\"\xff\"}")), "record is not valid UTF-8 at byte 6");
         assert!(error(p.parse(b"{\"a\":")).starts_with("not valid JSON: "));
-        assert_eq!(
-            error(p.parse(b"[1,2]")),
-            "expected a JSON object, got an array"
-        );
-        assert_eq!(
-            error(p.parse(b"\"x\"")),
-            "expected a JSON object, got a string"
-        );
+        assert_eq!(error(p.parse(b"[1,2]")), "expected a JSON object, got an array");
+        assert_eq!(error(p.parse(b"\"x\"")), "expected a JSON object, got a string");
     }
 
     #[test]
     fn missing_or_bad_time_names_field_and_value() {
         let mut p = plugin(json!({"time_field": "eventTime"}));
-        assert_eq!(
-            error(p.parse(br#"{"time":"2026-01-01T00:00:00Z"}"#)),
-            "time field `eventTime` is missing"
-        );
-        assert_eq!(
-            error(p.parse(br#"{"eventTime":null}"#)),
-            "time field `eventTime` is missing"
-        );
+        assert_eq!(error(p.parse(br#"{"time":"2026-01-01T00:00:00Z"}"#)), "time field `eventTime` is missing");
+        assert_eq!(error(p.parse(br#"{"eventTime":null}"#)), "time field `eventTime` is missing");
         let reason = error(p.parse(br#"{"eventTime":"yesterday"}"#));
-        assert_eq!(
-            reason,
-            "time field `eventTime` has a value that is not a rfc3339 time: \"yesterday\""
-        );
+        assert_eq!(reason, "time field `eventTime` has a value that is not a rfc3339 time: \"yesterday\"");
         let long = format!(r#"{{"eventTime":"{}"}}"#, "x".repeat(200));
         let reason = error(p.parse(long.as_bytes()));
-        assert!(
-            reason.ends_with(&format!("\"{}…", "x".repeat(63))),
-            "{reason}"
-        );
+        assert!(reason.ends_with(&format!("\"{}…", "x".repeat(63))), "{reason}");
         let mut p = plugin(json!({"time_field": "ts", "time_format": "unix"}));
         assert!(error(p.parse(br#"{"ts":"soon"}"#)).contains("not a unix time: \"soon\""));
     }
 
     #[test]
     fn config_errors_name_the_key() {
-        assert!(
-            ParseJson::init(json!({"time_feild": "x"}))
-                .unwrap_err()
-                .contains("`time_feild`")
-        );
-        assert!(
-            ParseJson::init(json!({"time_format": "iso"}))
-                .unwrap_err()
-                .contains("`iso`")
-        );
-        assert!(
-            ParseJson::init(json!({"keep_original": "yes"}))
-                .unwrap_err()
-                .contains("`keep_original`")
-        );
-        assert!(
-            ParseJson::init(json!({"fields": {"a": 1}}))
-                .unwrap_err()
-                .contains("fields.a")
-        );
-        assert!(
-            ParseJson::init(json!({"constants": {"time": 1}}))
-                .unwrap_err()
-                .contains("`time`")
-        );
-        assert!(
-            ParseJson::init(json!({"fields": {"unmapped": "x"}}))
-                .unwrap_err()
-                .contains("`unmapped`")
-        );
+        assert!(ParseJson::init(json!({"time_feild": "x"})).unwrap_err().contains("`time_feild`"));
+        assert!(ParseJson::init(json!({"time_format": "iso"})).unwrap_err().contains("`iso`"));
+        assert!(ParseJson::init(json!({"keep_original": "yes"})).unwrap_err().contains("`keep_original`"));
+        assert!(ParseJson::init(json!({"fields": {"a": 1}})).unwrap_err().contains("fields.a"));
+        assert!(ParseJson::init(json!({"constants": {"time": 1}})).unwrap_err().contains("`time`"));
+        assert!(ParseJson::init(json!({"fields": {"unmapped": "x"}})).unwrap_err().contains("`unmapped`"));
     }
 }

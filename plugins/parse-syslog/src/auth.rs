@@ -18,12 +18,7 @@ const FAILURE: i64 = 2;
 
 /// Sets the class fields (and what the message tells) on `event`. sudo's PWD goes
 /// to `unmapped.cwd`, not `pwd`, so that redact's `pwd` key rule leaves it alone.
-pub(crate) fn classify(
-    app: &str,
-    message: &str,
-    event: &mut Event,
-    unmapped: &mut Map<String, Value>,
-) {
+pub(crate) fn classify(app: &str, message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) {
     let message = match unwrap_repeated(message) {
         Some((count, inner)) => {
             unmapped.insert("repeated".into(), count.into());
@@ -51,13 +46,7 @@ fn unwrap_repeated(message: &str) -> Option<(i64, &str)> {
     Some((count.parse().ok()?, inner))
 }
 
-fn set_class(
-    event: &mut Event,
-    class_uid: i64,
-    activity_id: i64,
-    status_id: Option<i64>,
-    detail: Option<&str>,
-) {
+fn set_class(event: &mut Event, class_uid: i64, activity_id: i64, status_id: Option<i64>, detail: Option<&str>) {
     event.insert("class_uid".into(), class_uid.into());
     event.insert("category_uid".into(), (class_uid / 1000).into());
     event.insert("activity_id".into(), activity_id.into());
@@ -116,13 +105,7 @@ fn sshd(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         let Some((user, source)) = user_from(rest) else {
             return false;
         };
-        set_class(
-            event,
-            AUTHENTICATION,
-            LOGON,
-            Some(FAILURE),
-            Some(&format!("Failed {method}")),
-        );
+        set_class(event, AUTHENTICATION, LOGON, Some(FAILURE), Some(&format!("Failed {method}")));
         set_user(event, user);
         set_source(event, unmapped, source);
         unmapped.insert("auth_method".into(), method.into());
@@ -136,13 +119,7 @@ fn sshd(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         let Some((user, source)) = user_from(rest) else {
             return false;
         };
-        set_class(
-            event,
-            AUTHENTICATION,
-            LOGON,
-            Some(FAILURE),
-            Some("Invalid user"),
-        );
+        set_class(event, AUTHENTICATION, LOGON, Some(FAILURE), Some("Invalid user"));
         set_user(event, user);
         set_source(event, unmapped, source);
         unmapped.insert("invalid_user".into(), true.into());
@@ -156,20 +133,11 @@ fn sshd(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         let Some((user, source)) = user_from(rest) else {
             return false;
         };
-        set_class(
-            event,
-            AUTHENTICATION,
-            LOGON,
-            Some(SUCCESS),
-            Some(&format!("Accepted {method}")),
-        );
+        set_class(event, AUTHENTICATION, LOGON, Some(SUCCESS), Some(&format!("Accepted {method}")));
         set_user(event, user);
         let tail = set_source(event, unmapped, source);
         unmapped.insert("auth_method".into(), method.into());
-        if let Some((key_type, fingerprint)) = tail
-            .split_once(": ")
-            .and_then(|(_, key)| key.split_once(' '))
-        {
+        if let Some((key_type, fingerprint)) = tail.split_once(": ").and_then(|(_, key)| key.split_once(' ')) {
             unmapped.insert("key_type".into(), key_type.into());
             unmapped.insert("key_fingerprint".into(), fingerprint.into());
         }
@@ -185,9 +153,7 @@ fn sshd(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         set_source(event, unmapped, source);
         return true;
     }
-    let pam = message
-        .strip_prefix("pam_unix(sshd:session): ")
-        .unwrap_or(message);
+    let pam = message.strip_prefix("pam_unix(sshd:session): ").unwrap_or(message);
     if let Some(rest) = pam.strip_prefix("session opened for user ") {
         set_class(event, AUTHENTICATION, LOGON, Some(SUCCESS), None);
         set_user(event, session_user(rest));
@@ -198,18 +164,10 @@ fn sshd(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         set_user(event, session_user(rest));
         return true;
     }
-    let pam = message
-        .strip_prefix("pam_unix(sshd:auth): ")
-        .unwrap_or(message);
+    let pam = message.strip_prefix("pam_unix(sshd:auth): ").unwrap_or(message);
     if let Some(rest) = pam.strip_prefix("authentication failure;") {
         // logname= uid=0 euid=0 tty=ssh ruser= rhost=IP  user=root
-        set_class(
-            event,
-            AUTHENTICATION,
-            LOGON,
-            Some(FAILURE),
-            Some("authentication failure"),
-        );
+        set_class(event, AUTHENTICATION, LOGON, Some(FAILURE), Some("authentication failure"));
         for (key, value) in rest.split_whitespace().filter_map(|kv| kv.split_once('=')) {
             match key {
                 "rhost" if !value.is_empty() => {
@@ -248,9 +206,7 @@ fn sudo(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
             command = Some(cmd);
             break;
         }
-        let (part, next) = rest
-            .split_once(" ; ")
-            .map_or((rest, None), |(p, n)| (p, Some(n)));
+        let (part, next) = rest.split_once(" ; ").map_or((rest, None), |(p, n)| (p, Some(n)));
         match part.split_once('=') {
             Some(("TTY", v)) => fields.push(("tty", v)),
             Some(("PWD", v)) => fields.push(("cwd", v)),
@@ -269,13 +225,7 @@ fn sudo(message: &str, event: &mut Event, unmapped: &mut Map<String, Value>) -> 
         return false;
     }
     let status = if reason.is_some() { FAILURE } else { SUCCESS };
-    set_class(
-        event,
-        AUTHORIZE_SESSION,
-        ASSIGN_PRIVILEGES,
-        Some(status),
-        reason,
-    );
+    set_class(event, AUTHORIZE_SESSION, ASSIGN_PRIVILEGES, Some(status), reason);
     set_user(event, user);
     if let Some(command) = command {
         event.insert("process_cmd_line".into(), command.into());

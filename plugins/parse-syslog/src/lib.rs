@@ -17,13 +17,9 @@
 mod auth;
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{
-    Event, Outcome, Parser, days_from_civil, export_parser, parse_rfc3339_micros,
-};
+use sluice_plugin_sdk::{Event, Outcome, Parser, days_from_civil, export_parser, parse_rfc3339_micros};
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const FACILITIES: [&str; 24] = [
     "kern",
     "user",
@@ -50,9 +46,7 @@ const FACILITIES: [&str; 24] = [
     "local6",
     "local7",
 ];
-const SEVERITIES: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
+const SEVERITIES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 /// OCSF severity_id for each syslog severity.
 const OCSF_SEVERITY: [i64; 8] = [6, 5, 5, 4, 3, 2, 1, 1];
 
@@ -108,9 +102,8 @@ impl Parser for ParseSyslog {
                 }
                 "utc_offset" => {
                     let text = value.as_str().unwrap_or_default();
-                    utc_offset_secs = parse_offset(text).ok_or_else(|| {
-                        format!("parse-syslog: `utc_offset` must look like \"+02:00\", got {value}")
-                    })?;
+                    utc_offset_secs = parse_offset(text)
+                        .ok_or_else(|| format!("parse-syslog: `utc_offset` must look like \"+02:00\", got {value}"))?;
                 }
                 _ => return Err(format!("parse-syslog: unknown config key `{key}`")),
             }
@@ -119,20 +112,14 @@ impl Parser for ParseSyslog {
             Some(y) => YearRule::Fixed(y),
             None => current_year_month(),
         };
-        Ok(ParseSyslog {
-            year,
-            utc_offset_secs,
-        })
+        Ok(ParseSyslog { year, utc_offset_secs })
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
         let text = match std::str::from_utf8(record) {
             Ok(t) => t.trim_end_matches(['\r', '\n']),
             Err(e) => {
-                return Outcome::Error(format!(
-                    "record is not valid UTF-8 at byte {}",
-                    e.valid_up_to()
-                ));
+                return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()));
             }
         };
         if text.trim().is_empty() {
@@ -174,12 +161,7 @@ impl Parser for ParseSyslog {
             None => {}
         }
         event.insert("message".into(), line.message.into());
-        auth::classify(
-            line.app.unwrap_or_default(),
-            line.message,
-            &mut event,
-            &mut unmapped,
-        );
+        auth::classify(line.app.unwrap_or_default(), line.message, &mut event, &mut unmapped);
         if !unmapped.is_empty() {
             event.insert("unmapped".into(), Value::Object(unmapped));
         }
@@ -199,20 +181,10 @@ impl ParseSyslog {
         let rest = rest.trim_start_matches(' ');
         // The hostname is the next word, unless that word is already the tag.
         let (first, after) = rest.split_once(' ').unwrap_or((rest, ""));
-        let (host, content) = if first.ends_with(':') {
-            (None, rest)
-        } else {
-            (Some(first), after)
-        };
+        let (host, content) = if first.ends_with(':') { (None, rest) } else { (Some(first), after) };
         let content = content.trim_start_matches(' ');
         let (app, pid, message) = split_tag(content);
-        Some(Line {
-            time,
-            host: host.filter(|h| !h.is_empty()),
-            app,
-            pid,
-            message,
-        })
+        Some(Line { time, host: host.filter(|h| !h.is_empty()), app, pid, message })
     }
 
     /// `Mmm dd hh:mm:ss` (day padded with a space or a zero) → (UTC micros, rest).
@@ -227,8 +199,7 @@ impl ParseSyslog {
         if day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
             return None;
         }
-        let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s
-            - self.utc_offset_secs;
+        let secs = days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s - self.utc_offset_secs;
         Some((secs * 1_000_000, rest))
     }
 }
@@ -264,13 +235,7 @@ fn parse_5424<'a>(text: &'a str, unmapped: &mut Map<String, Value>) -> Option<Li
     };
     let message = message.strip_prefix(' ').unwrap_or(message);
     let message = message.strip_prefix('\u{feff}').unwrap_or(message);
-    Some(Line {
-        time,
-        host,
-        app,
-        pid,
-        message,
-    })
+    Some(Line { time, host, app, pid, message })
 }
 
 /// Parses `[id k="v" ...][id2 ...]` into `{id: {k: v}}`, returning the text after it.
@@ -324,14 +289,11 @@ fn quoted_value(text: &str) -> Option<(String, &str)> {
 
 /// `<PRI>` prefix, if present and valid (0-191).
 fn split_pri(text: &str) -> (Option<u32>, &str) {
-    let parsed = text
-        .strip_prefix('<')
-        .and_then(|t| t.split_once('>'))
-        .and_then(|(n, rest)| {
-            let ok = (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit());
-            let pri: u32 = if ok { n.parse().ok()? } else { return None };
-            (pri <= 191).then_some((pri, rest))
-        });
+    let parsed = text.strip_prefix('<').and_then(|t| t.split_once('>')).and_then(|(n, rest)| {
+        let ok = (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit());
+        let pri: u32 = if ok { n.parse().ok()? } else { return None };
+        (pri <= 191).then_some((pri, rest))
+    });
     match parsed {
         Some((pri, rest)) => (Some(pri), rest),
         None => (None, text),
@@ -348,9 +310,7 @@ fn split_tag(content: &str) -> (Option<&str>, Option<&str>, &str) {
         None => (None, rest),
     };
     match rest.strip_prefix(':') {
-        Some(message) if !app.is_empty() => {
-            (Some(app), pid, message.strip_prefix(' ').unwrap_or(message))
-        }
+        Some(message) if !app.is_empty() => (Some(app), pid, message.strip_prefix(' ').unwrap_or(message)),
         _ => (None, None, content),
     }
 }
@@ -404,10 +364,8 @@ fn parse_offset(text: &str) -> Option<i64> {
 }
 
 fn current_year_month() -> YearRule {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     // Walk years from 1970; cheap, and only done once at init.
     let mut year = 1970;
     while days_from_civil(year + 1, 1, 1) * 86_400 <= secs {

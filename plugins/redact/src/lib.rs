@@ -80,24 +80,15 @@ enum KeyKind {
 }
 
 fn string_list(value: &Value, key: &str) -> Result<Vec<String>, String> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("redact: `{key}` must be a list of strings"))?;
+    let items = value.as_array().ok_or_else(|| format!("redact: `{key}` must be a list of strings"))?;
     items
         .iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("redact: `{key}` must be a list of strings"))
-        })
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("redact: `{key}` must be a list of strings")))
         .collect()
 }
 
 fn normalize(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    key.chars().filter(|c| *c != '-' && *c != '_').map(|c| c.to_ascii_lowercase()).collect()
 }
 
 impl Transform for Redact {
@@ -109,9 +100,7 @@ impl Transform for Redact {
         let mut disabled = HashSet::new();
         for (key, value) in &config {
             match key.as_str() {
-                "extra_keys" => {
-                    extra_keys.extend(string_list(value, key)?.iter().map(|k| normalize(k)))
-                }
+                "extra_keys" => extra_keys.extend(string_list(value, key)?.iter().map(|k| normalize(k))),
                 "disable" => {
                     for id in string_list(value, key)? {
                         if id != SENSITIVE_KEY && !VALUE_RULE_IDS.contains(&id.as_str()) {
@@ -123,16 +112,9 @@ impl Transform for Redact {
                 _ => return Err(format!("redact: unknown config key `{key}`")),
             }
         }
-        let value_rules = VALUE_RULE_IDS
-            .iter()
-            .filter(|id| !disabled.contains(**id))
-            .map(|id| rules::build(id))
-            .collect();
-        Ok(Redact {
-            key_rule: !disabled.contains(SENSITIVE_KEY),
-            extra_keys,
-            value_rules,
-        })
+        let value_rules =
+            VALUE_RULE_IDS.iter().filter(|id| !disabled.contains(**id)).map(|id| rules::build(id)).collect();
+        Ok(Redact { key_rule: !disabled.contains(SENSITIVE_KEY), extra_keys, value_rules })
     }
 
     fn process(&mut self, mut event: Event) -> Outcome {
@@ -169,11 +151,7 @@ impl Redact {
         let sensitive = EXACT_KEYS.contains(&normalized.as_str())
             || SENSITIVE_SUFFIXES.iter().any(|s| normalized.ends_with(s))
             || self.extra_keys.contains(&normalized);
-        if sensitive {
-            KeyKind::Sensitive
-        } else {
-            KeyKind::Plain
-        }
+        if sensitive { KeyKind::Sensitive } else { KeyKind::Plain }
     }
 
     fn visit_field(&self, key: &str, value: &mut Value, path: &mut String, found: &mut Vec<Value>) {

@@ -56,9 +56,7 @@ pub(crate) fn build(id: &'static str) -> ValueRule {
             // header.payload.signature with a JSON header; the payload is
             // JSON too (eyJ...) or, as some issuers write it, any base64url.
             // No leading \b: GitHub app tokens glue one on with `ghs_12345_eyJ...`.
-            &[
-                r"eyJ[A-Za-z0-9_-]{8,}\.(?:eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})",
-            ],
+            &[r"eyJ[A-Za-z0-9_-]{8,}\.(?:eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"],
             secret_group,
         ),
         "github-token" => (
@@ -66,11 +64,9 @@ pub(crate) fn build(id: &'static str) -> ValueRule {
             &[r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"],
             secret_group,
         ),
-        "aws-access-key-id" => (
-            |s| s.contains("AKIA") || s.contains("ASIA"),
-            &[r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b"],
-            secret_group,
-        ),
+        "aws-access-key-id" => {
+            (|s| s.contains("AKIA") || s.contains("ASIA"), &[r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b"], secret_group)
+        }
         "url-credentials" => (
             |s| s.contains("://") && s.contains('@'),
             &[r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:(?P<s>[^\s/]+)@"],
@@ -84,9 +80,7 @@ pub(crate) fn build(id: &'static str) -> ValueRule {
         "secret-assignment" => (
             |s| {
                 (s.contains('=') || s.contains(':'))
-                    && (contains_ci(s, "secret")
-                        || contains_ci(s, "token")
-                        || contains_ci(s, "key"))
+                    && (contains_ci(s, "secret") || contains_ci(s, "token") || contains_ci(s, "key"))
             },
             &[concat!(
                 r#"(?i)(?P<k>[a-z0-9_.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*)"#,
@@ -95,12 +89,7 @@ pub(crate) fn build(id: &'static str) -> ValueRule {
             secret_assignment,
         ),
         "password-flag" => (
-            |s| {
-                contains_ci(s, "pass")
-                    || s.contains("wd=")
-                    || contains_ci(s, "mysql")
-                    || contains_ci(s, "mariadb")
-            },
+            |s| contains_ci(s, "pass") || s.contains("wd=") || contains_ci(s, "mysql") || contains_ci(s, "mariadb"),
             &[
                 // --password=X, --password X, -pass X
                 r#"(?i)(?:^|[\s"'])--?(?:password|passwd|pass)(?:=|\s+)["']?(?P<s>[^\s"']+)"#,
@@ -116,33 +105,18 @@ pub(crate) fn build(id: &'static str) -> ValueRule {
             ],
             password_value,
         ),
-        "payment-card" => (
-            |s| s.bytes().filter(u8::is_ascii_digit).count() >= 13,
-            &[r"\b[2-6]\d(?:[ -]?\d){11,17}\b"],
-            luhn_span,
-        ),
+        "payment-card" => {
+            (|s| s.bytes().filter(u8::is_ascii_digit).count() >= 13, &[r"\b[2-6]\d(?:[ -]?\d){11,17}\b"], luhn_span)
+        }
         "high-entropy-token" => (
-            |s| {
-                s.len() >= 16
-                    && s.bytes().any(|b| b.is_ascii_uppercase())
-                    && s.bytes().any(|b| b.is_ascii_digit())
-            },
+            |s| s.len() >= 16 && s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_lowercase()),
             &[r"[A-Za-z0-9+/=_.-]{16,}"],
             high_entropy,
         ),
         other => unreachable!("unknown rule {other}"),
     };
-    let patterns = patterns
-        .iter()
-        .map(|p| Regex::new(p).expect("rule pattern compiles"))
-        .collect();
-    ValueRule {
-        id,
-        prefilter,
-        patterns,
-        span,
-        mask: mask_for(id),
-    }
+    let patterns = patterns.iter().map(|p| Regex::new(p).expect("rule pattern compiles")).collect();
+    ValueRule { id, prefilter, patterns, span, mask: mask_for(id) }
 }
 
 impl ValueRule {
@@ -204,20 +178,12 @@ fn credential_like(caps: &Captures, text: &str) -> Option<(usize, usize)> {
 fn secret_assignment(caps: &Captures, text: &str) -> Option<(usize, usize)> {
     let key = caps.name("k")?;
     let value = caps.name("s")?;
-    let normalized: String = key
-        .as_str()
-        .to_ascii_lowercase()
-        .replace(['_', '-', '.'], "");
-    const NOT_SECRET_SUFFIXES: [&str; 8] =
-        ["id", "ids", "name", "type", "arn", "uri", "url", "count"];
-    if NOT_SECRET_SUFFIXES.iter().any(|s| normalized.ends_with(s))
-        || text[..key.start()].ends_with(':')
-    {
+    let normalized: String = key.as_str().to_ascii_lowercase().replace(['_', '-', '.'], "");
+    const NOT_SECRET_SUFFIXES: [&str; 8] = ["id", "ids", "name", "type", "arn", "uri", "url", "count"];
+    if NOT_SECRET_SUFFIXES.iter().any(|s| normalized.ends_with(s)) || text[..key.start()].ends_with(':') {
         return None;
     }
-    let placeholder = ["null", "none", "true", "false"]
-        .iter()
-        .any(|p| value.as_str().eq_ignore_ascii_case(p));
+    let placeholder = ["null", "none", "true", "false"].iter().any(|p| value.as_str().eq_ignore_ascii_case(p));
     (!placeholder).then_some((value.start(), value.end()))
 }
 
@@ -226,22 +192,24 @@ fn secret_assignment(caps: &Captures, text: &str) -> Option<(usize, usize)> {
 /// fingerprints (`SHA256:...`), URLs and paths of plain words are left alone.
 fn high_entropy(caps: &Captures, text: &str) -> Option<(usize, usize)> {
     let m = caps.get(0)?;
-    let token = m
-        .as_str()
-        .trim_matches(|c| c == '.' || c == '-' || c == '/');
+    let token = m.as_str().trim_matches(|c| c == '.' || c == '-' || c == '/');
     let start = m.start() + m.as_str().find(token)?;
     let before = &text[..start];
     // a lone JWT header (`eyJ...` without its parts) is left to the jwt rule
-    if ["SHA256:", "SHA1:", "MD5:", "sha256:", "sha1:", "://"]
-        .iter()
-        .any(|p| before.ends_with(p))
+    if ["SHA256:", "SHA1:", "MD5:", "sha256:", "sha1:", "://"].iter().any(|p| before.ends_with(p))
         || token.len() < 16
         || token.starts_with("eyJ")
     {
         return None;
     }
-    let has = |f: fn(&u8) -> bool| token.bytes().any(|b| f(&b));
-    if !(has(u8::is_ascii_uppercase) && has(u8::is_ascii_lowercase) && has(u8::is_ascii_digit)) {
+    let count = |f: fn(&u8) -> bool| token.bytes().filter(&f).count();
+    let (upper, lower, digits) =
+        (count(u8::is_ascii_uppercase), count(u8::is_ascii_lowercase), count(u8::is_ascii_digit));
+    // Letters and digits mixed; or, without digits, a long run whose case flips
+    // like random text (CamelCase words have one capital per word).
+    let mixed = upper > 0 && lower > 0 && digits > 0;
+    let random_case = token.len() >= 24 && upper * 4 >= upper + lower && lower * 4 >= upper + lower;
+    if !(mixed || random_case) {
         return None;
     }
     // every '/'-separated part short and word-like: a path, not a secret
@@ -253,11 +221,7 @@ fn high_entropy(caps: &Captures, text: &str) -> Option<(usize, usize)> {
         counts[b as usize] += 1;
     }
     let n = token.len() as f64;
-    let entropy: f64 = counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
-        .sum();
+    let entropy: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / n) * (c as f64 / n).log2()).sum();
     (entropy >= 3.0).then_some((start, start + token.len()))
 }
 
@@ -275,20 +239,10 @@ fn luhn_span(caps: &Captures, _text: &str) -> Option<(usize, usize)> {
     let m = caps.get(0)?;
     let run = m.as_str();
     let mut ends: Vec<usize> = vec![run.len()];
-    ends.extend(
-        run.char_indices()
-            .filter(|(_, c)| *c == ' ' || *c == '-')
-            .map(|(i, _)| i)
-            .rev(),
-    );
+    ends.extend(run.char_indices().filter(|(_, c)| *c == ' ' || *c == '-').map(|(i, _)| i).rev());
     ends.into_iter().find_map(|end| {
-        let digits: Vec<u8> = run[..end]
-            .bytes()
-            .filter(u8::is_ascii_digit)
-            .map(|b| b - b'0')
-            .collect();
-        ((13..=19).contains(&digits.len()) && luhn_valid(&digits))
-            .then_some((m.start(), m.start() + end))
+        let digits: Vec<u8> = run[..end].bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+        ((13..=19).contains(&digits.len()) && luhn_valid(&digits)).then_some((m.start(), m.start() + end))
     })
 }
 
@@ -299,11 +253,7 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
         .enumerate()
         .map(|(i, &d)| {
             let d = u32::from(d);
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
-            }
+            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
         })
         .sum();
     sum.is_multiple_of(10)

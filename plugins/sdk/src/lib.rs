@@ -174,11 +174,7 @@ pub mod glue {
         match outcome {
             Outcome::Keep(e) => Wire::Keep(Value::Object(e).to_string()),
             Outcome::Drop(r) => Wire::Drop(r),
-            Outcome::Many(es) => Wire::Many(
-                es.into_iter()
-                    .map(|e| Value::Object(e).to_string())
-                    .collect(),
-            ),
+            Outcome::Many(es) => Wire::Many(es.into_iter().map(|e| Value::Object(e).to_string()).collect()),
             Outcome::Error(r) => Wire::Error(r),
         }
     }
@@ -191,8 +187,7 @@ pub mod glue {
         let value: Value = if config.trim().is_empty() {
             Value::Object(Map::new())
         } else {
-            serde_json::from_str(config)
-                .map_err(|e| format!("plugin config is not valid JSON: {e}"))?
+            serde_json::from_str(config).map_err(|e| format!("plugin config is not valid JSON: {e}"))?
         };
         *slot.borrow_mut() = Some(build(value)?);
         Ok(())
@@ -201,10 +196,7 @@ pub mod glue {
     pub fn parse<T: Parser>(slot: &RefCell<Option<T>>, records: Vec<Vec<u8>>) -> Vec<Wire> {
         let mut guard = slot.borrow_mut();
         let Some(plugin) = guard.as_mut() else {
-            return records
-                .iter()
-                .map(|_| Wire::Error("plugin used before init".into()))
-                .collect();
+            return records.iter().map(|_| Wire::Error("plugin used before init".into())).collect();
         };
         records.iter().map(|r| to_wire(plugin.parse(r))).collect()
     }
@@ -212,10 +204,7 @@ pub mod glue {
     pub fn process<T: Transform>(slot: &RefCell<Option<T>>, events: Vec<String>) -> Vec<Wire> {
         let mut guard = slot.borrow_mut();
         let Some(plugin) = guard.as_mut() else {
-            return events
-                .iter()
-                .map(|_| Wire::Error("plugin used before init".into()))
-                .collect();
+            return events.iter().map(|_| Wire::Error("plugin used before init".into())).collect();
         };
         events
             .into_iter()
@@ -271,15 +260,19 @@ macro_rules! export_parser {
                     STATE.with(|s| $crate::glue::init(s, &config, <$plugin as $crate::Parser>::init))
                 }
                 fn parse(records: Vec<Vec<u8>>) -> Vec<Outcome> {
-                    STATE.with(|s| $crate::glue::parse::<$plugin>(s, records)).into_iter().map(|w| match w {
-                        Wire::Keep(e) => Outcome::Keep(e),
-                        Wire::Drop(r) => Outcome::Drop(r),
-                        Wire::Many(es) => Outcome::Many(es),
-                        Wire::Error(r) => Outcome::Error(r),
-                    }).collect()
+                    STATE
+                        .with(|s| $crate::glue::parse::<$plugin>(s, records))
+                        .into_iter()
+                        .map(|w| match w {
+                            Wire::Keep(e) => Outcome::Keep(e),
+                            Wire::Drop(r) => Outcome::Drop(r),
+                            Wire::Many(es) => Outcome::Many(es),
+                            Wire::Error(r) => Outcome::Error(r),
+                        })
+                        .collect()
                 }
             }
-            $crate::bindings::parser::export_parser_world!(Export with_types_in $crate::bindings::parser);
+    $crate::bindings::parser::export_parser_world!(Export with_types_in $crate::bindings::parser);
         };
     };
 }
@@ -304,15 +297,19 @@ macro_rules! export_transform {
                     STATE.with(|s| $crate::glue::init(s, &config, <$plugin as $crate::Transform>::init))
                 }
                 fn process(events: Vec<String>) -> Vec<Outcome> {
-                    STATE.with(|s| $crate::glue::process::<$plugin>(s, events)).into_iter().map(|w| match w {
-                        Wire::Keep(e) => Outcome::Keep(e),
-                        Wire::Drop(r) => Outcome::Drop(r),
-                        Wire::Many(es) => Outcome::Many(es),
-                        Wire::Error(r) => Outcome::Error(r),
-                    }).collect()
+                    STATE
+                        .with(|s| $crate::glue::process::<$plugin>(s, events))
+                        .into_iter()
+                        .map(|w| match w {
+                            Wire::Keep(e) => Outcome::Keep(e),
+                            Wire::Drop(r) => Outcome::Drop(r),
+                            Wire::Many(es) => Outcome::Many(es),
+                            Wire::Error(r) => Outcome::Error(r),
+                        })
+                        .collect()
                 }
             }
-            $crate::bindings::transform::export_transform_world!(Export with_types_in $crate::bindings::transform);
+    $crate::bindings::transform::export_transform_world!(Export with_types_in $crate::bindings::transform);
         };
     };
 }
@@ -324,18 +321,9 @@ mod tests {
     #[test]
     fn rfc3339_to_micros() {
         assert_eq!(parse_rfc3339_micros("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339_micros("2026-11-01T00:00:01.5Z"),
-            Some(1_793_491_201_500_000)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("2026-11-01T01:00:00+01:00"),
-            Some(1_793_491_200_000_000)
-        );
-        assert_eq!(
-            parse_rfc3339_micros("2026-11-01T00:00:00.123456789Z"),
-            Some(1_793_491_200_123_456)
-        );
+        assert_eq!(parse_rfc3339_micros("2026-11-01T00:00:01.5Z"), Some(1_793_491_201_500_000));
+        assert_eq!(parse_rfc3339_micros("2026-11-01T01:00:00+01:00"), Some(1_793_491_200_000_000));
+        assert_eq!(parse_rfc3339_micros("2026-11-01T00:00:00.123456789Z"), Some(1_793_491_200_123_456));
         assert_eq!(parse_rfc3339_micros("2026-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_micros("yesterday"), None);
     }

@@ -22,10 +22,7 @@ use std::time::{Duration, Instant};
 /// What workers send to the sink.
 pub enum SinkMsg {
     /// Checked events of one stream, split by partition (`key=value` path segments).
-    Events {
-        stream: usize,
-        partitions: Vec<(Vec<String>, Vec<ArrayRef>)>,
-    },
+    Events { stream: usize, partitions: Vec<(Vec<String>, Vec<ArrayRef>)> },
     /// Quarantine records of one stream, one JSON line each.
     Quarantine { stream: usize, lines: Vec<String> },
 }
@@ -73,17 +70,9 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(
-        archive: Archive,
-        runtime: tokio::runtime::Handle,
-        settings: SinkSettings,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.staging_dir).with_context(|| {
-            format!(
-                "cannot create staging dir {}",
-                settings.staging_dir.display()
-            )
-        })?;
+    pub fn new(archive: Archive, runtime: tokio::runtime::Handle, settings: SinkSettings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.staging_dir)
+            .with_context(|| format!("cannot create staging dir {}", settings.staging_dir.display()))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?))
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -113,14 +102,11 @@ impl Sink {
                 }
             }
             SinkMsg::Quarantine { stream, lines } => {
-                let q = self
-                    .quarantine
-                    .entry(stream)
-                    .or_insert_with(|| OpenQuarantine {
-                        lines: Vec::new(),
-                        count: 0,
-                        opened: Instant::now(),
-                    });
+                let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
+                    lines: Vec::new(),
+                    count: 0,
+                    opened: Instant::now(),
+                });
                 for line in lines {
                     q.lines.extend_from_slice(line.as_bytes());
                     q.lines.push(b'\n');
@@ -131,44 +117,26 @@ impl Sink {
         self.roll_due(false)
     }
 
-    fn append(
-        &mut self,
-        stream: usize,
-        partition: Vec<String>,
-        columns: Vec<ArrayRef>,
-    ) -> anyhow::Result<()> {
+    fn append(&mut self, stream: usize, partition: Vec<String>, columns: Vec<ArrayRef>) -> anyhow::Result<()> {
         let rows = columns.first().map_or(0, |c| c.len()) as i64;
         let first_seq = self.next_seq[stream];
         self.next_seq[stream] += rows;
         let batch = schema::with_seq(columns, first_seq);
         let key = (stream, partition);
         if !self.open.contains_key(&key) {
-            let staging = self
-                .settings
-                .staging_dir
-                .join(format!("{}.parquet", uuid::Uuid::now_v7()));
-            let file = File::create(&staging)
-                .with_context(|| format!("cannot create {}", staging.display()))?;
+            let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
+            let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
             let writer = ArrowWriter::try_new(
                 BufWriter::with_capacity(1 << 20, file),
                 FILE_SCHEMA.clone(),
                 Some(self.props.clone()),
             )?;
-            self.open.insert(
-                key.clone(),
-                OpenFile {
-                    writer,
-                    staging,
-                    first_seq,
-                    opened: Instant::now(),
-                },
-            );
+            self.open.insert(key.clone(), OpenFile { writer, staging, first_seq, opened: Instant::now() });
         }
         let file = self.open.get_mut(&key).expect("opened above");
         file.writer.write(&batch)?;
         self.stats.events += rows as u64;
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.roll_bytes
-        {
+        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.roll_bytes {
             let file = self.open.remove(&key).expect("present");
             self.close(key.0, &key.1, file)?;
         }
@@ -178,12 +146,8 @@ impl Sink {
     /// Closes files that are old enough (or all of them, at shutdown).
     pub fn roll_due(&mut self, all: bool) -> anyhow::Result<()> {
         let age = self.settings.roll_age;
-        let due: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, f)| all || f.opened.elapsed() >= age)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<_> =
+            self.open.iter().filter(|(_, f)| all || f.opened.elapsed() >= age).map(|(k, _)| k.clone()).collect();
         for key in due {
             let file = self.open.remove(&key).expect("listed");
             self.close(key.0, &key.1, file)?;
@@ -191,21 +155,16 @@ impl Sink {
         let due: Vec<usize> = self
             .quarantine
             .iter()
-            .filter(|(_, q)| {
-                all || q.opened.elapsed() >= age || q.lines.len() >= self.settings.roll_bytes
-            })
+            .filter(|(_, q)| all || q.opened.elapsed() >= age || q.lines.len() >= self.settings.roll_bytes)
             .map(|(s, _)| *s)
             .collect();
         for stream in due {
             let q = self.quarantine.remove(&stream).expect("listed");
             let name = &self.settings.streams[stream];
             let file_name = format!("{name}-{}.ndjson", uuid::Uuid::now_v7());
-            let path = self
-                .archive
-                .path_of(["_quarantine", name.as_str(), file_name.as_str()]);
+            let path = self.archive.path_of(["_quarantine", name.as_str(), file_name.as_str()]);
             let size = q.lines.len() as u64;
-            self.runtime
-                .block_on(commit_file(&self.archive, &path, q.lines.into()))?;
+            self.runtime.block_on(commit_file(&self.archive, &path, q.lines.into()))?;
             self.stats.quarantined += q.count;
             self.stats.files += 1;
             self.stats.bytes += size;
@@ -215,20 +174,13 @@ impl Sink {
     }
 
     fn close(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
-        let OpenFile {
-            writer,
-            staging,
-            first_seq,
-            ..
-        } = file;
+        let OpenFile { writer, staging, first_seq, .. } = file;
         let meta = writer.close()?;
-        let bytes = std::fs::read(&staging)
-            .with_context(|| format!("cannot read back {}", staging.display()))?;
+        let bytes = std::fs::read(&staging).with_context(|| format!("cannot read back {}", staging.display()))?;
         let name = &self.settings.streams[stream];
         let file_name = format!("{name}-{first_seq}-{}.parquet", uuid::Uuid::now_v7());
-        let segments = std::iter::once(name.as_str())
-            .chain(partition.iter().map(String::as_str))
-            .chain([file_name.as_str()]);
+        let segments =
+            std::iter::once(name.as_str()).chain(partition.iter().map(String::as_str)).chain([file_name.as_str()]);
         let path = self.archive.path_of(segments);
         let size = bytes.len() as u64;
         self.runtime

@@ -46,8 +46,7 @@ impl Archive {
             bail!("unsupported sink URL `{url}`: use a path, file://, s3:// or memory://");
         }
         let path = std::path::PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let path = path.canonicalize()?;
         Ok(Archive {
             store: Arc::new(LocalFileSystem::new_with_prefix(&path)?),
@@ -59,9 +58,7 @@ impl Archive {
     /// The object path of these segments under the prefix; each segment is
     /// percent-encoded as needed, so a `/` in a value never makes a new level.
     pub fn path_of<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> ObjectPath {
-        segments
-            .into_iter()
-            .fold(self.prefix.clone(), |path, segment| path.join(segment))
+        segments.into_iter().fold(self.prefix.clone(), |path, segment| path.join(segment))
     }
 }
 
@@ -74,11 +71,7 @@ static CREATE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// Writes a complete file. It becomes visible only whole. Single uploads use
 /// `PutMode::Create`, so an existing object is never overwritten where the store
 /// enforces it; names carry a fresh UUIDv7 either way, so none is ever reused.
-pub async fn commit_file(
-    archive: &Archive,
-    path: &ObjectPath,
-    bytes: bytes::Bytes,
-) -> anyhow::Result<()> {
+pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
     if bytes.len() > MULTIPART_ABOVE {
         let upload = archive.store.put_multipart(path).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -86,18 +79,12 @@ pub async fn commit_file(
             writer.wait_for_capacity(2).await?;
             writer.put(bytes.slice_ref(chunk));
         }
-        writer
-            .finish()
-            .await
-            .with_context(|| format!("multipart upload of {path}"))?;
+        writer.finish().await.with_context(|| format!("multipart upload of {path}"))?;
         return Ok(());
     }
     let payload = PutPayload::from_bytes(bytes);
     if !CREATE_UNSUPPORTED.load(Ordering::Relaxed) {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match archive.store.put_opts(path, payload.clone(), opts).await {
             Ok(_) => return Ok(()),
             Err(object_store::Error::NotImplemented { .. }) => {
@@ -107,10 +94,6 @@ pub async fn commit_file(
             Err(e) => return Err(e).with_context(|| format!("upload of {path}")),
         }
     }
-    archive
-        .store
-        .put(path, payload)
-        .await
-        .with_context(|| format!("upload of {path}"))?;
+    archive.store.put(path, payload).await.with_context(|| format!("upload of {path}"))?;
     Ok(())
 }

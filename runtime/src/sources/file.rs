@@ -28,8 +28,7 @@ impl FileSource {
         let mut paths = Vec::new();
         for pattern in &self.patterns {
             if pattern.contains(['*', '?', '[']) {
-                let matched =
-                    glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))?;
+                let matched = glob::glob(pattern).with_context(|| format!("bad glob `{pattern}`"))?;
                 let before = paths.len();
                 for entry in matched {
                     let path = entry?;
@@ -141,13 +140,7 @@ impl Source for FileSource {
                     let (reader, gz) = open(&path)?;
                     open_files.insert(
                         path.clone(),
-                        Tailed {
-                            reader,
-                            partial: Vec::new(),
-                            ino: meta.ino(),
-                            pos_check: 0,
-                            gz,
-                        },
+                        Tailed { reader, partial: Vec::new(), ino: meta.ino(), pos_check: 0, gz },
                     );
                 }
                 let t = open_files.get_mut(&path).expect("inserted above");

@@ -36,20 +36,8 @@ pub struct Batcher {
 const BATCH_BYTES: usize = 1 << 20;
 
 impl Batcher {
-    pub fn new(
-        source: usize,
-        batch_size: usize,
-        tx: Sender<RawBatch>,
-        read: Arc<AtomicU64>,
-    ) -> Self {
-        Batcher {
-            source,
-            batch_size,
-            records: Vec::with_capacity(batch_size),
-            bytes: 0,
-            tx,
-            read,
-        }
+    pub fn new(source: usize, batch_size: usize, tx: Sender<RawBatch>, read: Arc<AtomicU64>) -> Self {
+        Batcher { source, batch_size, records: Vec::with_capacity(batch_size), bytes: 0, tx, read }
     }
 
     /// Adds one line (without its line ending). Blank lines are skipped.
@@ -80,11 +68,7 @@ impl Batcher {
         let records = std::mem::replace(&mut self.records, Vec::with_capacity(self.batch_size));
         self.read.fetch_add(records.len() as u64, Ordering::Relaxed);
         self.bytes = 0;
-        let batch = RawBatch {
-            source: self.source,
-            records,
-            observed: now_micros(),
-        };
+        let batch = RawBatch { source: self.source, records, observed: now_micros() };
         self.tx.send(batch).is_ok()
     }
 }
@@ -95,7 +79,5 @@ pub trait Source: Send {
 }
 
 pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }

@@ -25,34 +25,19 @@ pub const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read plugin {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("plugin {path}: sha256 is {actual}, but the pipeline pins {expected}")]
-    Digest {
-        path: String,
-        expected: String,
-        actual: String,
-    },
+    Digest { path: String, expected: String, actual: String },
     #[error("plugin {path} is not a valid Wasm component: {message}")]
     Compile { path: String, message: String },
     #[error("plugin {path} exports {found}, but this sluice speaks sluice:plugin@0.1.x ({wanted})")]
-    Version {
-        path: String,
-        found: String,
-        wanted: &'static str,
-    },
+    Version { path: String, found: String, wanted: &'static str },
     #[error("plugin {path} exports neither {PARSER_EXPORT} nor {TRANSFORM_EXPORT}")]
     NotAPlugin { path: String },
     #[error("plugin {path} cannot be linked: {message}")]
     Link { path: String, message: String },
     #[error("plugin {name} {version} refused its config: {message}")]
-    Init {
-        name: String,
-        version: String,
-        message: String,
-    },
+    Init { name: String, version: String, message: String },
     #[error("plugin {path} failed to start: {message}")]
     Start { path: String, message: String },
 }
@@ -91,18 +76,15 @@ impl WasmHost {
                 tracing::warn!(error = %format!("{e:#}"), "Compiled-plugin cache unavailable; compiling every start.")
             }
         }
-        let engine = Engine::new(&config)
-            .map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"))?;
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"))?;
         let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("sluice-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(TICK);
-                }
-            })?;
+        std::thread::Builder::new().name("sluice-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })?;
         Ok(WasmHost { engine })
     }
 
@@ -110,44 +92,29 @@ impl WasmHost {
     pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, LoadError> {
         let path = spec.display.clone();
         let digest = hex::encode(Sha256::digest(&spec.bytes));
-        if let Some(expected) = &spec.sha256 {
-            if !expected.eq_ignore_ascii_case(&digest) {
-                return Err(LoadError::Digest {
-                    path,
-                    expected: expected.clone(),
-                    actual: digest,
-                });
-            }
+        if let Some(expected) = &spec.sha256
+            && !expected.eq_ignore_ascii_case(&digest)
+        {
+            return Err(LoadError::Digest { path, expected: expected.clone(), actual: digest });
         }
-        let component =
-            Component::new(&self.engine, &spec.bytes).map_err(|e| LoadError::Compile {
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let component = Component::new(&self.engine, &spec.bytes)
+            .map_err(|e| LoadError::Compile { path: path.clone(), message: format!("{e:#}") })?;
         let kind = plugin_kind(&self.engine, &component, &path)?;
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
-        let link = |e: wasmtime::Error| LoadError::Link {
-            path: path.clone(),
-            message: format!("{e:#}"),
-        };
+        let link = |e: wasmtime::Error| LoadError::Link { path: path.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
         parser::ParserPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
         let pre = linker.instantiate_pre(&component).map_err(link)?;
         let pre = match kind {
             PluginKind::Parser => Pre::Parser(parser::ParserPluginPre::new(pre).map_err(link)?),
-            PluginKind::Transform => {
-                Pre::Transform(transform::TransformPluginPre::new(pre).map_err(link)?)
-            }
+            PluginKind::Transform => Pre::Transform(transform::TransformPluginPre::new(pre).map_err(link)?),
         };
         let mut plugin = Plugin {
             engine: self.engine.clone(),
             stage: spec.stage,
             kind,
             digest,
-            info: PluginInfo {
-                name: String::new(),
-                version: String::new(),
-            },
+            info: PluginInfo { name: String::new(), version: String::new() },
             config_json: spec.config_json,
             timeout: spec.timeout,
             memory_bytes: spec.memory_bytes,
@@ -155,10 +122,7 @@ impl WasmHost {
         };
         // Start one instance now: it reads the plugin's identity and proves
         // that its config is accepted before any record flows.
-        let probe = plugin.instantiate().map_err(|message| LoadError::Start {
-            path: path.clone(),
-            message,
-        })?;
+        let probe = plugin.instantiate().map_err(|message| LoadError::Start { path: path.clone(), message })?;
         plugin.info = probe.info;
         Ok(Arc::new(plugin))
     }
@@ -170,12 +134,8 @@ impl WasmHost {
 fn compile_cache() -> wasmtime::Result<wasmtime::Cache> {
     let dir = std::env::var_os("SLUICE_CACHE_DIR")
         .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("sluice"))
-        })
-        .or_else(|| {
-            std::env::var_os("HOME").map(|d| std::path::PathBuf::from(d).join(".cache/sluice"))
-        })
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("sluice")))
+        .or_else(|| std::env::var_os("HOME").map(|d| std::path::PathBuf::from(d).join(".cache/sluice")))
         .ok_or_else(|| wasmtime::Error::msg("no cache directory (set SLUICE_CACHE_DIR)"))?;
     let mut config = wasmtime::CacheConfig::new();
     config.with_directory(dir.join("wasmtime"));
@@ -194,16 +154,8 @@ pub struct PluginSpec {
     pub memory_bytes: usize,
 }
 
-fn plugin_kind(
-    engine: &Engine,
-    component: &Component,
-    path: &str,
-) -> Result<PluginKind, LoadError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
+fn plugin_kind(engine: &Engine, component: &Component, path: &str) -> Result<PluginKind, LoadError> {
+    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
     if exports.iter().any(|e| e == PARSER_EXPORT) {
         return Ok(PluginKind::Parser);
     }
@@ -211,9 +163,7 @@ fn plugin_kind(
         return Ok(PluginKind::Transform);
     }
     // 0.1.x minor/patch releases are compatible; anything else is refused by name.
-    let ours = |e: &&String| {
-        e.starts_with("sluice:plugin/parser@") || e.starts_with("sluice:plugin/transform@")
-    };
+    let ours = |e: &&String| e.starts_with("sluice:plugin/parser@") || e.starts_with("sluice:plugin/transform@");
     if let Some(found) = exports.iter().find(ours) {
         let version = found.rsplit('@').next().unwrap_or("");
         if version.starts_with("0.1.") {
@@ -223,11 +173,7 @@ fn plugin_kind(
                 PluginKind::Transform
             });
         }
-        return Err(LoadError::Version {
-            path: path.into(),
-            found: found.clone(),
-            wanted: "sluice:plugin@0.1.0",
-        });
+        return Err(LoadError::Version { path: path.into(), found: found.clone(), wanted: "sluice:plugin@0.1.0" });
     }
     Err(LoadError::NotAPlugin { path: path.into() })
 }
@@ -272,10 +218,7 @@ impl Plugin {
         let state = HostState {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: Limits {
-                memory_bytes: self.memory_bytes,
-                memory_denied: false,
-            },
+            limits: Limits { memory_bytes: self.memory_bytes, memory_denied: false },
             stage: self.stage.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -301,20 +244,10 @@ impl Plugin {
         };
         if let Err(message) = init {
             return Err(wasmtime::Error::msg(
-                LoadError::Init {
-                    name: info.name,
-                    version: info.version,
-                    message,
-                }
-                .to_string(),
+                LoadError::Init { name: info.name, version: info.version, message }.to_string(),
             ));
         }
-        Ok(Instance {
-            store,
-            bindings,
-            info,
-            deadline: self.deadline_ticks(),
-        })
+        Ok(Instance { store, bindings, info, deadline: self.deadline_ticks() })
     }
 }
 
@@ -345,26 +278,20 @@ impl Instance {
     pub fn parse(&mut self, records: &[Vec<u8>]) -> wasmtime::Result<Vec<Outcome>> {
         self.store.set_epoch_deadline(self.deadline);
         match &self.bindings {
-            Bindings::Parser(b) => b
-                .sluice_plugin_parser()
-                .call_parse(&mut self.store, records),
-            Bindings::Transform(_) => Err(wasmtime::Error::msg(format!(
-                "{} is a transform, not a parser",
-                self.info.name
-            ))),
+            Bindings::Parser(b) => b.sluice_plugin_parser().call_parse(&mut self.store, records),
+            Bindings::Transform(_) => {
+                Err(wasmtime::Error::msg(format!("{} is a transform, not a parser", self.info.name)))
+            }
         }
     }
 
     pub fn process(&mut self, events: &[String]) -> wasmtime::Result<Vec<Outcome>> {
         self.store.set_epoch_deadline(self.deadline);
         match &self.bindings {
-            Bindings::Transform(b) => b
-                .sluice_plugin_transform()
-                .call_process(&mut self.store, events),
-            Bindings::Parser(_) => Err(wasmtime::Error::msg(format!(
-                "{} is a parser, not a transform",
-                self.info.name
-            ))),
+            Bindings::Transform(b) => b.sluice_plugin_transform().call_process(&mut self.store, events),
+            Bindings::Parser(_) => {
+                Err(wasmtime::Error::msg(format!("{} is a parser, not a transform", self.info.name)))
+            }
         }
     }
 }
@@ -386,33 +313,20 @@ struct Limits {
 }
 
 impl ResourceLimiter for Limits {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = desired <= self.memory_bytes;
         self.memory_denied |= !ok;
         Ok(ok)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -437,12 +351,8 @@ impl v0_1_0::Host for HostState {
 fn describe_fault(e: &wasmtime::Error) -> String {
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         return match trap {
-            wasmtime::Trap::Interrupt => {
-                "plugin exceeded its time limit and was interrupted".into()
-            }
-            wasmtime::Trap::UnreachableCodeReached => {
-                "plugin trapped (panic or abort, e.g. out of memory)".into()
-            }
+            wasmtime::Trap::Interrupt => "plugin exceeded its time limit and was interrupted".into(),
+            wasmtime::Trap::UnreachableCodeReached => "plugin trapped (panic or abort, e.g. out of memory)".into(),
             wasmtime::Trap::StackOverflow => "plugin trapped: stack overflow".into(),
             other => format!("plugin trapped: {other}"),
         };
