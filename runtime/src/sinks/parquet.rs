@@ -19,6 +19,12 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Memory the sink may hold in row groups being built, over all open files.
+const MEMORY_BUDGET: usize = 64 << 20;
+
+/// Rows per row group at most (fewer when the memory budget flushes early).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// What workers send to the sink.
 pub enum SinkMsg {
     /// Checked events of one stream, split by partition (`key=value` path segments).
@@ -76,8 +82,10 @@ impl Sink {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?))
             .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(256 * 1024))
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_column_bloom_filter_enabled(ColumnPath::from("metadata_uid"), true)
+            // sized for a full row group: the filter is allocated up front, per open file
+            .set_column_bloom_filter_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
         let next_seq = vec![0; settings.streams.len()];
@@ -127,7 +135,7 @@ impl Sink {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
             let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
             let writer = ArrowWriter::try_new(
-                BufWriter::with_capacity(1 << 20, file),
+                BufWriter::with_capacity(64 << 10, file),
                 FILE_SCHEMA.clone(),
                 Some(self.props.clone()),
             )?;
@@ -140,7 +148,21 @@ impl Sink {
             let file = self.open.remove(&key).expect("present");
             self.close(key.0, &key.1, file)?;
         }
-        Ok(())
+        self.bound_memory()
+    }
+
+    /// Keeps the row groups being built in memory under the budget by writing
+    /// out the largest one to its staging file. Many partitions open at once
+    /// (a backfill of a day, many tenants) then cost smaller row groups, not memory.
+    fn bound_memory(&mut self) -> anyhow::Result<()> {
+        loop {
+            let total: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
+            if total <= MEMORY_BUDGET {
+                return Ok(());
+            }
+            let largest = self.open.values_mut().max_by_key(|f| f.writer.memory_size()).expect("total > 0");
+            largest.writer.flush()?;
+        }
     }
 
     /// Closes files that are old enough (or all of them, at shutdown).
