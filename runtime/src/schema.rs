@@ -23,9 +23,13 @@ pub enum Kind {
     Utf8,
     /// Kept as JSON text: the catch-all `unmapped` column.
     Json,
-    /// `list<struct<path, rule, action>>`: what the redactor changed, never the value.
-    Redactions,
+    /// A list of structs of string fields (`(name, required)`), e.g. the
+    /// `redactions` (what the redactor changed, never the value) or `resources`.
+    StructList(&'static [(&'static str, bool)]),
 }
+
+const REDACTION_FIELDS: &[(&str, bool)] = &[("path", true), ("rule", true), ("action", true)];
+const RESOURCE_FIELDS: &[(&str, bool)] = &[("type", false), ("uid", false), ("name", false), ("namespace", false)];
 
 /// The columns every stream has, in file order. `seq` is added by the sink.
 pub const COLUMNS: &[(&str, Kind)] = &[
@@ -43,16 +47,25 @@ pub const COLUMNS: &[(&str, Kind)] = &[
     ("actor_user_name", Kind::Utf8),
     ("actor_user_uid", Kind::Utf8),
     ("actor_user_credential_uid", Kind::Utf8),
+    ("actor_user_type", Kind::Utf8),
+    ("actor_session_uid", Kind::Utf8),
+    ("actor_invoked_by", Kind::Utf8),
     ("src_endpoint_ip", Kind::Utf8),
     ("src_endpoint_port", Kind::Int32),
     ("device_hostname", Kind::Utf8),
     ("process_name", Kind::Utf8),
     ("process_pid", Kind::Int32),
     ("process_cmd_line", Kind::Utf8),
+    ("file_path", Kind::Utf8),
     ("http_user_agent", Kind::Utf8),
+    ("http_request_method", Kind::Utf8),
+    ("http_request_url_path", Kind::Utf8),
+    ("http_response_code", Kind::Int32),
+    ("traffic_bytes_out", Kind::Int64),
     ("api_service_name", Kind::Utf8),
     ("api_operation", Kind::Utf8),
     ("api_request_uid", Kind::Utf8),
+    ("resources", Kind::StructList(RESOURCE_FIELDS)),
     ("cloud_provider", Kind::Utf8),
     ("cloud_region", Kind::Utf8),
     ("cloud_account_uid", Kind::Utf8),
@@ -65,20 +78,20 @@ pub const COLUMNS: &[(&str, Kind)] = &[
     ("span_id", Kind::Utf8),
     ("unmapped", Kind::Json),
     ("raw_data", Kind::Utf8),
-    ("redactions", Kind::Redactions),
+    ("redactions", Kind::StructList(REDACTION_FIELDS)),
 ];
 
 const TIME: usize = 0;
 const OBSERVED_TIME: usize = 1;
-const METADATA_LOG_NAME: usize = 30;
-const UNMAPPED: usize = 34;
+static METADATA_LOG_NAME: LazyLock<usize> = LazyLock::new(|| column_index("metadata_log_name").expect("a column"));
+static UNMAPPED: LazyLock<usize> = LazyLock::new(|| column_index("unmapped").expect("a column"));
 
-fn redaction_fields() -> Fields {
-    Fields::from(vec![
-        Field::new("path", DataType::Utf8, false),
-        Field::new("rule", DataType::Utf8, false),
-        Field::new("action", DataType::Utf8, false),
-    ])
+fn struct_fields(fields: &[(&str, bool)]) -> Fields {
+    fields.iter().map(|&(name, required)| Field::new(name, DataType::Utf8, !required)).collect()
+}
+
+fn list_item(fields: &[(&str, bool)]) -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Struct(struct_fields(fields)), true))
 }
 
 fn data_type(kind: Kind) -> DataType {
@@ -87,7 +100,7 @@ fn data_type(kind: Kind) -> DataType {
         Kind::Int32 => DataType::Int32,
         Kind::Int64 => DataType::Int64,
         Kind::Utf8 | Kind::Json => DataType::Utf8,
-        Kind::Redactions => DataType::List(Arc::new(Field::new("item", DataType::Struct(redaction_fields()), true))),
+        Kind::StructList(fields) => DataType::List(list_item(fields)),
     }
 }
 
@@ -116,7 +129,7 @@ enum Cell {
     Null,
     Int(i64),
     Text(String),
-    Redactions(Vec<[String; 3]>),
+    StructList(Vec<Vec<Option<String>>>),
 }
 
 /// A checked event: its cells, in column order.
@@ -231,7 +244,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
                     return Err(format!("field `{name}`: expected an object, got {}", kind_name(&other)));
                 }
             },
-            Kind::Redactions => Cell::Redactions(redactions(&value)?),
+            Kind::StructList(fields) => Cell::StructList(struct_list(name, fields, &value)?),
         };
     }
     if matches!(cells[TIME], Cell::Null) {
@@ -240,11 +253,11 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
     if matches!(cells[OBSERVED_TIME], Cell::Null) {
         cells[OBSERVED_TIME] = Cell::Int(observed);
     }
-    if matches!(cells[METADATA_LOG_NAME], Cell::Null) {
-        cells[METADATA_LOG_NAME] = Cell::Text(log_name.to_string());
+    if matches!(cells[*METADATA_LOG_NAME], Cell::Null) {
+        cells[*METADATA_LOG_NAME] = Cell::Text(log_name.to_string());
     }
     if !unmapped.is_empty() {
-        cells[UNMAPPED] = Cell::Text(Value::Object(unmapped).to_string());
+        cells[*UNMAPPED] = Cell::Text(Value::Object(unmapped).to_string());
     }
     Ok(Row { cells })
 }
@@ -271,14 +284,24 @@ fn sluice_rfc3339(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
 }
 
-fn redactions(v: &Value) -> Result<Vec<[String; 3]>, String> {
-    let bad = || "field `redactions`: expected a list of {path, rule, action} objects".to_string();
+/// A list of objects whose fields are strings; required fields must be present.
+fn struct_list(name: &str, fields: &[(&str, bool)], v: &Value) -> Result<Vec<Vec<Option<String>>>, String> {
+    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+    let bad = || format!("field `{name}`: expected a list of {{{}}} objects with string values", names.join(", "));
     let items = v.as_array().ok_or_else(bad)?;
     items
         .iter()
         .map(|item| {
-            let get = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(bad);
-            Ok([get("path")?, get("rule")?, get("action")?])
+            let object = item.as_object().ok_or_else(bad)?;
+            fields
+                .iter()
+                .map(|&(field, required)| match object.get(field) {
+                    Some(Value::String(s)) => Ok(Some(s.clone())),
+                    Some(Value::Number(n)) => Ok(Some(n.to_string())),
+                    None | Some(Value::Null) if !required => Ok(None),
+                    _ => Err(bad()),
+                })
+                .collect()
         })
         .collect()
 }
@@ -288,7 +311,7 @@ enum ColumnBuilder {
     Int32(Int32Builder),
     Int64(Int64Builder),
     Utf8(StringBuilder),
-    Redactions(ListBuilder<StructBuilder>),
+    StructList(ListBuilder<StructBuilder>, usize),
 }
 
 /// Accumulates checked rows into Arrow columns.
@@ -312,14 +335,9 @@ impl BatchBuilder {
                 Kind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
                 Kind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
                 Kind::Utf8 | Kind::Json => ColumnBuilder::Utf8(StringBuilder::new()),
-                Kind::Redactions => {
-                    let fields = redaction_fields();
-                    let values = StructBuilder::from_fields(fields.clone(), 0);
-                    ColumnBuilder::Redactions(ListBuilder::new(values).with_field(Arc::new(Field::new(
-                        "item",
-                        DataType::Struct(fields),
-                        true,
-                    ))))
+                Kind::StructList(fields) => {
+                    let values = StructBuilder::from_fields(struct_fields(fields), 0);
+                    ColumnBuilder::StructList(ListBuilder::new(values).with_field(list_item(fields)), fields.len())
                 }
             })
             .collect();
@@ -345,17 +363,20 @@ impl BatchBuilder {
                 (ColumnBuilder::Int64(b), _) => b.append_null(),
                 (ColumnBuilder::Utf8(b), Cell::Text(s)) => b.append_value(s),
                 (ColumnBuilder::Utf8(b), _) => b.append_null(),
-                (ColumnBuilder::Redactions(b), Cell::Redactions(items)) => {
+                (ColumnBuilder::StructList(b, _), Cell::StructList(items)) => {
                     let values = b.values();
-                    for [path, rule, action] in &items {
-                        values.field_builder::<StringBuilder>(0).expect("path").append_value(path);
-                        values.field_builder::<StringBuilder>(1).expect("rule").append_value(rule);
-                        values.field_builder::<StringBuilder>(2).expect("action").append_value(action);
+                    for item in &items {
+                        for (i, field) in item.iter().enumerate() {
+                            values
+                                .field_builder::<StringBuilder>(i)
+                                .expect("string field")
+                                .append_option(field.as_deref());
+                        }
                         values.append(true);
                     }
-                    b.append(!items.is_empty());
+                    b.append(true);
                 }
-                (ColumnBuilder::Redactions(b), _) => b.append(false),
+                (ColumnBuilder::StructList(b, _), _) => b.append(false),
             }
         }
         self.rows += 1;
@@ -370,7 +391,7 @@ impl BatchBuilder {
                 ColumnBuilder::Int32(b) => ArrayBuilder::finish(b),
                 ColumnBuilder::Int64(b) => ArrayBuilder::finish(b),
                 ColumnBuilder::Utf8(b) => ArrayBuilder::finish(b),
-                ColumnBuilder::Redactions(b) => ArrayBuilder::finish(b),
+                ColumnBuilder::StructList(b, _) => ArrayBuilder::finish(b),
             })
             .collect()
     }
