@@ -352,3 +352,4 @@ fn plugin_of_the_wrong_kind_is_refused() {
 }
 
 mod corpus;
+mod integrity;

@@ -22,6 +22,51 @@ pub struct PipelineConfig {
     /// Tuning of the runtime itself.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// Tamper evidence. The integrity log is always written; checkpoints are
+    /// signed when a key is given.
+    #[serde(default)]
+    pub integrity: IntegrityConfig,
+}
+
+/// How the integrity log is checkpointed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegrityConfig {
+    /// Path of the Ed25519 signing key written by `sluice keys generate`.
+    /// Empty: the log is written, but no checkpoint is signed.
+    #[serde(default)]
+    pub signing_key: String,
+    /// New log entries are covered by a signed checkpoint within this many seconds.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_secs: u64,
+    /// A checkpoint is signed at least this often, even when nothing arrives:
+    /// a heartbeat that proves silence.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
+    /// A second archive URL that every checkpoint is also written to.
+    pub copy_to: Option<String>,
+    /// Origin line of the checkpoints, before `/<stream>` (default:
+    /// `sluice:<sink location>`). Put the tenant, bucket and prefix here.
+    pub origin: Option<String>,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        IntegrityConfig {
+            signing_key: String::new(),
+            checkpoint_interval_secs: default_checkpoint_interval(),
+            heartbeat_secs: default_heartbeat(),
+            copy_to: None,
+            origin: None,
+        }
+    }
+}
+
+fn default_checkpoint_interval() -> u64 {
+    60
+}
+fn default_heartbeat() -> u64 {
+    3600
 }
 
 /// One source of raw records.

@@ -3,7 +3,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice::config::LoadedConfig;
+use sluice::integrity::note::{NoteSigner, parse_verifiers};
+use sluice::integrity::verify::Options;
 use sluice::pipeline::Pipeline;
+use sluice::sinks::Archive;
 use sluice::wasm::WasmHost;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +36,43 @@ enum Command {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
     },
+    /// Re-derive an archive's integrity from its bytes: every file against its
+    /// stream's integrity log, every event against its hash, the log against
+    /// its signed checkpoints. Exits 0 only when the archive is whole; otherwise
+    /// names each problem (stream, file/entry/checkpoint, check).
+    Verify {
+        /// The archive: a path, file://, s3://bucket/prefix or memory:// URL.
+        archive: String,
+        /// File of trusted public keys (`sluice keys generate` writes one), one per line.
+        #[arg(long)]
+        key: PathBuf,
+        /// A checkpoint trusted from elsewhere (an earlier verification, the
+        /// `copy_to` location): the archive must contain its tree. Repeatable.
+        #[arg(long = "trusted-checkpoint")]
+        trusted_checkpoint: Vec<PathBuf>,
+        /// Longest allowed time between consecutive checkpoints, in seconds (a
+        /// missing heartbeat is reported).
+        #[arg(long = "max-gap")]
+        max_gap: Option<u64>,
+    },
+    /// Signing keys for the integrity log.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new Ed25519 key pair: DIR/signing.key (private, mode 0600) and
+    /// DIR/signing.pub (the verifier key to give `sluice verify --key`).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        /// The key's name, part of every signature line.
+        #[arg(long, default_value = "sluice")]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +87,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { pipeline } => run(&pipeline),
         Command::Validate { pipeline } => validate(&pipeline),
+        Command::Verify { archive, key, trusted_checkpoint, max_gap } => {
+            verify(&archive, &key, &trusted_checkpoint, max_gap)
+        }
+        Command::Keys { command: KeysCommand::Generate { out, name } } => generate_keys(&out, &name),
     };
     match result {
         Ok(code) => code,
@@ -115,4 +159,51 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn generate_keys(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let signer = NoteSigner::generate(name)?;
+    std::fs::create_dir_all(dir)?;
+    let private = dir.join("signing.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&private)
+        .with_context(|| format!("cannot create {} (an existing key is never overwritten)", private.display()))?;
+    writeln!(file, "{}", signer.to_text())?;
+    let public = dir.join("signing.pub");
+    std::fs::write(&public, format!("{}\n", signer.verifier().to_text()))?;
+    println!("wrote {} (private, 0600) and {}", private.display(), public.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) -> anyhow::Result<ExitCode> {
+    let keys_text = std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let keys = parse_verifiers(&keys_text).with_context(|| format!("keys in {}", key.display()))?;
+    let trusted = trusted
+        .iter()
+        .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let archive = Archive::open_existing(archive)?;
+    let options = Options { keys, trusted, max_gap: max_gap.map(std::time::Duration::from_secs) };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(sluice::integrity::verify::verify(&archive, &options))?;
+    for p in &report.problems {
+        println!("{p}");
+    }
+    let c = &report.counts;
+    let verdict = if report.problems.is_empty() { "ok" } else { "FAILED" };
+    println!(
+        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} problems",
+        c.streams,
+        c.entries,
+        c.files,
+        c.events,
+        c.checkpoints,
+        report.problems.len()
+    );
+    Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -8,8 +8,10 @@
 //! records read = events written + quarantined + dropped.
 
 use crate::config::{LoadedConfig, SourceKind};
+use crate::integrity::log::PluginRef;
+use crate::integrity::note::NoteSigner;
 use crate::schema::{self, BatchBuilder};
-use crate::sinks::{Archive, Sink, SinkMsg, SinkSettings, SinkStats};
+use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
 use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
 use crate::stage::{Chain, Rejected, Stage, WasmStage};
 use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
@@ -121,6 +123,34 @@ impl Pipeline {
         Ok(Pipeline { config, stages, streams })
     }
 
+    /// For each stream, the plugins of every chain that feeds it.
+    fn plugins_per_stream(&self) -> Vec<Vec<PluginRef>> {
+        self.streams
+            .iter()
+            .map(|stream| {
+                let mut refs: Vec<PluginRef> = Vec::new();
+                for (name, source) in &self.config.config.sources {
+                    if self.config.stream_of(name) != stream {
+                        continue;
+                    }
+                    for stage in &source.chain {
+                        let p = &self.stages[stage.get_ref()].plugin;
+                        let r = PluginRef {
+                            stage: stage.get_ref().clone(),
+                            name: p.name().to_string(),
+                            version: p.version().to_string(),
+                            sha256: p.digest.clone(),
+                        };
+                        if !refs.contains(&r) {
+                            refs.push(r);
+                        }
+                    }
+                }
+                refs
+            })
+            .collect()
+    }
+
     pub fn stages(&self) -> impl Iterator<Item = &LoadedStage> {
         self.stages.values()
     }
@@ -150,6 +180,21 @@ impl Pipeline {
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
             staging_dir: staging_dir.clone(),
             zstd_level: c.sink.zstd_level,
+            plugins: self.plugins_per_stream(),
+            integrity: IntegritySettings {
+                signer: match c.integrity.signing_key.as_str() {
+                    "" => None,
+                    path => {
+                        let text =
+                            std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {path}"))?;
+                        Some(NoteSigner::from_text(&text).with_context(|| format!("signing key {path}"))?)
+                    }
+                },
+                interval: Duration::from_secs(c.integrity.checkpoint_interval_secs),
+                heartbeat: Duration::from_secs(c.integrity.heartbeat_secs),
+                copy_to: c.integrity.copy_to.as_deref().map(Archive::open).transpose()?,
+                origin: c.integrity.origin.clone(),
+            },
         };
         let mut sink = Sink::new(archive.clone(), runtime, settings)?;
 

@@ -5,10 +5,11 @@
 //! `unmapped`. An event whose typed column has the wrong type is refused with a
 //! reason (it goes to quarantine; it never fails a batch or a file).
 
+use crate::integrity::merkle::Hash;
 use arrow_array::builder::{
     ArrayBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde_json::{Map, Value};
 use std::sync::{Arc, LazyLock};
@@ -104,11 +105,19 @@ fn data_type(kind: Kind) -> DataType {
     }
 }
 
-/// The schema of every stream's files: the columns above, then `seq`.
-pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+/// The columns above, then `seq`: what an event hash covers.
+static HASHED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields: Vec<Field> =
         COLUMNS.iter().map(|&(name, kind)| Field::new(name, data_type(kind), name != "time")).collect();
     fields.push(Field::new("seq", DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of every stream's files: the columns above, `seq`, then
+/// `event_hash` (hex RFC 9162 leaf hash of the row's canonical text).
+pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = HASHED_SCHEMA.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(crate::integrity::canonical::EVENT_HASH, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 });
 
@@ -311,7 +320,7 @@ enum ColumnBuilder {
     Int32(Int32Builder),
     Int64(Int64Builder),
     Utf8(StringBuilder),
-    StructList(ListBuilder<StructBuilder>, usize),
+    StructList(ListBuilder<StructBuilder>),
 }
 
 /// Accumulates checked rows into Arrow columns.
@@ -337,7 +346,7 @@ impl BatchBuilder {
                 Kind::Utf8 | Kind::Json => ColumnBuilder::Utf8(StringBuilder::new()),
                 Kind::StructList(fields) => {
                     let values = StructBuilder::from_fields(struct_fields(fields), 0);
-                    ColumnBuilder::StructList(ListBuilder::new(values).with_field(list_item(fields)), fields.len())
+                    ColumnBuilder::StructList(ListBuilder::new(values).with_field(list_item(fields)))
                 }
             })
             .collect();
@@ -363,7 +372,7 @@ impl BatchBuilder {
                 (ColumnBuilder::Int64(b), _) => b.append_null(),
                 (ColumnBuilder::Utf8(b), Cell::Text(s)) => b.append_value(s),
                 (ColumnBuilder::Utf8(b), _) => b.append_null(),
-                (ColumnBuilder::StructList(b, _), Cell::StructList(items)) => {
+                (ColumnBuilder::StructList(b), Cell::StructList(items)) => {
                     let values = b.values();
                     for item in &items {
                         for (i, field) in item.iter().enumerate() {
@@ -376,7 +385,7 @@ impl BatchBuilder {
                     }
                     b.append(true);
                 }
-                (ColumnBuilder::StructList(b, _), _) => b.append(false),
+                (ColumnBuilder::StructList(b), _) => b.append(false),
             }
         }
         self.rows += 1;
@@ -391,17 +400,22 @@ impl BatchBuilder {
                 ColumnBuilder::Int32(b) => ArrayBuilder::finish(b),
                 ColumnBuilder::Int64(b) => ArrayBuilder::finish(b),
                 ColumnBuilder::Utf8(b) => ArrayBuilder::finish(b),
-                ColumnBuilder::StructList(b, _) => ArrayBuilder::finish(b),
+                ColumnBuilder::StructList(b) => ArrayBuilder::finish(b),
             })
             .collect()
     }
 }
 
-/// Adds the `seq` column (first_seq, first_seq+1, ...) and makes the file batch.
-pub fn with_seq(mut columns: Vec<ArrayRef>, first_seq: i64) -> RecordBatch {
+/// Adds `seq` (first_seq, first_seq+1, ...) and `event_hash` to finished
+/// columns: the batch as it goes into a file, and its event hashes.
+pub fn file_batch(mut columns: Vec<ArrayRef>, first_seq: i64) -> (RecordBatch, Vec<Hash>) {
     let rows = columns.first().map_or(0, |c| c.len());
     columns.push(Arc::new(Int64Array::from_iter_values(first_seq..first_seq + rows as i64)));
-    RecordBatch::try_new(FILE_SCHEMA.clone(), columns).expect("builders follow FILE_SCHEMA")
+    let hashed = RecordBatch::try_new(HASHED_SCHEMA.clone(), columns).expect("builders follow the schema");
+    let hashes = crate::integrity::canonical::event_hashes(&hashed);
+    let mut columns = hashed.columns().to_vec();
+    columns.push(Arc::new(StringArray::from_iter_values(hashes.iter().map(hex::encode))));
+    (RecordBatch::try_new(FILE_SCHEMA.clone(), columns).expect("builders follow FILE_SCHEMA"), hashes)
 }
 
 #[cfg(test)]
@@ -423,7 +437,8 @@ mod tests {
         assert_eq!(row.partition_value("tenant_uid"), "__HIVE_DEFAULT_PARTITION__");
         let mut b = BatchBuilder::new();
         b.push(row);
-        let batch = with_seq(b.finish(), 7);
+        let (batch, hashes) = file_batch(b.finish(), 7);
+        assert_eq!(hashes.len(), 1);
         assert_eq!(batch.num_rows(), 1);
         let unmapped = batch.column_by_name("unmapped").unwrap();
         let s = unmapped.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0);

@@ -3,5 +3,5 @@
 mod parquet;
 mod store;
 
-pub use parquet::{Sink, SinkMsg, SinkSettings, SinkStats};
+pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
 pub use store::{Archive, commit_file};

@@ -6,13 +6,19 @@
 //! the row group in progress) and uploaded when closed.
 
 use super::store::{Archive, commit_file};
+use crate::integrity::log::{LogEntry, PluginRef, SCHEMA_HASH, StreamLog};
+use crate::integrity::merkle::{self, Hash};
+use crate::integrity::note::NoteSigner;
 use crate::schema::{self, FILE_SCHEMA};
 use anyhow::Context;
 use arrow_array::ArrayRef;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -40,6 +46,23 @@ pub struct SinkSettings {
     pub roll_age: Duration,
     pub staging_dir: PathBuf,
     pub zstd_level: i32,
+    /// Per stream, the plugins whose output it holds (recorded in the log).
+    pub plugins: Vec<Vec<PluginRef>>,
+    pub integrity: IntegritySettings,
+}
+
+/// How the integrity log is checkpointed.
+pub struct IntegritySettings {
+    /// Without a key the log is still written, but no checkpoint is signed.
+    pub signer: Option<NoteSigner>,
+    /// A checkpoint at most this long after new entries...
+    pub interval: Duration,
+    /// ...and at least this often when idle (a heartbeat that proves silence).
+    pub heartbeat: Duration,
+    /// Checkpoints are also written here.
+    pub copy_to: Option<Archive>,
+    /// Origin line of the checkpoints (default: `sluice:<location>/<stream>`).
+    pub origin: Option<String>,
 }
 
 /// What the sink wrote.
@@ -56,6 +79,10 @@ struct OpenFile {
     staging: PathBuf,
     first_seq: i64,
     opened: Instant,
+    hashes: Vec<Hash>,
+    seq_last: i64,
+    time_min: i64,
+    time_max: i64,
 }
 
 struct OpenQuarantine {
@@ -69,7 +96,7 @@ pub struct Sink {
     runtime: tokio::runtime::Handle,
     settings: SinkSettings,
     props: WriterProperties,
-    next_seq: Vec<i64>,
+    logs: Vec<StreamLog>,
     open: HashMap<(usize, Vec<String>), OpenFile>,
     quarantine: HashMap<usize, OpenQuarantine>,
     pub stats: SinkStats,
@@ -85,16 +112,23 @@ impl Sink {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_column_bloom_filter_enabled(ColumnPath::from("metadata_uid"), true)
             // sized for a full row group: the filter is allocated up front, per open file
-            .set_column_bloom_filter_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let next_seq = vec![0; settings.streams.len()];
+        let mut logs = Vec::new();
+        for stream in &settings.streams {
+            let origin = match &settings.integrity.origin {
+                Some(o) => format!("{o}/{stream}"),
+                None => crate::integrity::log::default_origin(&archive.location, stream),
+            };
+            logs.push(runtime.block_on(StreamLog::load(&archive, stream, origin))?);
+        }
         Ok(Sink {
             archive,
             runtime,
             settings,
             props,
-            next_seq,
+            logs,
             open: HashMap::new(),
             quarantine: HashMap::new(),
             stats: SinkStats::default(),
@@ -127,9 +161,11 @@ impl Sink {
 
     fn append(&mut self, stream: usize, partition: Vec<String>, columns: Vec<ArrayRef>) -> anyhow::Result<()> {
         let rows = columns.first().map_or(0, |c| c.len()) as i64;
-        let first_seq = self.next_seq[stream];
-        self.next_seq[stream] += rows;
-        let batch = schema::with_seq(columns, first_seq);
+        let first_seq = self.logs[stream].next_seq;
+        self.logs[stream].next_seq += rows;
+        let (batch, hashes) = schema::file_batch(columns, first_seq);
+        let times = batch.column_by_name("time").expect("time column").as_primitive::<TimestampMicrosecondType>();
+        let (tmin, tmax) = times.values().iter().fold((i64::MAX, i64::MIN), |(a, b), &t| (a.min(t), b.max(t)));
         let key = (stream, partition);
         if !self.open.contains_key(&key) {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
@@ -139,10 +175,24 @@ impl Sink {
                 FILE_SCHEMA.clone(),
                 Some(self.props.clone()),
             )?;
-            self.open.insert(key.clone(), OpenFile { writer, staging, first_seq, opened: Instant::now() });
+            let file = OpenFile {
+                writer,
+                staging,
+                first_seq,
+                opened: Instant::now(),
+                hashes: Vec::new(),
+                seq_last: first_seq,
+                time_min: i64::MAX,
+                time_max: i64::MIN,
+            };
+            self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(&key).expect("opened above");
         file.writer.write(&batch)?;
+        file.hashes.extend(hashes);
+        file.seq_last = first_seq + rows - 1;
+        file.time_min = file.time_min.min(tmin);
+        file.time_max = file.time_max.max(tmax);
         self.stats.events += rows as u64;
         if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.roll_bytes {
             let file = self.open.remove(&key).expect("present");
@@ -192,11 +242,23 @@ impl Sink {
             self.stats.bytes += size;
             tracing::info!(%path, records = q.count, bytes = size, "Quarantine file committed.");
         }
+        self.checkpoint(all)
+    }
+
+    /// Signs checkpoints of the streams whose logs are due (all of them at shutdown).
+    fn checkpoint(&mut self, shutdown: bool) -> anyhow::Result<()> {
+        let Some(signer) = &self.settings.integrity.signer else { return Ok(()) };
+        let mut archives = vec![&self.archive];
+        archives.extend(self.settings.integrity.copy_to.as_ref());
+        let (interval, heartbeat) = (self.settings.integrity.interval, self.settings.integrity.heartbeat);
+        for log in &mut self.logs {
+            self.runtime.block_on(log.checkpoint_if_due(&archives, signer, interval, heartbeat, shutdown))?;
+        }
         Ok(())
     }
 
     fn close(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
-        let OpenFile { writer, staging, first_seq, .. } = file;
+        let OpenFile { writer, staging, first_seq, seq_last, hashes, time_min, time_max, .. } = file;
         let meta = writer.close()?;
         let bytes = std::fs::read(&staging).with_context(|| format!("cannot read back {}", staging.display()))?;
         let name = &self.settings.streams[stream];
@@ -205,8 +267,27 @@ impl Sink {
             std::iter::once(name.as_str()).chain(partition.iter().map(String::as_str)).chain([file_name.as_str()]);
         let path = self.archive.path_of(segments);
         let size = bytes.len() as u64;
+        let entry = LogEntry {
+            index: 0,
+            path: self.archive.relative(&path),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size,
+            rows: hashes.len() as u64,
+            events_root: hex::encode(merkle::root(&hashes)),
+            seq_first: first_seq,
+            seq_last,
+            time_min,
+            time_max,
+            schema: SCHEMA_HASH.clone(),
+            plugins: self.settings.plugins[stream].clone(),
+            committed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        };
+        let (archive, log) = (&self.archive, &mut self.logs[stream]);
         self.runtime
-            .block_on(commit_file(&self.archive, &path, bytes.into()))
+            .block_on(async {
+                commit_file(archive, &path, bytes.into()).await?;
+                log.append(archive, entry).await
+            })
             .with_context(|| format!("file kept at {}", staging.display()))?;
         std::fs::remove_file(&staging).ok();
         self.stats.files += 1;

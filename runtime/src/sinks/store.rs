@@ -55,10 +55,35 @@ impl Archive {
         })
     }
 
+    /// Like [`Archive::open`], but a local path must already exist (for readers).
+    pub fn open_existing(url: &str) -> anyhow::Result<Archive> {
+        if !url.contains("://") || url.starts_with("file://") {
+            let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(url));
+            anyhow::ensure!(path.is_dir(), "no archive at {}", path.display());
+        }
+        Archive::open(url)
+    }
+
     /// The object path of these segments under the prefix; each segment is
     /// percent-encoded as needed, so a `/` in a value never makes a new level.
     pub fn path_of<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> ObjectPath {
         segments.into_iter().fold(self.prefix.clone(), |path, segment| path.join(segment))
+    }
+}
+
+impl Archive {
+    /// The object path of a path relative to the prefix, as [`Archive::relative`]
+    /// gives it (segments already encoded).
+    pub fn path_from_relative(&self, relative: &str) -> anyhow::Result<ObjectPath> {
+        let full =
+            if self.prefix.as_ref().is_empty() { relative.to_string() } else { format!("{}/{relative}", self.prefix) };
+        Ok(ObjectPath::parse(&full)?)
+    }
+
+    /// A path under the prefix, as a `/`-separated path relative to it.
+    pub fn relative(&self, path: &ObjectPath) -> String {
+        let skip = self.prefix.parts().count();
+        path.parts().skip(skip).map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/")
     }
 }
 

@@ -1,0 +1,181 @@
+//! The per-stream integrity log, as the sink writes it:
+//!
+//! ```text
+//! <out>/_integrity/<stream>/entries/<index, 20 digits>.json      one per committed file
+//! <out>/_integrity/<stream>/checkpoints/<size, 20 digits>-<µs>.note   signed checkpoints
+//! ```
+//!
+//! An entry's exact bytes are a leaf of the stream's RFC 9162 tree; a
+//! checkpoint signs the tree's size and root. Entries are written with
+//! `PutMode::Create` under their index, so two writers cannot both claim one.
+
+use super::merkle::{self, Hash};
+use super::note::{Checkpoint, NoteSigner};
+use crate::sinks::{Archive, commit_file};
+use anyhow::Context;
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+/// A plugin that produced a file's events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    pub stage: String,
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// One committed file, as recorded in the log. Field order is fixed: the
+/// serialized bytes are what the tree hashes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LogEntry {
+    pub index: u64,
+    /// Path of the file relative to the archive root.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub rows: u64,
+    /// Hex RFC 9162 root over the files' event hashes, in row order.
+    pub events_root: String,
+    pub seq_first: i64,
+    pub seq_last: i64,
+    /// Microseconds since the epoch, UTC.
+    pub time_min: i64,
+    pub time_max: i64,
+    /// SHA-256 of the file schema's description (`schema_hash`).
+    pub schema: String,
+    pub plugins: Vec<PluginRef>,
+    pub committed: String,
+}
+
+/// SHA-256 of the column names and kinds, in order: changes when the schema does.
+pub static SCHEMA_HASH: LazyLock<String> = LazyLock::new(|| {
+    let description: String =
+        crate::schema::FILE_SCHEMA.fields().iter().map(|f| format!("{}:{}\n", f.name(), f.data_type())).collect();
+    hex::encode(Sha256::digest(description.as_bytes()))
+});
+
+pub fn entries_prefix(stream: &str) -> String {
+    format!("_integrity/{stream}/entries")
+}
+
+pub fn checkpoints_prefix(stream: &str) -> String {
+    format!("_integrity/{stream}/checkpoints")
+}
+
+pub fn entry_name(index: u64) -> String {
+    format!("{index:020}.json")
+}
+
+/// Parses `<20 digits>.json`.
+pub fn entry_index(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// The origin line of a stream's checkpoints: binds the archive location and
+/// the stream into what is signed.
+pub fn default_origin(location: &str, stream: &str) -> String {
+    format!("sluice:{}/{stream}", location.trim_end_matches('/'))
+}
+
+/// What the sink keeps of one stream's log while it runs.
+pub struct StreamLog {
+    pub stream: String,
+    origin: String,
+    leaves: Vec<Hash>,
+    /// The next event's `seq`.
+    pub next_seq: i64,
+    checkpointed: u64,
+    last_checkpoint: Option<std::time::Instant>,
+}
+
+impl StreamLog {
+    /// Reads what the archive already holds for `stream`, so that indices and
+    /// `seq` go on where they stopped.
+    pub async fn load(archive: &Archive, stream: &str, origin: String) -> anyhow::Result<StreamLog> {
+        let prefix = archive.path_of(entries_prefix(stream).split('/'));
+        let mut names: Vec<(u64, object_store::path::Path)> = Vec::new();
+        let listing = archive.store.list_with_delimiter(Some(&prefix)).await?;
+        for meta in listing.objects {
+            let name = meta.location.filename().unwrap_or_default().to_string();
+            let index = entry_index(&name)
+                .with_context(|| format!("unexpected object {} in the integrity log", meta.location))?;
+            names.push((index, meta.location));
+        }
+        names.sort();
+        let mut leaves = Vec::with_capacity(names.len());
+        let mut next_seq = 0;
+        for (expected, (index, location)) in names.iter().enumerate() {
+            anyhow::ensure!(
+                *index == expected as u64,
+                "the integrity log of stream `{stream}` has no entry {expected}; run `sluice verify` on the archive"
+            );
+            let bytes = archive.store.get(location).await?.bytes().await?;
+            let entry: LogEntry = serde_json::from_slice(&bytes).with_context(|| format!("entry {location}"))?;
+            next_seq = next_seq.max(entry.seq_last + 1);
+            leaves.push(merkle::leaf_hash(&bytes));
+        }
+        let checkpointed = leaves.len() as u64;
+        Ok(StreamLog { stream: stream.to_string(), origin, leaves, next_seq, checkpointed, last_checkpoint: None })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+
+    /// Writes the next entry (its `index` is set here).
+    pub async fn append(&mut self, archive: &Archive, mut entry: LogEntry) -> anyhow::Result<()> {
+        entry.index = self.size();
+        let bytes = serde_json::to_vec(&entry).expect("entries serialize");
+        let name = entry_name(entry.index);
+        let path = archive.path_of(entries_prefix(&self.stream).split('/').chain([name.as_str()]));
+        commit_file(archive, &path, bytes.clone().into())
+            .await
+            .with_context(|| format!("integrity log entry {path}"))?;
+        self.leaves.push(merkle::leaf_hash(&bytes));
+        Ok(())
+    }
+
+    /// Signs and writes a checkpoint if entries were added and `interval` has
+    /// passed, or if `heartbeat` has passed whatever was added, or if `force`.
+    pub async fn checkpoint_if_due(
+        &mut self,
+        archives: &[&Archive],
+        signer: &NoteSigner,
+        interval: std::time::Duration,
+        heartbeat: std::time::Duration,
+        force: bool,
+    ) -> anyhow::Result<bool> {
+        let since = self.last_checkpoint.map(|t| t.elapsed());
+        let grown = self.size() > self.checkpointed;
+        let due = force && (grown || since.is_none())
+            || grown && since.is_none_or(|s| s >= interval)
+            || since.is_none_or(|s| s >= heartbeat);
+        if !due {
+            return Ok(false);
+        }
+        let now = chrono::Utc::now();
+        let checkpoint = Checkpoint {
+            origin: self.origin.clone(),
+            size: self.size(),
+            root: merkle::root(&self.leaves),
+            extensions: vec![format!("time {}", now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))],
+        };
+        let note = signer.sign(&checkpoint.body());
+        let name = format!("{:020}-{}.note", checkpoint.size, now.timestamp_micros());
+        for archive in archives {
+            let path = archive.path_of(checkpoints_prefix(&self.stream).split('/').chain([name.as_str()]));
+            commit_file(archive, &path, note.clone().into_bytes().into())
+                .await
+                .with_context(|| format!("checkpoint {path}"))?;
+        }
+        self.checkpointed = self.size();
+        self.last_checkpoint = Some(std::time::Instant::now());
+        Ok(true)
+    }
+}

@@ -1,0 +1,278 @@
+//! The attack suite of the tamper-evident archive: a clean archive verifies,
+//! and each way of tampering with one is detected by the check that names it.
+
+use crate::util::*;
+use sluice::integrity::note::{Checkpoint, NoteSigner};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Events for two streams over three hours, so each stream has several files.
+fn write_inputs(t: &TestDir) {
+    let mut a = String::new();
+    let mut b = String::new();
+    for i in 0..300 {
+        let line = format!(
+            "{{\"time\":\"2026-11-01T{:02}:{:02}:00Z\",\"message\":\"m{i}\",\"actor_user_name\":\"u{}\"}}\n",
+            i % 3,
+            i % 60,
+            i % 7
+        );
+        if i % 2 == 0 { a.push_str(&line) } else { b.push_str(&line) }
+    }
+    t.write("a.ndjson", &a);
+    t.write("b.ndjson", &b);
+}
+
+const PIPELINE: &str = r#"
+[sources.a]
+type = "file"
+paths = ["a.ndjson"]
+chain = ["json"]
+[sources.b]
+type = "file"
+paths = ["b.ndjson"]
+chain = ["json"]
+[stages.json]
+plugin = "parse-json"
+config = { time_field = "time", fields = { message = "message", actor_user_name = "actor_user_name" } }
+[sink]
+url = "out"
+[integrity]
+signing_key = "keys/signing.key"
+copy_to = "checkpoint-copy"
+"#;
+
+struct Signed {
+    t: TestDir,
+}
+
+impl Signed {
+    /// A signed archive of two runs (so each stream has checkpoints from both).
+    fn new() -> Signed {
+        let t = TestDir::new();
+        sluice_in(t.root(), &["keys", "generate", "--out", "keys", "--name", "test-key"], &[]).assert_success();
+        write_inputs(&t);
+        t.run_pipeline(PIPELINE).assert_success();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        t.run_pipeline(PIPELINE).assert_success();
+        Signed { t }
+    }
+
+    /// A copy of the archive to attack.
+    fn copy(&self, name: &str) -> PathBuf {
+        let to = self.t.path(name);
+        let status = std::process::Command::new("cp").args(["-r"]).arg(self.t.path("out")).arg(&to).status().unwrap();
+        assert!(status.success());
+        to
+    }
+
+    fn verify(&self, archive: &Path, extra: &[&str]) -> Run {
+        let key = self.t.path("keys/signing.pub");
+        let mut args = vec!["verify", archive.to_str().unwrap(), "--key", key.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        sluice_in(self.t.root(), &args, &[])
+    }
+
+    fn signer(&self) -> NoteSigner {
+        NoteSigner::from_text(&fs::read_to_string(self.t.path("keys/signing.key")).unwrap()).unwrap()
+    }
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    list_files(dir).into_iter().filter(|f| f.extension().is_some_and(|e| e == "parquet")).collect()
+}
+
+fn newest_checkpoint(archive: &Path, stream: &str) -> PathBuf {
+    list_files(&archive.join("_integrity").join(stream).join("checkpoints")).pop().unwrap()
+}
+
+/// Asserts that verify fails and reports `check` (e.g. "[sha256]").
+fn detected(run: &Run, checks: &[&str]) {
+    run.assert_failure();
+    for check in checks {
+        assert!(run.stdout.contains(check), "expected {check} in:\n{run}");
+    }
+}
+
+#[test]
+fn integrity_clean_archive_verifies() {
+    let s = Signed::new();
+    let run = s.verify(&s.t.path("out"), &[]);
+    run.assert_success();
+    assert!(run.stdout.contains("ok: 2 streams"), "{run}");
+    assert!(run.stdout.contains("600 events"), "{run}");
+    // the checkpoints were also copied to the second location
+    assert!(!list_files(&s.t.path("checkpoint-copy/_integrity/a/checkpoints")).is_empty());
+}
+
+#[test]
+fn integrity_attacks_on_files_are_detected() {
+    let s = Signed::new();
+
+    // a flipped bit
+    let x = s.copy("flip");
+    let f = files(&x.join("a"))[0].clone();
+    let mut bytes = fs::read(&f).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&f, bytes).unwrap();
+    detected(&s.verify(&x, &[]), &["[sha256]"]);
+
+    // a row edited and the file re-encoded validly (pyarrow), hashes kept
+    let x = s.copy("edit");
+    let f = files(&x.join("a"))[0].clone();
+    let script = "import pyarrow.parquet as pq, pyarrow as pa, sys\n\
+                  t = pq.read_table(sys.argv[1])\n\
+                  i = t.schema.get_field_index('actor_user_name')\n\
+                  col = t.column(i).to_pylist(); col[0] = 'mallory'\n\
+                  t = t.set_column(i, t.schema.field(i), pa.array(col, pa.string()))\n\
+                  pq.write_table(t, sys.argv[1], compression='zstd')\n";
+    let out = std::process::Command::new("python3").args(["-c", script, f.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    detected(&s.verify(&x, &[]), &["[sha256]", "[event_hash] row 0", "[events_root]"]);
+
+    // a file deleted: named by the log, and its events leave a hole in seq
+    let x = s.copy("delete");
+    fs::remove_file(&files(&x.join("a"))[1]).unwrap();
+    detected(&s.verify(&x, &[]), &["[file] deleted", "[sequence]"]);
+
+    // a file injected into a partition (a copy of a valid one)
+    let x = s.copy("inject");
+    let f = files(&x.join("a"))[0].clone();
+    fs::copy(&f, f.with_file_name("a-999-injected.parquet")).unwrap();
+    detected(&s.verify(&x, &[]), &["[injected]"]);
+
+    // a valid file of another stream swapped in under a file's name
+    let x = s.copy("swap");
+    let mine = files(&x.join("a"))[0].clone();
+    fs::copy(&files(&x.join("b"))[0], &mine).unwrap();
+    detected(&s.verify(&x, &[]), &["[sha256]"]);
+}
+
+#[test]
+fn integrity_attacks_on_the_log_are_detected() {
+    let s = Signed::new();
+    let entries = |x: &Path| list_files(&x.join("_integrity/a/entries"));
+
+    // an entry deleted
+    let x = s.copy("entry-deleted");
+    fs::remove_file(&entries(&x)[1]).unwrap();
+    detected(&s.verify(&x, &[]), &["[log] missing", "[injected]"]);
+
+    // two entries swapped (reordered)
+    let x = s.copy("entries-reordered");
+    let e = entries(&x);
+    let (a, b) = (fs::read(&e[0]).unwrap(), fs::read(&e[1]).unwrap());
+    fs::write(&e[0], b).unwrap();
+    fs::write(&e[1], a).unwrap();
+    detected(&s.verify(&x, &[]), &["[log] records index", "[consistency]"]);
+
+    // an entry altered (its row count)
+    let x = s.copy("entry-altered");
+    let e = entries(&x);
+    let text = fs::read_to_string(&e[0]).unwrap();
+    let rows = text.split("\"rows\":").nth(1).unwrap().split(',').next().unwrap().to_string();
+    fs::write(
+        &e[0],
+        text.replacen(&format!("\"rows\":{rows},"), &format!("\"rows\":{},", rows.parse::<u64>().unwrap() + 1), 1),
+    )
+    .unwrap();
+    detected(&s.verify(&x, &[]), &["[consistency]", "[rows]"]);
+
+    // an entry appended that no checkpoint covers
+    let x = s.copy("entry-appended");
+    let e = entries(&x);
+    let last = e.last().unwrap();
+    let next = last.with_file_name(format!("{:020}.json", e.len()));
+    fs::copy(last, next).unwrap();
+    detected(&s.verify(&x, &[]), &["[coverage]"]);
+}
+
+#[test]
+fn integrity_tail_truncation_rollback_and_fork_are_detected() {
+    let s = Signed::new();
+    // the verifier kept the newest checkpoint of stream a from the copy location
+    let trusted = newest_checkpoint(&s.t.path("checkpoint-copy"), "a");
+    let trusted_arg = trusted.to_str().unwrap();
+    s.verify(&s.t.path("out"), &["--trusted-checkpoint", trusted_arg]).assert_success();
+
+    // the newest file, its entry and the checkpoints that cover it are deleted:
+    // consistent on its own, caught against the trusted checkpoint
+    let x = s.copy("truncated");
+    let entries = list_files(&x.join("_integrity/a/entries"));
+    let last: serde_json::Value = serde_json::from_str(&fs::read_to_string(entries.last().unwrap()).unwrap()).unwrap();
+    fs::remove_file(x.join(last["path"].as_str().unwrap())).unwrap();
+    fs::remove_file(entries.last().unwrap()).unwrap();
+    let size = entries.len() as u64 - 1;
+    for c in list_files(&x.join("_integrity/a/checkpoints")) {
+        let n: u64 = c.file_name().unwrap().to_str().unwrap()[..20].parse().unwrap();
+        if n > size {
+            fs::remove_file(c).unwrap();
+        }
+    }
+    let alone = s.verify(&x, &[]);
+    assert!(!alone.stdout.contains("[sha256]"), "{alone}");
+    detected(&s.verify(&x, &["--trusted-checkpoint", trusted_arg]), &["[truncation]"]);
+
+    // a whole stream deleted
+    let x = s.copy("stream-gone");
+    fs::remove_dir_all(x.join("a")).unwrap();
+    fs::remove_dir_all(x.join("_integrity/a")).unwrap();
+    detected(&s.verify(&x, &["--trusted-checkpoint", trusted_arg]), &["[truncation]"]);
+
+    // an insider with the key: a fork (same size, other root) and a rollback
+    // (a smaller tree signed later)
+    let signer = s.signer();
+    let x = s.copy("fork");
+    let newest = newest_checkpoint(&x, "a");
+    let (c, _) = Checkpoint::open(&fs::read_to_string(&newest).unwrap(), &[signer.verifier()]).unwrap();
+    let forked = Checkpoint { root: [9u8; 32], ..c.clone() };
+    fs::write(newest.with_file_name(format!("{:020}-9999999999999999.note", c.size)), signer.sign(&forked.body()))
+        .unwrap();
+    detected(&s.verify(&x, &[]), &["[fork]", "[consistency]"]);
+
+    let x = s.copy("rollback");
+    let older = list_files(&x.join("_integrity/a/checkpoints")).remove(0);
+    let (old, _) = Checkpoint::open(&fs::read_to_string(&older).unwrap(), &[signer.verifier()]).unwrap();
+    let resigned = Checkpoint { extensions: vec!["time 2099-01-01T00:00:00Z".into()], ..old.clone() };
+    fs::write(older.with_file_name(format!("{:020}-4070908800000000.note", old.size)), signer.sign(&resigned.body()))
+        .unwrap();
+    detected(&s.verify(&x, &[]), &["[rollback]"]);
+}
+
+#[test]
+fn integrity_keys_heartbeats_and_malformed_checkpoints() {
+    let s = Signed::new();
+    let out = s.t.path("out");
+
+    // signed by a key the verifier does not trust
+    let other = s.t.path("other");
+    sluice_in(s.t.root(), &["keys", "generate", "--out", other.to_str().unwrap()], &[]).assert_success();
+    let run = sluice_in(
+        s.t.root(),
+        &["verify", out.to_str().unwrap(), "--key", other.join("signing.pub").to_str().unwrap()],
+        &[],
+    );
+    detected(&run, &["[signature] no signature by a trusted key"]);
+
+    // the right key, but expired before the checkpoints were signed
+    let public = fs::read_to_string(s.t.path("keys/signing.pub")).unwrap();
+    let expired = s.t.write("expired.pub", &format!("{} not-after=2020-01-01T00:00:00Z\n", public.trim()));
+    let run = sluice_in(s.t.root(), &["verify", out.to_str().unwrap(), "--key", expired.to_str().unwrap()], &[]);
+    detected(&run, &["outside its validity"]);
+
+    // a missing heartbeat: the two runs' checkpoints are more than 0 s apart
+    detected(&s.verify(&out, &["--max-gap", "0"]), &["[heartbeat]"]);
+
+    // malformed checkpoints: garbage, truncated, trailing bytes
+    for (name, mutate) in [
+        ("garbage", Box::new(|_: String| "garbage\n".to_string()) as Box<dyn Fn(String) -> String>),
+        ("truncated", Box::new(|t: String| t[..t.len() / 2].to_string())),
+        ("trailing", Box::new(|t: String| format!("{t}trailing bytes"))),
+    ] {
+        let x = s.copy(name);
+        let c = newest_checkpoint(&x, "b");
+        fs::write(&c, mutate(fs::read_to_string(&c).unwrap())).unwrap();
+        detected(&s.verify(&x, &[]), &["[signature] malformed checkpoint"]);
+    }
+}
