@@ -276,3 +276,57 @@ fn integrity_keys_heartbeats_and_malformed_checkpoints() {
         detected(&s.verify(&x, &[]), &["[signature] malformed checkpoint"]);
     }
 }
+
+#[test]
+fn integrity_event_proofs_verify_offline_and_every_mutation_fails() {
+    let s = Signed::new();
+    let key = s.t.path("keys/signing.pub");
+    let key = key.to_str().unwrap();
+    let out = s.t.path("out");
+    let run = sluice_in(s.t.root(), &["prove", out.to_str().unwrap(), "a", "123", "--key", key], &[]);
+    run.assert_success();
+    let proof: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(proof["event"].as_str().unwrap().contains("\"seq\":123"));
+    let check = |p: &str| {
+        let f = s.t.write("proof.json", p);
+        sluice_in(s.t.root(), &["verify-proof", f.to_str().unwrap(), "--key", key], &[])
+    };
+    let ok = check(&run.stdout);
+    ok.assert_success();
+    assert!(ok.stdout.starts_with("ok: event seq 123 is in a/"), "{ok}");
+
+    // every element of the proof, mutated in turn
+    let mut mutants: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut with = |what: String, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut p = proof.clone();
+        f(&mut p);
+        mutants.push((what, p));
+    };
+    with("event".into(), &|p| p["event"] = p["event"].as_str().unwrap().replace("\"seq\":123", "\"seq\":124").into());
+    with("event_index".into(), &|p| p["event_index"] = (p["event_index"].as_u64().unwrap() + 1).into());
+    with("entry".into(), &|p| p["entry"] = p["entry"].as_str().unwrap().replacen("\"rows\":", "\"rows\":1", 1).into());
+    with("entry_index".into(), &|p| p["entry_index"] = (p["entry_index"].as_u64().unwrap() + 1).into());
+    with("checkpoint".into(), &|p| p["checkpoint"] = p["checkpoint"].as_str().unwrap().replacen("\n", "\n1", 1).into());
+    with("version".into(), &|p| p["version"] = 2.into());
+    for field in ["event_proof", "log_proof"] {
+        for i in 0..proof[field].as_array().unwrap().len() {
+            with(format!("{field}[{i}]"), &|p| {
+                let h = p[field][i].as_str().unwrap();
+                let flipped = if h.starts_with('0') { format!("1{}", &h[1..]) } else { format!("0{}", &h[1..]) };
+                p[field][i] = flipped.into();
+            });
+        }
+        with(format!("{field} extra"), &|p| p[field].as_array_mut().unwrap().push("00".repeat(32).into()));
+    }
+    assert!(mutants.len() >= 10);
+    for (what, p) in mutants {
+        let run = check(&p.to_string());
+        assert!(run.code == Some(1) && run.stdout.starts_with("FAILED"), "mutating {what} went unnoticed: {run}");
+    }
+    // garbage, truncation, trailing bytes
+    for bad in
+        ["garbage".to_string(), run.stdout[..run.stdout.len() / 2].to_string(), format!("{}x", run.stdout.trim())]
+    {
+        check(&bad).assert_failure();
+    }
+}

@@ -55,6 +55,28 @@ enum Command {
         #[arg(long = "max-gap")]
         max_gap: Option<u64>,
     },
+    /// Print an inclusion proof of one event (JSON): the event, its place in
+    /// its file's events root, the file's entry in the stream's log, and a
+    /// signed checkpoint of that log. What an auditor asks for.
+    Prove {
+        /// The archive: a path, file://, s3://bucket/prefix or memory:// URL.
+        archive: String,
+        /// The stream the event is in.
+        stream: String,
+        /// The event: its `seq` number or its `metadata_uid`.
+        event: String,
+        /// Trusted public keys; the proof uses the newest checkpoint they verify.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a proof from `sluice prove` offline, with nothing but the proof and
+    /// the trusted keys.
+    VerifyProof {
+        /// The proof file (JSON).
+        proof: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
     /// Signing keys for the integrity log.
     Keys {
         #[command(subcommand)]
@@ -91,6 +113,8 @@ fn main() -> ExitCode {
             verify(&archive, &key, &trusted_checkpoint, max_gap)
         }
         Command::Keys { command: KeysCommand::Generate { out, name } } => generate_keys(&out, &name),
+        Command::Prove { archive, stream, event, key } => prove(&archive, &stream, &event, &key),
+        Command::VerifyProof { proof, key } => verify_proof(&proof, &key),
     };
     match result {
         Ok(code) => code,
@@ -180,9 +204,41 @@ fn generate_keys(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) -> anyhow::Result<ExitCode> {
+fn read_keys(key: &Path) -> anyhow::Result<Vec<sluice::integrity::note::NoteVerifier>> {
     let keys_text = std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let keys = parse_verifiers(&keys_text).with_context(|| format!("keys in {}", key.display()))?;
+    Ok(parse_verifiers(&keys_text).with_context(|| format!("keys in {}", key.display()))?)
+}
+
+fn prove(archive: &str, stream: &str, event: &str, key: &Path) -> anyhow::Result<ExitCode> {
+    let keys = read_keys(key)?;
+    let archive = Archive::open_existing(archive)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let proof = runtime.block_on(sluice::integrity::proof::prove(&archive, stream, event, &keys))?;
+    println!("{}", serde_json::to_string_pretty(&proof)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_proof(proof: &Path, key: &Path) -> anyhow::Result<ExitCode> {
+    let keys = read_keys(key)?;
+    let text = std::fs::read_to_string(proof).with_context(|| format!("cannot read {}", proof.display()))?;
+    match sluice::integrity::proof::check(&text, &keys) {
+        Ok(p) => {
+            let seq = p.seq.map_or("-".to_string(), |s| s.to_string());
+            println!(
+                "ok: event seq {seq} is in {} (log of {}, size {}, signed by {})",
+                p.path, p.origin, p.size, p.signed_by
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) -> anyhow::Result<ExitCode> {
+    let keys = read_keys(key)?;
     let trusted = trusted
         .iter()
         .map(|p| std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display())))

@@ -11,4 +11,5 @@ pub mod canonical;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod verify;
