@@ -458,6 +458,43 @@ mod tests {
         assert_eq!(e("[1]"), "event is a JSON array, not an object");
     }
 
+    /// docs/schema.md documents every column, in order, with its type.
+    #[test]
+    fn schema_doc_matches_the_files() {
+        let doc = include_str!("../../docs/schema.md");
+        let documented: Vec<(String, String)> = doc
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| column") && !l.starts_with("|---"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].to_string(), cells[2].replace("&lt;", "<").replace("&gt;", ">"))
+            })
+            .collect();
+        let written: Vec<(String, String)> = FILE_SCHEMA
+            .fields()
+            .iter()
+            .map(|f| {
+                let t = match f.data_type() {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(tz)) if tz.as_ref() == "UTC" => {
+                        "timestamp".to_string()
+                    }
+                    DataType::Int32 => "int32".into(),
+                    DataType::Int64 => "int64".into(),
+                    DataType::Utf8 if f.name() == "unmapped" => "json".into(),
+                    DataType::Utf8 => "string".into(),
+                    DataType::List(item) => match item.data_type() {
+                        DataType::Struct(fs) if fs.len() == 4 && fs[0].name() == "type" => "list<resource>".into(),
+                        DataType::Struct(fs) if fs.len() == 3 && fs[0].name() == "path" => "list<redaction>".into(),
+                        other => format!("list<{other}>"),
+                    },
+                    other => other.to_string(),
+                };
+                (f.name().to_string(), t)
+            })
+            .collect();
+        assert_eq!(documented, written, "docs/schema.md and the file schema differ");
+    }
+
     #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
