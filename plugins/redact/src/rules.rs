@@ -235,9 +235,17 @@ fn password_value(caps: &Captures, text: &str) -> Option<(usize, usize)> {
 /// A 13-19 digit number (spaces or dashes allowed) that passes the Luhn check.
 /// If the whole run fails, shorter runs ending at a separator are tried, so
 /// "4111 1111 1111 1111 123" still masks the card.
-fn luhn_span(caps: &Captures, _text: &str) -> Option<(usize, usize)> {
+fn luhn_span(caps: &Captures, text: &str) -> Option<(usize, usize)> {
     let m = caps.get(0)?;
     let run = m.as_str();
+    // Digit groups inside a token with letters are part of an identifier (a
+    // UUID such as `32bf2d9f-b874-0020-1234-567812345670`, a hex hash), not a card.
+    let token_start = text[..m.start()].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(0, |i| i + 1);
+    let token_end =
+        text[m.end()..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(text.len(), |i| m.end() + i);
+    if text[token_start..token_end].bytes().any(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
     let mut ends: Vec<usize> = vec![run.len()];
     ends.extend(run.char_indices().filter(|(_, c)| *c == ' ' || *c == '-').map(|(i, _)| i).rev());
     ends.into_iter().find_map(|end| {

@@ -336,3 +336,13 @@ fn nested_free_text_random_case_token() {
     );
     assert!(!out.to_string().contains("JUIaNaMq"), "{out}");
 }
+
+#[test]
+fn uuids_with_luhn_valid_digit_groups_are_not_cards() {
+    // seen in generated CloudTrail/k8s ids: the last groups are all digits and pass Luhn
+    assert_untouched("32bf2d9f-b874-0020-3273-450951899674");
+    assert_untouched("request 080557b0-d06c-605e-3613-852694425478 failed");
+    // a card standing alone in text is still a card
+    let (out, rules) = message("card 4111-1111-1111-1111 on file");
+    assert_eq!((out.as_str(), rules), ("card [REDACTED:payment-card] on file", vec!["payment-card".to_string()]));
+}
