@@ -6,7 +6,19 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Plugins embedded in the `sluice` binary, usable by name in a pipeline.
-const BUNDLED: &[&str] = &["parse-json", "parse-syslog", "redact", "enrich-static"];
+const BUNDLED: &[&str] = &[
+    "parse-json",
+    "parse-syslog",
+    "parse-k8s-audit",
+    "parse-cloudtrail",
+    "parse-auditd",
+    "parse-gcp-audit",
+    "parse-github-audit",
+    "parse-okta",
+    "parse-access-log",
+    "redact",
+    "enrich-static",
+];
 /// Plugins only the tests use.
 const FIXTURES: &[&str] = &["faulty", "abi-probe"];
 

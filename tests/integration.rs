@@ -335,6 +335,37 @@ fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
 }
 
 #[test]
+fn bodies_that_hold_several_events_balance() {
+    let t = TestDir::new();
+    let item = |i: u32| {
+        format!(
+            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"id-{i}\",\"stage\":\"ResponseComplete\",\"requestURI\":\"/api/v1/pods\",\"verb\":\"list\",\"user\":{{\"username\":\"u{i}\"}},\"sourceIPs\":[\"10.0.0.{i}\"],\"responseStatus\":{{\"code\":200}},\"requestReceivedTimestamp\":\"2026-11-01T10:00:0{i}.000000Z\",\"stageTimestamp\":\"2026-11-01T10:00:0{i}.100000Z\"}}"
+        )
+    };
+    // an EventList of three, a single Event, and an empty EventList
+    let body = format!(
+        "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{},{},{}]}}\n{}\n{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[]}}\n",
+        item(1),
+        item(2),
+        item(3),
+        item(4)
+    );
+    t.write("k8s.ndjson", &body);
+    let run = t.run_pipeline(
+        "[sources.k8s]\ntype = \"file\"\npaths = [\"k8s.ndjson\"]\nchain = [\"k8s\"]\n[stages.k8s]\nplugin = \"parse-k8s-audit\"\n[sink]\nurl = \"out\"\n",
+    );
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.expanded, s.written, s.dropped), (3, 2, 4, 1), "{run}");
+    s.assert_balanced();
+    let users = duckdb(&format!(
+        "SELECT list(actor_user_name ORDER BY actor_user_name) FROM read_parquet('{}/k8s/**/*.parquet')",
+        t.path("out").display()
+    ));
+    assert_eq!(users, serde_json::json!([[["u1", "u2", "u3", "u4"]]]));
+}
+
+#[test]
 fn plugin_of_the_wrong_kind_is_refused() {
     let t = TestDir::new();
     let p = t.write(

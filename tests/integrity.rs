@@ -312,7 +312,10 @@ fn integrity_event_proofs_verify_offline_and_every_mutation_fails() {
         for i in 0..proof[field].as_array().unwrap().len() {
             with(format!("{field}[{i}]"), &|p| {
                 let h = p[field][i].as_str().unwrap();
-                let flipped = if h.starts_with('0') { format!("1{}", &h[1..]) } else { format!("0{}", &h[1..]) };
+                let flipped = match h.strip_prefix('0') {
+                    Some(rest) => format!("1{rest}"),
+                    None => format!("0{}", &h[1..]),
+                };
                 p[field][i] = flipped.into();
             });
         }

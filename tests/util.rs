@@ -107,6 +107,15 @@ pub struct Summary {
     pub quarantined: u64,
     pub dropped: u64,
     pub files: u64,
+    /// Extra events from records that became several.
+    pub expanded: u64,
+}
+
+impl Summary {
+    /// Every record is accounted for: read + expanded = written + quarantined + dropped.
+    pub fn assert_balanced(&self) {
+        assert_eq!(self.read + self.expanded, self.written + self.quarantined + self.dropped, "{self:?}");
+    }
 }
 
 pub struct Run {
@@ -145,6 +154,11 @@ impl Run {
             quarantined: numbers[2],
             dropped: numbers[3],
             files: numbers[4],
+            expanded: self
+                .stdout
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("expanded ")?.split(':').next()?.parse().ok())
+                .unwrap_or(0),
         }
     }
 }

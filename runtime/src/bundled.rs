@@ -6,6 +6,13 @@
 pub const BUNDLED: &[(&str, &[u8])] = &[
     ("parse-json", include_bytes!(env!("SLUICE_PLUGIN_PARSE_JSON"))),
     ("parse-syslog", include_bytes!(env!("SLUICE_PLUGIN_PARSE_SYSLOG"))),
+    ("parse-k8s-audit", include_bytes!(env!("SLUICE_PLUGIN_PARSE_K8S_AUDIT"))),
+    ("parse-cloudtrail", include_bytes!(env!("SLUICE_PLUGIN_PARSE_CLOUDTRAIL"))),
+    ("parse-auditd", include_bytes!(env!("SLUICE_PLUGIN_PARSE_AUDITD"))),
+    ("parse-gcp-audit", include_bytes!(env!("SLUICE_PLUGIN_PARSE_GCP_AUDIT"))),
+    ("parse-github-audit", include_bytes!(env!("SLUICE_PLUGIN_PARSE_GITHUB_AUDIT"))),
+    ("parse-okta", include_bytes!(env!("SLUICE_PLUGIN_PARSE_OKTA"))),
+    ("parse-access-log", include_bytes!(env!("SLUICE_PLUGIN_PARSE_ACCESS_LOG"))),
     ("redact", include_bytes!(env!("SLUICE_PLUGIN_REDACT"))),
     ("enrich-static", include_bytes!(env!("SLUICE_PLUGIN_ENRICH_STATIC"))),
 ];

@@ -100,7 +100,9 @@ pub enum SourceKind {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageConfig {
-    /// A bundled plugin (`parse-json`, `parse-syslog`, `redact`, `enrich-static`)
+    /// A bundled plugin (`parse-json`, `parse-syslog`, `parse-k8s-audit`,
+    /// `parse-cloudtrail`, `parse-auditd`, `parse-gcp-audit`, `parse-github-audit`,
+    /// `parse-okta`, `parse-access-log`, `redact`, `enrich-static`)
     /// or the path of a `.wasm` component, relative to the pipeline file.
     pub plugin: Spanned<String>,
     /// If set, the plugin's SHA-256 (hex) must match, or the pipeline does not start.

@@ -169,11 +169,17 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
     }
     let summary = pipeline.run(runtime.handle().clone(), stop)?;
     println!("{summary}");
+    if summary.expanded > 0 {
+        println!("  expanded {}: extra events from records that held several", summary.expanded);
+    }
     for (rule, count) in &summary.dropped {
         println!("  dropped {count}: {rule}");
     }
     if !summary.balanced() {
-        eprintln!("error: counts do not balance: read {} != written + quarantined + dropped", summary.read);
+        eprintln!(
+            "error: counts do not balance: read {} + expanded {} != written + quarantined + dropped",
+            summary.read, summary.expanded
+        );
         return Ok(ExitCode::FAILURE);
     }
     if !summary.errors.is_empty() {
@@ -206,7 +212,7 @@ fn generate_keys(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
 
 fn read_keys(key: &Path) -> anyhow::Result<Vec<sluice::integrity::note::NoteVerifier>> {
     let keys_text = std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?;
-    Ok(parse_verifiers(&keys_text).with_context(|| format!("keys in {}", key.display()))?)
+    parse_verifiers(&keys_text).with_context(|| format!("keys in {}", key.display()))
 }
 
 fn prove(archive: &str, stream: &str, event: &str, key: &Path) -> anyhow::Result<ExitCode> {

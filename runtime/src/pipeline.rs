@@ -277,6 +277,7 @@ impl Pipeline {
         let dropped = counters.dropped.lock().expect("not poisoned").clone();
         let summary = Summary {
             read,
+            expanded: counters.expanded.load(Ordering::Relaxed),
             written: sink.stats.clone(),
             dropped,
             elapsed: started.elapsed(),
@@ -296,6 +297,7 @@ struct SourceMeta {
 #[derive(Default)]
 struct Counters {
     read: Mutex<Vec<Arc<AtomicU64>>>,
+    expanded: AtomicU64,
     dropped: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -321,6 +323,7 @@ fn work(
     for batch in rx {
         let source = &meta[batch.source];
         let out = chains[batch.source].run(&batch.records);
+        counters.expanded.fetch_add(out.expanded, Ordering::Relaxed);
         let mut quarantine: Vec<String> = out.quarantined.iter().map(|r| quarantine_line(r, source, &batch)).collect();
         if !out.dropped.is_empty() {
             let mut dropped = counters.dropped.lock().expect("not poisoned");
@@ -392,6 +395,9 @@ fn quarantine_line(r: &Rejected, source: &SourceMeta, batch: &RawBatch) -> Strin
 #[derive(Debug)]
 pub struct Summary {
     pub read: u64,
+    /// Extra events from records that became several (a k8s EventList body,
+    /// a CloudTrail `Records` file).
+    pub expanded: u64,
     pub written: SinkStats,
     pub dropped: BTreeMap<String, u64>,
     pub elapsed: Duration,
@@ -405,9 +411,10 @@ impl Summary {
         self.dropped.values().sum()
     }
 
-    /// Whether every record read is accounted for.
+    /// Whether every record read is accounted for:
+    /// read + expanded = written + quarantined + dropped.
     pub fn balanced(&self) -> bool {
-        self.read == self.written.events + self.written.quarantined + self.dropped_total()
+        self.read + self.expanded == self.written.events + self.written.quarantined + self.dropped_total()
     }
 }
 

@@ -139,6 +139,8 @@ pub struct ChainOutput {
     pub quarantined: Vec<Rejected>,
     /// Records dropped on purpose by a stage, with the rule.
     pub dropped: Vec<Rejected>,
+    /// Extra events made by splitting: a record that became n ≥ 1 events adds n − 1.
+    pub expanded: u64,
 }
 
 /// The ordered stages a source's records go through.
@@ -168,7 +170,11 @@ impl Chain {
                         next_events.push(e);
                         next_origins.push(origin);
                     }
+                    Ok(Outcome::Many(es)) if es.is_empty() => {
+                        out.dropped.push(rejected("no events in the record".into()));
+                    }
                     Ok(Outcome::Many(es)) => {
+                        out.expanded += es.len() as u64 - 1;
                         next_origins.extend(std::iter::repeat_n(origin, es.len()));
                         next_events.extend(es);
                     }
@@ -256,6 +262,9 @@ mod tests {
         assert_eq!((out.quarantined[1].origin, out.quarantined[1].reason.as_str()), (51, "no good"));
         assert_eq!(out.dropped.len(), 1);
         assert_eq!(out.events.len(), 98);
+        assert_eq!(out.expanded, 1);
+        // every record is accounted for: 100 in + 1 from the split = 98 + 2 + 1
+        assert_eq!(100 + out.expanded as usize, out.events.len() + out.quarantined.len() + out.dropped.len());
         let origins: Vec<u32> = out.events.iter().map(|(o, _)| *o).collect();
         let mut expected: Vec<u32> = (0..100).filter(|i| ![37, 50, 51].contains(i)).collect();
         expected.insert(expected.iter().position(|&o| o == 52).unwrap(), 52);

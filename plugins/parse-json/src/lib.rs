@@ -7,11 +7,18 @@
 //!   `"%d/%b/%Y:%H:%M:%S %z"`. A strftime format without `%z` is read as UTC.
 //! - `fields`: table `schema column → dotted source path`, copied with its JSON
 //!   type. A number in a path indexes an array (`sourceIPs.0`).
+//! - `value_maps`: table `schema column → table (source value → output value)`,
+//!   applied to what `fields` put in that column. The source value is matched
+//!   as text (`200`, `true` and `"200"` all match the key `"200"`); the output
+//!   is any value, e.g. `value_maps.status_id = { success = 1, failure = 2 }`
+//!   with `fields.status_id = "outcome"`. A value the map does not name leaves
+//!   the column unset and is kept as `unmapped.<column>_raw`. Each column of
+//!   `value_maps` must be one of `fields`.
 //! - `constants`: table `schema column → value`, set on every event.
 //! - `keep_original`: keep the whole original object under `unmapped`, default true.
 //!
 //! The event is built in this order, later steps winning: mapped `fields`,
-//! `constants`, `time`, `unmapped`.
+//! `value_maps`, `constants`, `time`, `unmapped`.
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
@@ -31,6 +38,7 @@ pub struct ParseJson {
     time_field: String,
     time_format: TimeFormat,
     fields: Vec<(String, String)>,
+    value_maps: Vec<(String, Map<String, Value>)>,
     constants: Map<String, Value>,
     keep_original: bool,
 }
@@ -51,6 +59,7 @@ impl Parser for ParseJson {
             time_field: "time".into(),
             time_format: TimeFormat::Rfc3339,
             fields: Vec::new(),
+            value_maps: Vec::new(),
             constants: Map::new(),
             keep_original: true,
         };
@@ -67,6 +76,17 @@ impl Parser for ParseJson {
                         plugin.fields.push((column, path));
                     }
                 }
+                ("value_maps", Value::Object(m)) => {
+                    for (column, table) in m {
+                        reject_reserved(&column, "value_maps")?;
+                        let Value::Object(table) = table else {
+                            return Err(format!(
+                                "parse-json: value_maps.{column} must be a table of source value → output value"
+                            ));
+                        };
+                        plugin.value_maps.push((column, table));
+                    }
+                }
                 ("constants", Value::Object(m)) => {
                     for column in m.keys() {
                         reject_reserved(column, "constants")?;
@@ -74,10 +94,15 @@ impl Parser for ParseJson {
                     plugin.constants = m;
                 }
                 ("keep_original", Value::Bool(b)) => plugin.keep_original = b,
-                ("time_field" | "time_format" | "fields" | "constants" | "keep_original", v) => {
+                ("time_field" | "time_format" | "fields" | "value_maps" | "constants" | "keep_original", v) => {
                     return Err(format!("parse-json: `{key}` has the wrong type: {v}"));
                 }
                 _ => return Err(format!("parse-json: unknown config key `{key}`")),
+            }
+        }
+        for (column, _) in &plugin.value_maps {
+            if !plugin.fields.iter().any(|(c, _)| c == column) {
+                return Err(format!("parse-json: value_maps.{column} has no fields.{column} whose value it would map"));
             }
         }
         Ok(plugin)
@@ -114,18 +139,46 @@ impl Parser for ParseJson {
                 }
             }
         }
+        let raw = self.map_values(&mut event);
         for (column, value) in &self.constants {
             event.insert(column.clone(), value.clone());
         }
         event.insert("time".into(), time.into());
-        if self.keep_original {
-            event.insert("unmapped".into(), Value::Object(original));
+        let mut unmapped = if self.keep_original { original } else { Map::new() };
+        unmapped.extend(raw);
+        if !unmapped.is_empty() {
+            event.insert("unmapped".into(), Value::Object(unmapped));
         }
         Outcome::Keep(event)
     }
 }
 
 impl ParseJson {
+    /// Applies `value_maps` to the event's columns; returns the `<column>_raw`
+    /// entries of the values no map names.
+    fn map_values(&self, event: &mut Event) -> Map<String, Value> {
+        let mut raw = Map::new();
+        for (column, table) in &self.value_maps {
+            let Some(value) = event.get(column) else { continue };
+            let key = match value {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            };
+            match key.and_then(|k| table.get(&k)) {
+                Some(mapped) => {
+                    event.insert(column.clone(), mapped.clone());
+                }
+                None => {
+                    let original = event.remove(column).expect("just read");
+                    raw.insert(format!("{column}_raw"), original);
+                }
+            }
+        }
+        raw
+    }
+
     fn event_time(&self, original: &Map<String, Value>) -> Result<i64, String> {
         let field = &self.time_field;
         let Some(value) = lookup(original, field).filter(|v| !v.is_null()) else {
@@ -427,6 +480,35 @@ mod tests {
     }
 
     #[test]
+    fn value_maps_translate_outcomes() {
+        let mut p = plugin(json!({
+            "time_field": "ts",
+            "fields": {"status_id": "outcome", "severity_id": "level", "status_code": "http.code"},
+            "value_maps": {
+                "status_id": {"success": 1, "failure": 2},
+                "severity_id": {"info": 1, "warn": 3, "true": 6},
+                "status_code": {"200": "OK"}
+            },
+            "keep_original": false
+        }));
+        let out =
+            keep(p.parse(br#"{"ts":"1970-01-01T00:00:00Z","outcome":"failure","level":"warn","http":{"code":200}}"#));
+        assert_eq!(out, json!({"time": 0, "status_id": 2, "severity_id": 3, "status_code": "OK"}));
+        // a value the map does not name: the column stays unset, the value is kept
+        let out = keep(p.parse(br#"{"ts":"1970-01-01T00:00:00Z","outcome":"partial","level":true}"#));
+        assert_eq!(out, json!({"time": 0, "severity_id": 6, "unmapped": {"status_id_raw": "partial"}}));
+        // a missing source leaves the column unset and adds nothing
+        let out = keep(p.parse(br#"{"ts":"1970-01-01T00:00:00Z"}"#));
+        assert_eq!(out, json!({"time": 0}));
+        // with keep_original, the raw value joins the original object
+        let mut p = plugin(json!({"fields": {"status_id": "outcome"}, "value_maps": {"status_id": {"ok": 1}}}));
+        let out = keep(p.parse(br#"{"time":"1970-01-01T00:00:00Z","outcome":["ok"]}"#));
+        assert!(out.get("status_id").is_none());
+        assert_eq!(out["unmapped"]["status_id_raw"], json!(["ok"]));
+        assert_eq!(out["unmapped"]["outcome"], json!(["ok"]));
+    }
+
+    #[test]
     fn config_errors_name_the_key() {
         assert!(ParseJson::init(json!({"time_feild": "x"})).unwrap_err().contains("`time_feild`"));
         assert!(ParseJson::init(json!({"time_format": "iso"})).unwrap_err().contains("`iso`"));
@@ -434,5 +516,52 @@ mod tests {
         assert!(ParseJson::init(json!({"fields": {"a": 1}})).unwrap_err().contains("fields.a"));
         assert!(ParseJson::init(json!({"constants": {"time": 1}})).unwrap_err().contains("`time`"));
         assert!(ParseJson::init(json!({"fields": {"unmapped": "x"}})).unwrap_err().contains("`unmapped`"));
+        let no_field = ParseJson::init(json!({"value_maps": {"status_id": {"ok": 1}}})).unwrap_err();
+        assert!(no_field.contains("value_maps.status_id has no fields.status_id"), "{no_field}");
+        let not_table =
+            ParseJson::init(json!({"fields": {"status_id": "o"}, "value_maps": {"status_id": [1]}})).unwrap_err();
+        assert!(not_table.contains("value_maps.status_id must be a table"), "{not_table}");
+        assert!(ParseJson::init(json!({"value_maps": []})).unwrap_err().contains("`value_maps` has the wrong type"));
+        assert!(ParseJson::init(json!({"value_maps": {"time": {}}})).unwrap_err().contains("`time`"));
+    }
+
+    /// A tiny linear congruential generator, so the fuzz cases are the same every run.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn random_bytes_mutations_and_truncations_never_panic() {
+        let mut p = plugin(json!({
+            "time_field": "ts", "time_format": "%d/%b/%Y:%H:%M:%S %z",
+            "fields": {"status_id": "outcome", "src_endpoint_ip": "ips.0"},
+            "value_maps": {"status_id": {"ok": 1}}
+        }));
+        let mut rng = Lcg(29);
+        let alphabet = b"{}[]\":,.0123456789 -+/tsoutcomeipsNov\xff\xc3";
+        for i in 0..2_000 {
+            let len = (rng.next() % 120) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| if i % 2 == 0 { rng.next() as u8 } else { alphabet[(rng.next() as usize) % alphabet.len()] })
+                .collect();
+            let _ = p.parse(&bytes);
+        }
+        let valid = br#"{"ts":"01/Nov/2026:01:00:00 +0100","outcome":"ok","ips":["10.0.0.1"]}"#;
+        for _ in 0..500 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..3 {
+                let at = (rng.next() as usize) % bytes.len();
+                bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()];
+            }
+            let _ = p.parse(&bytes);
+        }
+        for cut in 0..=valid.len() {
+            let _ = p.parse(&valid[..cut]);
+        }
     }
 }

@@ -162,6 +162,8 @@ impl Parser for ParseSyslog {
         }
         event.insert("message".into(), line.message.into());
         auth::classify(line.app.unwrap_or_default(), line.message, &mut event, &mut unmapped);
+        // Without a PRI the line says nothing of its severity: informational.
+        event.entry("severity_id").or_insert(1.into());
         if !unmapped.is_empty() {
             event.insert("unmapped".into(), Value::Object(unmapped));
         }

@@ -37,7 +37,7 @@ fn generator_failed_password_for_invalid_user() {
             "process_pid": 4242,
             "message": "Failed password for invalid user alice from 203.0.113.9 port 52211 ssh2",
             "class_uid": 3002, "category_uid": 3, "activity_id": 1, "type_uid": 300201,
-            "status_id": 2, "status_detail": "Failed password",
+            "status_id": 2, "status_detail": "Failed password", "severity_id": 1,
             "actor_user_name": "alice",
             "src_endpoint_ip": "203.0.113.9",
             "src_endpoint_port": 52211,
@@ -114,7 +114,100 @@ fn sudo_without_tty_and_other_sudo_lines() {
     let e = parse(
         "Jun  2 19:08:43 host.name sudo[654321]: pam_unix(sudo:auth): authentication failure; logname=bob uid=1117 euid=0 tty=/dev/pts/1 ruser=alice rhost= user=root",
     );
-    assert_eq!((&e["class_uid"], &e["category_uid"], &e["type_uid"]), (&json!(0), &json!(0), &json!(0)));
+    // a PAM authentication failure of any service is a failed logon of the real user
+    assert_eq!((&e["class_uid"], &e["type_uid"], &e["status_id"]), (&json!(3002), &json!(300201), &json!(2)));
+    assert_eq!(e["actor_user_name"], "alice");
+    assert_eq!(e["severity_id"], 1, "no PRI: informational");
+    assert_eq!(e["unmapped"], json!({"pam_service": "sudo", "target_user": "root", "tty": "/dev/pts/1"}));
+}
+
+#[test]
+fn su_switches() {
+    let e = parse("Nov  1 00:00:05 h su[311]: (to root) alice on pts/0");
+    assert_eq!((&e["class_uid"], &e["type_uid"], &e["status_id"]), (&json!(3003), &json!(300301), &json!(1)));
+    assert_eq!(e["actor_user_name"], "alice");
+    assert_eq!(e["unmapped"], json!({"target_user": "root", "tty": "pts/0"}));
+
+    let e = parse("Nov  1 00:00:05 h su[312]: FAILED SU (to root) mallory on pts/1");
+    assert_eq!((&e["class_uid"], &e["status_id"], &e["status_detail"]), (&json!(3003), &json!(2), &json!("FAILED SU")));
+    assert_eq!(e["actor_user_name"], "mallory");
+
+    let e = parse("Nov  1 00:00:05 h su: Successful su for postgres by root");
+    assert_eq!(
+        (&e["status_id"], &e["actor_user_name"], &e["unmapped"]["target_user"]),
+        (&json!(1), &json!("root"), &json!("postgres"))
+    );
+
+    let e = parse("Nov  1 00:00:05 h su[311]: pam_unix(su:session): session opened for user root by alice(uid=1000)");
+    assert_eq!((&e["class_uid"], &e["activity_id"], &e["status_id"]), (&json!(3002), &json!(1), &json!(1)));
+    assert_eq!(e["actor_user_name"], "alice");
+    assert_eq!(e["unmapped"], json!({"pam_service": "su", "target_user": "root"}));
+
+    let e = parse("Nov  1 00:09:05 h su[311]: pam_unix(su:session): session closed for user root");
+    assert_eq!((&e["type_uid"], &e["actor_user_name"]), (&json!(300202), &json!("root")));
+
+    // the old `su(pam_unix)` tag, with no pam_unix(...) in the message
+    let e = parse("Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)");
+    assert_eq!((&e["type_uid"], &e["actor_user_name"]), (&json!(300201), &json!("cyrus")));
+
+    let e = parse(
+        "Nov  1 00:00:05 h su[313]: pam_unix(su:auth): authentication failure; logname=bob uid=1000 euid=0 tty=pts/2 ruser=bob rhost=  user=root",
+    );
+    assert_eq!((&e["type_uid"], &e["status_id"], &e["actor_user_name"]), (&json!(300201), &json!(2), &json!("bob")));
+    assert_eq!(e["unmapped"]["target_user"], "root");
+}
+
+#[test]
+fn pam_for_other_services() {
+    let e = parse(
+        "Nov  1 00:00:05 h login[77]: pam_unix(login:auth): authentication failure; logname=LOGIN uid=0 euid=0 tty=tty1 ruser= rhost=192.0.2.8  user=carol",
+    );
+    assert_eq!((&e["type_uid"], &e["status_id"]), (&json!(300201), &json!(2)));
+    assert_eq!((&e["actor_user_name"], &e["src_endpoint_ip"]), (&json!("LOGIN"), &json!("192.0.2.8")));
+    let e =
+        parse("Nov  1 00:00:05 h CRON[900]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)");
+    assert_eq!((&e["type_uid"], &e["actor_user_name"]), (&json!(300201), &json!("root")));
+    let e = parse("Nov  1 00:00:05 h systemd-logind[1]: New session 5 of user bob.");
+    assert_eq!(e["class_uid"], 0);
+}
+
+#[test]
+fn account_tools() {
+    let e = parse(
+        "Feb 22 11:47:05 localhost useradd[6995]: new user: name=apache, UID=48, GID=48, home=/usr/share/httpd, shell=/sbin/nologin",
+    );
+    assert_eq!(
+        (&e["class_uid"], &e["category_uid"], &e["activity_id"], &e["type_uid"]),
+        (&json!(3001), &json!(3), &json!(1), &json!(300101))
+    );
+    assert_eq!(e["resources"], json!([{"type": "user", "name": "apache", "uid": "48"}]));
+    assert_eq!(e["unmapped"], json!({"gid": "48", "home": "/usr/share/httpd", "shell": "/sbin/nologin"}));
+    assert!(e.get("actor_user_name").is_none());
+
+    let e = parse("Feb 22 11:47:05 localhost groupadd[6991]: new group: name=apache, GID=48");
+    assert_eq!(
+        (&e["type_uid"], &e["resources"]),
+        (&json!(300101), &json!([{"type": "group", "name": "apache", "uid": "48"}]))
+    );
+
+    let e = parse("Nov  1 00:00:05 h userdel[402]: delete user 'bob'");
+    assert_eq!((&e["type_uid"], &e["resources"]), (&json!(300106), &json!([{"type": "user", "name": "bob"}])));
+    let e = parse("Nov  1 00:00:05 h userdel[402]: removed group 'bob' owned by 'bob'");
+    assert_eq!((&e["type_uid"], &e["resources"]), (&json!(300106), &json!([{"type": "group", "name": "bob"}])));
+    let e = parse("Nov  1 00:00:05 h groupdel[403]: group 'devs' removed");
+    assert_eq!(e["resources"], json!([{"type": "group", "name": "devs"}]));
+    let e = parse("Nov  1 00:00:05 h groupdel[403]: group 'devs' removed from /etc/group");
+    assert_eq!(e["type_uid"], 300106);
+    let e = parse("Nov  1 00:00:05 h useradd[404]: failed adding user 'x', data deleted");
+    assert_eq!(e["class_uid"], 0);
+
+    let e = parse("Nov  1 00:00:05 h passwd[405]: pam_unix(passwd:chauthtok): password changed for bob");
+    assert_eq!((&e["class_uid"], &e["activity_id"], &e["type_uid"]), (&json!(3001), &json!(3), &json!(300103)));
+    assert_eq!(e["resources"], json!([{"type": "user", "name": "bob"}]));
+    let e = parse("Nov  1 00:00:05 h passwd[406]: password for 'bob' changed by 'root'");
+    assert_eq!((&e["type_uid"], &e["actor_user_name"]), (&json!(300103), &json!("root")));
+    let e = parse("Nov  1 00:00:05 h chpasswd[407]: pam_unix(chpasswd:chauthtok): password changed for carol");
+    assert_eq!(e["type_uid"], 300103);
 }
 
 #[test]
@@ -259,4 +352,48 @@ fn bad_lines_and_config() {
     assert!(ParseSyslog::init(json!({"yeer": 2026})).unwrap_err().contains("`yeer`"));
     assert!(ParseSyslog::init(json!({"year": "2026"})).unwrap_err().contains("`year`"));
     assert!(ParseSyslog::init(json!({"utc_offset": "CET"})).unwrap_err().contains("`utc_offset`"));
+}
+
+/// A tiny linear congruential generator, so the fuzz cases are the same every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+#[test]
+fn random_bytes_mutations_and_truncations_never_panic() {
+    let mut p = parser();
+    let mut rng = Lcg(23);
+    let alphabet = b"<>[]:()'`=;, 0123456789NovDecsshdsudosu-T.Z+pam_unix(su:session)to root\xff\xc3";
+    for i in 0..2_000 {
+        let len = (rng.next() % 160) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| if i % 2 == 0 { rng.next() as u8 } else { alphabet[(rng.next() as usize) % alphabet.len()] })
+            .collect();
+        let _ = p.parse(&bytes);
+    }
+    let samples = [
+        "Nov  1 00:00:05 h su[311]: pam_unix(su:session): session opened for user root by alice(uid=1000)",
+        "<165>1 2026-11-01T00:00:01.5Z host app 1 ID47 [a@1 k=\"v\"] msg",
+        "Feb 22 11:47:05 localhost useradd[6995]: new user: name=apache, UID=48, GID=48, home=/x, shell=/y",
+        "Nov  1 00:00:03 web-07 sudo: carol : TTY=pts/3 ; PWD=/home/carol ; USER=root ; COMMAND=/bin/ls",
+    ];
+    for sample in samples {
+        let valid = sample.as_bytes();
+        for _ in 0..150 {
+            let mut bytes = valid.to_vec();
+            for _ in 0..3 {
+                let at = (rng.next() as usize) % bytes.len();
+                bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()];
+            }
+            let _ = p.parse(&bytes);
+        }
+        for cut in 0..=valid.len() {
+            let _ = p.parse(&valid[..cut]);
+        }
+    }
 }

@@ -170,16 +170,21 @@ impl Redact {
                     found.push(redaction(path, SENSITIVE_KEY));
                 }
             },
-            KeyKind::Plain => self.walk(value, path, found),
+            KeyKind::Plain => self.walk(value, path, found, names_something(key)),
         }
         path.truncate(parent_len);
     }
 
-    fn walk(&self, value: &mut Value, path: &mut String, found: &mut Vec<Value>) {
+    /// `naming`: the value is a name or an identifier (by its key), where the
+    /// generic high-entropy detector would mistake generated names for secrets.
+    fn walk(&self, value: &mut Value, path: &mut String, found: &mut Vec<Value>, naming: bool) {
         match value {
             Value::String(text) => {
                 let mut current: Option<String> = None;
                 for rule in &self.value_rules {
+                    if naming && rule.id == rules::HIGH_ENTROPY {
+                        continue;
+                    }
                     if let Some(masked) = rule.apply(current.as_deref().unwrap_or(text)) {
                         current = Some(masked);
                         found.push(redaction(path, rule.id));
@@ -196,7 +201,7 @@ impl Redact {
                         path.push('.');
                     }
                     path.push_str(&index.to_string());
-                    self.walk(item, path, found);
+                    self.walk(item, path, found, naming);
                     path.truncate(parent_len);
                 }
             }
@@ -208,6 +213,15 @@ impl Redact {
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
+}
+
+/// Keys whose values name or identify something (`userName`, `roleArn`,
+/// `principalId`, `actor_user_uid`, `resourceType`): generated names such as
+/// `MyStack-BankingWAFRole-9S3E0UAE1MM0` look random but are evidence.
+fn names_something(key: &str) -> bool {
+    const SUFFIXES: [&str; 6] = ["name", "arn", "id", "uid", "type", "ids"];
+    let normalized = normalize(key);
+    SUFFIXES.iter().any(|s| normalized.ends_with(s)) && !normalized.ends_with("paid")
 }
 
 fn redaction(path: &str, rule: &str) -> Value {

@@ -34,6 +34,9 @@ pub(crate) const VALUE_RULE_IDS: [&str; 10] = [
     "high-entropy-token",
 ];
 
+/// The generic detector that identity keys are exempt from.
+pub(crate) const HIGH_ENTROPY: &str = "high-entropy-token";
+
 pub(crate) fn mask_for(id: &str) -> String {
     format!("[REDACTED:{id}]")
 }

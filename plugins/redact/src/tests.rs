@@ -346,3 +346,19 @@ fn uuids_with_luhn_valid_digit_groups_are_not_cards() {
     let (out, rules) = message("card 4111-1111-1111-1111 on file");
     assert_eq!((out.as_str(), rules), ("card [REDACTED:payment-card] on file", vec!["payment-card".to_string()]));
 }
+
+#[test]
+fn generated_names_in_identity_fields_are_evidence_not_secrets() {
+    let role = "MordorNginxStack-BankingWAFRole-9S3E0UAE1MM0";
+    let out = run(json!({
+        "actor_user_name": role,
+        "unmapped": {"userIdentity": {"sessionContext": {"sessionIssuer": {"userName": role, "arn": format!("arn:aws:iam::1:role/{role}")}}}}
+    }));
+    assert!(redactions(&out).is_empty(), "{out}");
+    // the same token in free text is still masked
+    let (text, rules) = message(&format!("assumed {role} today"));
+    assert_eq!(rules, ["high-entropy-token"], "{text}");
+    // and specific formats are masked even under a name-like key
+    let out = run(json!({"token_name": GH_TOKEN}));
+    assert!(!out.to_string().contains(GH_TOKEN), "{out}");
+}

@@ -55,8 +55,22 @@ impl Outcome {
 pub trait Parser: Sized {
     /// Builds the plugin from its config table in the pipeline file.
     fn init(config: Value) -> Result<Self, String>;
-    /// Parses one record. Called once per record of every batch, in order.
+    /// Parses one record. Called once per record of every batch, in order
+    /// (by the default [`Parser::parse_batch`]).
     fn parse(&mut self, record: &[u8]) -> Outcome;
+
+    /// Parses one batch: what the host calls. Must return exactly one outcome
+    /// per record, in order (the host quarantines a batch whose count is off).
+    ///
+    /// The default calls [`Parser::parse`] on each record. Override it when
+    /// records of one event arrive as several lines that must be joined (auditd):
+    /// keep the joined event on one record and drop the others with a rule that
+    /// says so, so that every record still has exactly one outcome. A batch may
+    /// end in the middle of such a group, and the host may split a batch to
+    /// isolate a faulting record, so a join can only see one batch.
+    fn parse_batch(&mut self, records: &[Vec<u8>]) -> Vec<Outcome> {
+        records.iter().map(|record| self.parse(record)).collect()
+    }
 }
 
 /// Turns events into events: redact, enrich, filter.
@@ -198,7 +212,7 @@ pub mod glue {
         let Some(plugin) = guard.as_mut() else {
             return records.iter().map(|_| Wire::Error("plugin used before init".into())).collect();
         };
-        records.iter().map(|r| to_wire(plugin.parse(r))).collect()
+        plugin.parse_batch(&records).into_iter().map(to_wire).collect()
     }
 
     pub fn process<T: Transform>(slot: &RefCell<Option<T>>, events: Vec<String>) -> Vec<Wire> {
@@ -317,6 +331,33 @@ macro_rules! export_transform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct Upper;
+
+    impl Parser for Upper {
+        fn init(_: Value) -> Result<Self, String> {
+            Ok(Upper)
+        }
+        fn parse(&mut self, record: &[u8]) -> Outcome {
+            let mut event = Event::new();
+            event.insert("message".into(), String::from_utf8_lossy(record).to_uppercase().into());
+            Outcome::Keep(event)
+        }
+    }
+
+    #[test]
+    fn default_parse_batch_maps_parse_over_the_records() {
+        let slot = std::cell::RefCell::new(Some(Upper));
+        let wires = glue::parse(&slot, vec![b"a".to_vec(), b"b".to_vec()]);
+        let texts: Vec<String> = wires
+            .into_iter()
+            .map(|w| match w {
+                glue::Wire::Keep(text) => text,
+                _ => panic!("expected keep"),
+            })
+            .collect();
+        assert_eq!(texts, [r#"{"message":"A"}"#, r#"{"message":"B"}"#]);
+    }
 
     #[test]
     fn rfc3339_to_micros() {

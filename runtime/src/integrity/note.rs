@@ -300,7 +300,7 @@ mod tests {
         let v = signer.verifier();
         let note = signer.sign(&checkpoint().body());
         let tampered = note.replacen("\n7\n", "\n8\n", 1);
-        assert_eq!(Checkpoint::open(&tampered, &[v.clone()]), Err(NoteError::BadSignature("k1".into())));
+        assert_eq!(Checkpoint::open(&tampered, std::slice::from_ref(&v)), Err(NoteError::BadSignature("k1".into())));
         assert_eq!(Checkpoint::open(&note, &[other.verifier()]), Err(NoteError::UnknownKey("k1".into())));
         let expired = NoteVerifier::from_text(&format!("{} not-after=2026-01-01T00:00:00Z", v.to_text())).unwrap();
         assert!(matches!(Checkpoint::open(&note, &[expired]), Err(NoteError::Expired { .. })));
