@@ -23,7 +23,7 @@
 //! - `product`: `metadata_product_name`, default `"access log"` (e.g. `"nginx"`).
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, days_from_civil, export_parser};
+use sluice_plugin_sdk::{Event, Outcome, Parser, days_from_civil, export_parser, record_text, set_class, truncate};
 
 const HTTP_ACTIVITY: i64 = 4002;
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -52,13 +52,10 @@ impl Parser for ParseAccessLog {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t.trim_end_matches(['\r', '\n']),
-            Err(e) => return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to())),
+        let text = match record_text(record) {
+            Ok(text) => text.trim_end_matches(['\r', '\n']),
+            Err(outcome) => return outcome,
         };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
         match self.access_line(text.trim_start()) {
             Ok(event) => Outcome::Keep(event),
             Err(reason) => Outcome::Error(reason),
@@ -139,10 +136,7 @@ impl ParseAccessLog {
                 0
             }
         };
-        event.insert("class_uid".into(), HTTP_ACTIVITY.into());
-        event.insert("category_uid".into(), 4.into());
-        event.insert("activity_id".into(), activity.into());
-        event.insert("type_uid".into(), (HTTP_ACTIVITY * 100 + activity).into());
+        set_class(&mut event, HTTP_ACTIVITY, activity);
         event.insert("http_response_code".into(), status.into());
         event.insert("status_code".into(), status_text.into());
         event.insert("status_id".into(), (if status < 400 { 1 } else { 2 }).into());
@@ -305,13 +299,6 @@ fn split_port(token: &str) -> (&str, Option<i32>) {
             (host, port.parse().ok())
         }
         _ => (token, None),
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
     }
 }
 

@@ -37,7 +37,7 @@
 //!   record is its own event.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser};
+use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, record_text, set_class, truncate};
 use std::collections::HashMap;
 
 /// The drop rule of a record whose fields went into a later record's event.
@@ -192,13 +192,7 @@ impl Parser for ParseAuditd {
 
 /// Reads one line into a [`Record`], or the outcome for a line that is not one.
 fn read_record(bytes: &[u8]) -> Result<Record, Outcome> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t.trim_end_matches(['\r', '\n']),
-        Err(e) => return Err(Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()))),
-    };
-    if text.trim().is_empty() {
-        return Err(Outcome::Drop("blank line".into()));
-    }
+    let text = record_text(bytes)?.trim_end_matches(['\r', '\n']);
     parse_line(text).map_err(Outcome::Error)
 }
 
@@ -369,10 +363,7 @@ fn build_event(records: &[&Record]) -> Event {
     event.insert("status_id".into(), status.into());
 
     let (class_uid, activity) = classify(records, has("SYSCALL"));
-    event.insert("class_uid".into(), class_uid.into());
-    event.insert("category_uid".into(), (class_uid / 1000).into());
-    event.insert("activity_id".into(), activity.into());
-    event.insert("type_uid".into(), (class_uid * 100 + activity).into());
+    set_class(&mut event, class_uid, activity);
     let anomaly = records.iter().any(|r| r.kind.starts_with("ANOM_"));
     let severity = match status {
         2 if matches!(class_uid, 3001 | 3002) => 3,
@@ -526,13 +517,6 @@ fn command_line(records: &[&Record]) -> Option<String> {
 fn file_path(records: &[&Record]) -> Option<String> {
     let paths: Vec<&&Record> = records.iter().filter(|r| r.kind == "PATH").collect();
     paths.iter().find(|r| r.raw("nametype") != Some("PARENT")).or(paths.first()).and_then(|r| r.value("name"))
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 export_parser!(ParseAuditd);

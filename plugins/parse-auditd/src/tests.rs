@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use sluice_plugin_sdk::fuzz::Lcg;
 
 /// One `arp -a` execution: six records of serial 92733.
 const EXEC: [&str; 6] = [
@@ -221,16 +222,6 @@ fn config_is_checked() {
     assert!(ParseAuditd::init(json!({"merge": true})).unwrap_err().contains("unknown config key `merge`"));
 }
 
-/// A tiny linear congruential generator, so the fuzz cases are the same every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
-
 #[test]
 fn random_bytes_mutations_and_truncations_never_panic() {
     let mut p = parser();
@@ -238,22 +229,14 @@ fn random_bytes_mutations_and_truncations_never_panic() {
     let alphabet = b"type=SYSCALLmsg=audit(0123456789.:):'\" \x1dnodeEXECVEa0a1[]PATHproctitleABCDEF\xff\xc3";
     let mut batch = Vec::new();
     for i in 0..2_000 {
-        let len = (rng.next() % 160) as usize;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| if i % 2 == 0 { rng.next() as u8 } else { alphabet[(rng.next() as usize) % alphabet.len()] })
-            .collect();
+        let bytes = rng.record(i, alphabet, 160);
         let _ = p.parse(&bytes);
         batch.push(bytes);
     }
     assert_eq!(p.parse_batch(&batch).len(), batch.len());
     let mut mutated = Vec::new();
     for i in 0..500 {
-        let mut bytes = EXEC[i % EXEC.len()].as_bytes().to_vec();
-        for _ in 0..3 {
-            let at = (rng.next() as usize) % bytes.len();
-            bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()];
-        }
-        mutated.push(bytes);
+        mutated.push(rng.mutate(EXEC[i % EXEC.len()].as_bytes(), alphabet));
     }
     assert_eq!(p.parse_batch(&mutated).len(), mutated.len());
     for line in EXEC {

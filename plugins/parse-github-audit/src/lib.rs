@@ -26,7 +26,8 @@
 //! Config: none; any key is rejected.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros};
+use sluice_plugin_sdk::json::{self, kind, string};
+use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class};
 
 const AUTHENTICATION: i64 = 3002;
 const ENTITY_MANAGEMENT: i64 = 3004;
@@ -59,17 +60,9 @@ impl Parser for ParseGithubAudit {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t,
-            Err(e) => return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to())),
-        };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => return Outcome::Error(format!("expected a JSON object, got {}", kind(&other))),
-            Err(e) => return Outcome::Error(format!("not valid JSON: {e}")),
+        let object = match json::object(record) {
+            Ok(object) => object,
+            Err(outcome) => return outcome,
         };
         match audit_event(object) {
             Ok(event) => Outcome::Keep(event),
@@ -272,32 +265,6 @@ fn take_id(object: &mut Map<String, Value>, key: &str) -> Result<Option<String>,
         Some(Value::String(s)) => Ok((!s.is_empty()).then_some(s)),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(format!("field `{key}`: expected a number or a string, got {}", kind(&other))),
-    }
-}
-
-fn string<'a>(object: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok((!s.is_empty()).then_some(s.as_str())),
-        Some(other) => Err(format!("field `{key}`: expected a string, got {}", kind(other))),
-    }
-}
-
-fn set_class(event: &mut Event, class_uid: i64, activity_id: i64) {
-    event.insert("class_uid".into(), class_uid.into());
-    event.insert("category_uid".into(), (class_uid / 1000).into());
-    event.insert("activity_id".into(), activity_id.into());
-    event.insert("type_uid".into(), (class_uid * 100 + activity_id).into());
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

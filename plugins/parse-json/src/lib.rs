@@ -23,7 +23,7 @@
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros};
+use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, json, parse_rfc3339_micros, truncate};
 
 #[derive(Debug, Clone, PartialEq)]
 enum TimeFormat {
@@ -109,21 +109,9 @@ impl Parser for ParseJson {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t,
-            Err(e) => {
-                return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()));
-            }
-        };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
-        let original = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => {
-                return Outcome::Error(format!("expected a JSON object, got {}", kind(&other)));
-            }
-            Err(e) => return Outcome::Error(format!("not valid JSON: {e}")),
+        let original = match json::object(record) {
+            Ok(object) => object,
+            Err(outcome) => return outcome,
         };
         let time = match self.event_time(&original) {
             Ok(t) => t,
@@ -265,6 +253,10 @@ fn strftime_micros(text: &str, format: &str) -> Option<i64> {
 /// Follows a dotted path through objects and arrays. A key that itself has
 /// dots (`authorization.k8s.io/decision`) is found too: at each object the
 /// shortest run of segments that names a key is taken.
+///
+/// Not the SDK's `json::get`: these paths come from the user's config and may
+/// index arrays and name keys with dots, and a path that does not fit the
+/// record just leaves the column unset instead of quarantining the record.
 fn lookup<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     let segments: Vec<&str> = path.split('.').collect();
     let mut current = object.get(segments[0]);
@@ -308,30 +300,13 @@ fn dotted_key<'a>(object: &'a Map<String, Value>, segments: &[&str]) -> Option<(
     None
 }
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
 export_parser!(ParseJson);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use sluice_plugin_sdk::fuzz;
 
     fn plugin(config: Value) -> ParseJson {
         ParseJson::init(config).expect("valid config")
@@ -525,16 +500,6 @@ mod tests {
         assert!(ParseJson::init(json!({"value_maps": {"time": {}}})).unwrap_err().contains("`time`"));
     }
 
-    /// A tiny linear congruential generator, so the fuzz cases are the same every run.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            self.0 >> 33
-        }
-    }
-
     #[test]
     fn random_bytes_mutations_and_truncations_never_panic() {
         let mut p = plugin(json!({
@@ -542,26 +507,9 @@ mod tests {
             "fields": {"status_id": "outcome", "src_endpoint_ip": "ips.0"},
             "value_maps": {"status_id": {"ok": 1}}
         }));
-        let mut rng = Lcg(29);
         let alphabet = b"{}[]\":,.0123456789 -+/tsoutcomeipsNov\xff\xc3";
-        for i in 0..2_000 {
-            let len = (rng.next() % 120) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| if i % 2 == 0 { rng.next() as u8 } else { alphabet[(rng.next() as usize) % alphabet.len()] })
-                .collect();
-            let _ = p.parse(&bytes);
-        }
         let valid = br#"{"ts":"01/Nov/2026:01:00:00 +0100","outcome":"ok","ips":["10.0.0.1"]}"#;
-        for _ in 0..500 {
-            let mut bytes = valid.to_vec();
-            for _ in 0..3 {
-                let at = (rng.next() as usize) % bytes.len();
-                bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()];
-            }
-            let _ = p.parse(&bytes);
-        }
-        for cut in 0..=valid.len() {
-            let _ = p.parse(&valid[..cut]);
-        }
+        // this test's random records have always been shorter than 120 bytes (160 for the others)
+        fuzz::never_panics_up_to(&mut p, valid, alphabet, 29, 120);
     }
 }

@@ -17,7 +17,8 @@
 //!   GKE entries have no stage and are always kept.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros};
+use sluice_plugin_sdk::json::{self, get, kind, string};
+use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
 
 const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
 const API_ACTIVITY: i64 = 6003;
@@ -69,17 +70,9 @@ impl Parser for ParseK8sAudit {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t,
-            Err(e) => return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to())),
-        };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => return Outcome::Error(format!("expected a JSON object, got {}", kind(&other))),
-            Err(e) => return Outcome::Error(format!("not valid JSON: {e}")),
+        let object = match json::object(record) {
+            Ok(object) => object,
+            Err(outcome) => return outcome,
         };
         match self.record(&object) {
             Ok(outcome) => outcome,
@@ -525,60 +518,6 @@ fn severity(status: i64, code: Option<i64>) -> i64 {
         (2, Some(401 | 403)) => 3,
         (2, _) => 2,
         _ => 1,
-    }
-}
-
-fn set_class(event: &mut Event, class_uid: i64, activity_id: i64) {
-    event.insert("class_uid".into(), class_uid.into());
-    event.insert("category_uid".into(), (class_uid / 1000).into());
-    event.insert("activity_id".into(), activity_id.into());
-    event.insert("type_uid".into(), (class_uid * 100 + activity_id).into());
-}
-
-/// The value at a dotted `path` of nested objects; `None` when missing or null,
-/// an error naming the path when something on the way is not an object.
-fn get<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>, String> {
-    let mut current = object;
-    let mut walked = 0;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        walked += part.len() + 1;
-        match current.get(part) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(value) if parts.peek().is_none() => return Ok(Some(value)),
-            Some(Value::Object(next)) => current = next,
-            Some(other) => {
-                return Err(format!("field `{}`: expected an object, got {}", &path[..walked - 1], kind(other)));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The string at `path`; `None` when missing, null or empty.
-fn string<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str>, String> {
-    match get(object, path)? {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok((!s.is_empty()).then_some(s.as_str())),
-        Some(other) => Err(format!("field `{path}`: expected a string, got {}", kind(other))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
     }
 }
 

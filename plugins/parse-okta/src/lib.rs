@@ -20,7 +20,8 @@
 //! Config: none; any key is rejected.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros};
+use sluice_plugin_sdk::json::{self, kind, remove, string};
+use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
 
 const ACCOUNT_CHANGE: i64 = 3001;
 const AUTHENTICATION: i64 = 3002;
@@ -54,17 +55,9 @@ impl Parser for ParseOkta {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t,
-            Err(e) => return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to())),
-        };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => return Outcome::Error(format!("expected a JSON object, got {}", kind(&other))),
-            Err(e) => return Outcome::Error(format!("not valid JSON: {e}")),
+        let object = match json::object(record) {
+            Ok(object) => object,
+            Err(outcome) => return outcome,
         };
         match okta_event(object) {
             Ok(event) => Outcome::Keep(event),
@@ -97,10 +90,7 @@ fn okta_event(object: Map<String, Value>) -> Result<Event, String> {
     }
 
     let (class_uid, activity) = classify(event_type);
-    event.insert("class_uid".into(), class_uid.into());
-    event.insert("category_uid".into(), (class_uid / 1000).into());
-    event.insert("activity_id".into(), activity.into());
-    event.insert("type_uid".into(), (class_uid * 100 + activity).into());
+    set_class(&mut event, class_uid, activity);
     let result = string(&object, "outcome.result")?;
     let status = match result {
         Some("SUCCESS" | "ALLOW") => 1,
@@ -205,23 +195,6 @@ fn targets(object: &Map<String, Value>) -> Result<Option<Vec<Value>>, String> {
     Ok((!out.is_empty()).then_some(out))
 }
 
-/// Removes the leaf at a dotted `path`, and objects left empty on the way.
-fn remove(object: &mut Map<String, Value>, path: &str) {
-    match path.split_once('.') {
-        None => {
-            object.remove(path);
-        }
-        Some((head, rest)) => {
-            if let Some(Value::Object(inner)) = object.get_mut(head) {
-                remove(inner, rest);
-                if inner.is_empty() {
-                    object.remove(head);
-                }
-            }
-        }
-    }
-}
-
 /// Okta writes many fields as null; they tell nothing.
 fn drop_nulls(object: &mut Map<String, Value>) {
     object.retain(|_, v| match v {
@@ -232,53 +205,6 @@ fn drop_nulls(object: &mut Map<String, Value>) {
         }
         _ => true,
     });
-}
-
-/// The value at a dotted `path` of nested objects; `None` when missing or null,
-/// an error naming the path when something on the way is not an object.
-fn get<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>, String> {
-    let mut current = object;
-    let mut walked = 0;
-    let mut parts = path.split('.').peekable();
-    while let Some(part) = parts.next() {
-        walked += part.len() + 1;
-        match current.get(part) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(value) if parts.peek().is_none() => return Ok(Some(value)),
-            Some(Value::Object(next)) => current = next,
-            Some(other) => {
-                return Err(format!("field `{}`: expected an object, got {}", &path[..walked - 1], kind(other)));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The string at `path`; `None` when missing, null or empty.
-fn string<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str>, String> {
-    match get(object, path)? {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok((!s.is_empty()).then_some(s.as_str())),
-        Some(other) => Err(format!("field `{path}`: expected a string, got {}", kind(other))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
 }
 
 export_parser!(ParseOkta);

@@ -66,11 +66,9 @@ fn unwrap_repeated(message: &str) -> Option<(i64, &str)> {
     Some((count.parse().ok()?, inner))
 }
 
+/// The SDK's `set_class`, and the status and its detail when given.
 fn set_class(event: &mut Event, class_uid: i64, activity_id: i64, status_id: Option<i64>, detail: Option<&str>) {
-    event.insert("class_uid".into(), class_uid.into());
-    event.insert("category_uid".into(), (class_uid / 1000).into());
-    event.insert("activity_id".into(), activity_id.into());
-    event.insert("type_uid".into(), (class_uid * 100 + activity_id).into());
+    sluice_plugin_sdk::set_class(event, class_uid, activity_id);
     if let Some(status) = status_id {
         event.insert("status_id".into(), status.into());
     }

@@ -17,7 +17,7 @@
 mod auth;
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::{Event, Outcome, Parser, days_from_civil, export_parser, parse_rfc3339_micros};
+use sluice_plugin_sdk::{Event, Outcome, Parser, days_from_civil, export_parser, parse_rfc3339_micros, record_text};
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const FACILITIES: [&str; 24] = [
@@ -116,15 +116,10 @@ impl Parser for ParseSyslog {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let text = match std::str::from_utf8(record) {
-            Ok(t) => t.trim_end_matches(['\r', '\n']),
-            Err(e) => {
-                return Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()));
-            }
+        let text = match record_text(record) {
+            Ok(text) => text.trim_end_matches(['\r', '\n']),
+            Err(outcome) => return outcome,
         };
-        if text.trim().is_empty() {
-            return Outcome::Drop("blank line".into());
-        }
         let mut event = Event::new();
         let mut unmapped = Map::new();
         let (pri, rest) = split_pri(text);

@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use sluice_plugin_sdk::fuzz::Lcg;
 
 /// 2026-11-01T00:00:00Z in seconds.
 const NOV_1_2026: i64 = 1_793_491_200;
@@ -354,26 +355,13 @@ fn bad_lines_and_config() {
     assert!(ParseSyslog::init(json!({"utc_offset": "CET"})).unwrap_err().contains("`utc_offset`"));
 }
 
-/// A tiny linear congruential generator, so the fuzz cases are the same every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
-
 #[test]
 fn random_bytes_mutations_and_truncations_never_panic() {
     let mut p = parser();
     let mut rng = Lcg(23);
     let alphabet = b"<>[]:()'`=;, 0123456789NovDecsshdsudosu-T.Z+pam_unix(su:session)to root\xff\xc3";
     for i in 0..2_000 {
-        let len = (rng.next() % 160) as usize;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| if i % 2 == 0 { rng.next() as u8 } else { alphabet[(rng.next() as usize) % alphabet.len()] })
-            .collect();
+        let bytes = rng.record(i, alphabet, 160);
         let _ = p.parse(&bytes);
     }
     let samples = [
@@ -385,12 +373,7 @@ fn random_bytes_mutations_and_truncations_never_panic() {
     for sample in samples {
         let valid = sample.as_bytes();
         for _ in 0..150 {
-            let mut bytes = valid.to_vec();
-            for _ in 0..3 {
-                let at = (rng.next() as usize) % bytes.len();
-                bytes[at] = alphabet[(rng.next() as usize) % alphabet.len()];
-            }
-            let _ = p.parse(&bytes);
+            let _ = p.parse(&rng.mutate(valid, alphabet));
         }
         for cut in 0..=valid.len() {
             let _ = p.parse(&valid[..cut]);

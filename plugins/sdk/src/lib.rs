@@ -26,6 +26,9 @@
 //! The bindings exist only when compiling for `wasm32`; on the host the macro
 //! expands to nothing, so the plugin's logic is tested with plain `cargo test`.
 
+pub mod fuzz;
+pub mod json;
+
 use serde_json::{Map, Value};
 
 /// One event: a JSON object keyed by the flattened schema column names.
@@ -79,6 +82,38 @@ pub trait Transform: Sized {
     fn init(config: Value) -> Result<Self, String>;
     /// Processes one event. Called once per event of every batch, in order.
     fn process(&mut self, event: Event) -> Outcome;
+}
+
+/// The text of a record, or the outcome to return for it as it is: an error
+/// naming the byte where it stops being UTF-8 (`record is not valid UTF-8 at
+/// byte 13`), or a drop (`blank line`) when it is only white space.
+pub fn record_text(record: &[u8]) -> Result<&str, Outcome> {
+    let text = match std::str::from_utf8(record) {
+        Ok(t) => t,
+        Err(e) => return Err(Outcome::Error(format!("record is not valid UTF-8 at byte {}", e.valid_up_to()))),
+    };
+    if text.trim().is_empty() {
+        return Err(Outcome::Drop("blank line".into()));
+    }
+    Ok(text)
+}
+
+/// Sets the OCSF class columns: `class_uid`, `category_uid` (the class's
+/// thousands), `activity_id` and `type_uid` (class × 100 + activity).
+pub fn set_class(event: &mut Event, class_uid: i64, activity_id: i64) {
+    event.insert("class_uid".into(), class_uid.into());
+    event.insert("category_uid".into(), (class_uid / 1000).into());
+    event.insert("activity_id".into(), activity_id.into());
+    event.insert("type_uid".into(), (class_uid * 100 + activity_id).into());
+}
+
+/// `text` cut to its first `max_chars` characters, with `…` added when cut;
+/// for quoting record values in error texts.
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// Microseconds since the Unix epoch for an RFC 3339 / ISO 8601 text, the form

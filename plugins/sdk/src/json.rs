@@ -1,0 +1,88 @@
+//! Helpers for parsers whose records are JSON objects.
+//!
+//! Their error texts name the field and what was found there ("field
+//! `userIdentity.userName`: expected a string, got an array"), so a
+//! quarantined record says what is wrong with it.
+
+use crate::{Outcome, record_text};
+use serde_json::{Map, Value};
+
+/// Reads a record that holds one JSON object.
+///
+/// `Err` holds the outcome to return for the record as it is: a drop
+/// (`blank line`) for a blank record, an error for one that is not UTF-8
+/// (see [`record_text`]), not JSON (`not valid JSON: …`) or JSON but not an
+/// object (`expected a JSON object, got an array`).
+pub fn object(record: &[u8]) -> Result<Map<String, Value>, Outcome> {
+    let text = record_text(record)?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(Outcome::Error(format!("expected a JSON object, got {}", kind(&other)))),
+        Err(e) => Err(Outcome::Error(format!("not valid JSON: {e}"))),
+    }
+}
+
+/// The value at a dotted `path` of nested objects (`userIdentity.userName`);
+/// `None` when missing or null, an error naming the path so far when something
+/// on the way is not an object.
+///
+/// Each part is one key, so keys that contain dots and array indexes are not
+/// reached.
+pub fn get<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>, String> {
+    let mut current = object;
+    let mut walked = 0;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        walked += part.len() + 1;
+        match current.get(part) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(value) if parts.peek().is_none() => return Ok(Some(value)),
+            Some(Value::Object(next)) => current = next,
+            Some(other) => {
+                return Err(format!("field `{}`: expected an object, got {}", &path[..walked - 1], kind(other)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The string at a dotted `path` (see [`get`]); `None` when missing, null or
+/// empty, an error naming the path when it is not a string.
+pub fn string<'a>(object: &'a Map<String, Value>, path: &str) -> Result<Option<&'a str>, String> {
+    match get(object, path)? {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok((!s.is_empty()).then_some(s.as_str())),
+        Some(other) => Err(format!("field `{path}`: expected a string, got {}", kind(other))),
+    }
+}
+
+/// Removes the leaf at a dotted `path` of nested objects, and the objects left
+/// empty on the way. Does nothing when the path is not there.
+pub fn remove(object: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            object.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = object.get_mut(head) {
+                remove(inner, rest);
+                if inner.is_empty() {
+                    object.remove(head);
+                }
+            }
+        }
+    }
+}
+
+/// What a value is, for error texts: `null`, `a boolean`, `a number`,
+/// `a string`, `an array` or `an object`.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
