@@ -244,4 +244,5 @@ fn random_bytes_mutations_and_truncations_never_panic() {
         let cuts: Vec<Vec<u8>> = (0..=valid.len()).map(|cut| valid[..cut].to_vec()).collect();
         assert_eq!(p.parse_batch(&cuts).len(), cuts.len());
     }
+    sluice_plugin_sdk::fuzz::search_never_panics(&mut p, EXEC[0].as_bytes());
 }

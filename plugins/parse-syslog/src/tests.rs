@@ -378,5 +378,6 @@ fn random_bytes_mutations_and_truncations_never_panic() {
         for cut in 0..=valid.len() {
             let _ = p.parse(&valid[..cut]);
         }
+        sluice_plugin_sdk::fuzz::search_never_panics(&mut p, valid);
     }
 }

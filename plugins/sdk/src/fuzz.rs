@@ -7,7 +7,8 @@
 //! ```
 //!
 //! It is plain code, not behind `cfg(test)`, so that plugins can call it from
-//! their own unit tests.
+//! their own unit tests. With the SDK's `fuzz` feature (plugins turn it on in
+//! their dev-dependencies) the same property is also searched by proptest.
 
 use crate::Parser;
 
@@ -73,5 +74,69 @@ pub fn never_panics_up_to<P: Parser>(plugin: &mut P, valid: &[u8], alphabet: &[u
     }
     for cut in 0..=valid.len() {
         let _ = plugin.parse(&valid[..cut]);
+    }
+    #[cfg(feature = "fuzz")]
+    search_never_panics(plugin, valid);
+}
+
+#[cfg(feature = "fuzz")]
+pub use property::never_panics as search_never_panics;
+
+/// The same property, searched by proptest: arbitrary bytes, and the valid
+/// record with arbitrary bytes spliced in or cut out. A panic fails the test
+/// with the (shrunk) input that caused it.
+#[cfg(feature = "fuzz")]
+mod property {
+    use crate::Parser;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use std::cell::RefCell;
+
+    pub const CASES: u32 = 1_000;
+
+    pub fn never_panics<P: Parser>(plugin: &mut P, valid: &[u8]) {
+        let valid = valid.to_vec();
+        let len = valid.len();
+        let spliced = (0..=len, 0..=len, vec(any::<u8>(), 0..24)).prop_map(move |(a, b, insert)| {
+            let (from, to) = (a.min(b), a.max(b));
+            let mut bytes = valid.clone();
+            bytes.splice(from..to, insert);
+            bytes
+        });
+        let strategy = prop_oneof![vec(any::<u8>(), 0..256), spliced];
+        let plugin = RefCell::new(plugin);
+        let config = Config { cases: CASES, failure_persistence: None, ..Config::default() };
+        let result = TestRunner::new(config).run(&strategy, |bytes| {
+            let _ = plugin.borrow_mut().parse(&bytes);
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("parser panicked: {e}");
+        }
+    }
+}
+
+#[cfg(all(test, feature = "fuzz"))]
+mod tests {
+    use crate::{Outcome, Parser};
+
+    /// Panics on any record of 200 bytes or more: the search must find one.
+    struct Fragile;
+
+    impl Parser for Fragile {
+        fn init(_: serde_json::Value) -> Result<Self, String> {
+            Ok(Fragile)
+        }
+        fn parse(&mut self, record: &[u8]) -> Outcome {
+            assert!(record.len() < 200, "too long");
+            Outcome::Drop("ok".into())
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "parser panicked")]
+    fn the_search_finds_a_panic() {
+        super::search_never_panics(&mut Fragile, b"short");
     }
 }
