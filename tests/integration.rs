@@ -366,6 +366,40 @@ fn bodies_that_hold_several_events_balance() {
 }
 
 #[test]
+fn streams_declare_extra_typed_columns() {
+    let t = TestDir::new();
+    t.write(
+        "pay.ndjson",
+        "{\"time\":\"2026-11-01T10:00:00Z\",\"amount\":1250,\"paid\":\"2026-11-01T09:59:00Z\",\"note\":\"x\"}\n\
+         {\"time\":\"2026-11-01T10:01:00Z\",\"amount\":\"lots\"}\n",
+    );
+    sluice_in(t.root(), &["keys", "generate", "--out", "keys"], &[]).assert_success();
+    let run = t.run_pipeline(
+        "[sources.pay]\ntype = \"file\"\npaths = [\"pay.ndjson\"]\nchain = [\"json\"]\n\
+         [stages.json]\nplugin = \"parse-json\"\n\
+         config = { time_field = \"time\", keep_original = false, fields = { amount_cents = \"amount\", paid_at = \"paid\", note = \"note\" } }\n\
+         [streams.pay]\ncolumns = { amount_cents = \"int64\", paid_at = \"timestamp\" }\n\
+         [sink]\nurl = \"out\"\n[integrity]\nsigning_key = \"keys/signing.key\"\n",
+    );
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.written, s.quarantined), (1, 1), "{run}");
+    let out = t.path("out");
+    let rows = duckdb(&format!(
+        "SELECT amount_cents, typeof(amount_cents), epoch_us(paid_at), typeof(paid_at), unmapped FROM read_parquet('{}/pay/**/*.parquet')",
+        out.display()
+    ));
+    assert_eq!(
+        rows,
+        serde_json::json!([[1250, "BIGINT", 1793527140000000_i64, "TIMESTAMP WITH TIME ZONE", "{\"note\":\"x\"}"]])
+    );
+    let q = t.quarantine("out", "pay");
+    assert_eq!(q[0]["reason"], "field `amount_cents`: expected an integer, got string");
+    let key = t.path("keys/signing.pub");
+    sluice_in(t.root(), &["verify", out.to_str().unwrap(), "--key", key.to_str().unwrap()], &[]).assert_success();
+}
+
+#[test]
 fn plugin_of_the_wrong_kind_is_refused() {
     let t = TestDir::new();
     let p = t.write(

@@ -17,6 +17,9 @@ pub struct PipelineConfig {
     /// The plugin stages, by name. A chain refers to them by these names.
     #[serde(default)]
     pub stages: BTreeMap<String, StageConfig>,
+    /// Per-stream settings, by stream name (optional).
+    #[serde(default)]
+    pub streams: BTreeMap<String, StreamConfig>,
     /// Where events are written.
     pub sink: SinkConfig,
     /// Tuning of the runtime itself.
@@ -86,6 +89,17 @@ pub struct SourceConfig {
     pub chain: Vec<Spanned<String>>,
     /// The stream this source's events are written to (default: the source's name).
     pub stream: Option<String>,
+}
+
+/// Settings of one stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Extra typed columns this stream's files carry after the core schema:
+    /// `name = "string" | "int32" | "int64" | "timestamp"`. An event key of that
+    /// name goes to the column (checked against its type) instead of `unmapped`.
+    #[serde(default)]
+    pub columns: BTreeMap<String, Spanned<String>>,
 }
 
 /// The kinds of source.
@@ -244,6 +258,17 @@ impl LoadedConfig {
         self.path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
 
+    /// The columns of a stream: the core schema plus its declared extras.
+    pub fn stream_schema(&self, stream: &str) -> crate::schema::StreamSchema {
+        let extras = self.config.streams.get(stream).map_or_else(Vec::new, |s| {
+            s.columns
+                .iter()
+                .map(|(name, kind)| (name.clone(), crate::schema::extra_kind(kind.get_ref()).expect("checked at load")))
+                .collect()
+        });
+        crate::schema::StreamSchema::new(extras)
+    }
+
     /// The stream a source writes to.
     pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
         self.config.sources[source].stream.as_deref().unwrap_or(source)
@@ -306,6 +331,35 @@ impl LoadedConfig {
                     stage.plugin.span(),
                     format!("stages.{name}: timeout_ms and memory_mb must be positive"),
                 ));
+            }
+        }
+        for (stream, config) in &c.streams {
+            if !c.sources.keys().any(|source| self.stream_of(source) == stream) {
+                let span = config.columns.values().next().map_or(0..0, |t| t.span());
+                return Err(self.error_at(span, format!("streams.{stream}: no source writes to this stream")));
+            }
+            for (column, kind) in &config.columns {
+                if crate::schema::extra_kind(kind.get_ref()).is_none() {
+                    return Err(self.error_at(
+                        kind.span(),
+                        format!(
+                            "streams.{stream}.columns.{column}: `{}` is not string, int32, int64 or timestamp",
+                            kind.get_ref()
+                        ),
+                    ));
+                }
+                let reserved = crate::schema::FILE_SCHEMA.field_with_name(column).is_ok()
+                    || matches!(column.as_str(), "event_day" | "hour");
+                let plain = !column.is_empty()
+                    && column.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if reserved || !plain {
+                    return Err(self.error_at(
+                        kind.span(),
+                        format!(
+                            "streams.{stream}.columns.{column}: must be a new lower_snake_case name, not a core column"
+                        ),
+                    ));
+                }
             }
         }
         for key in &c.sink.partition_by {
@@ -495,6 +549,19 @@ url = "${OUT}"
         let e = parse(&VALID.replace("chain = [\"syslog\"]", "chain = [\"syslgo\"]")).unwrap_err();
         assert_eq!((e.line, e.column), (5, 10), "{e}");
         assert!(e.message.contains("unknown stage `syslgo`"), "{e}");
+    }
+
+    #[test]
+    fn stream_columns_are_checked() {
+        let ok = parse(&format!("{VALID}\n[streams.auth]\ncolumns = {{ amount_cents = \"int64\" }}\n")).unwrap();
+        assert_eq!(ok.config.streams["auth"].columns["amount_cents"].get_ref(), "int64");
+        let e = parse(&format!("{VALID}\n[streams.auth]\ncolumns = {{ amount = \"money\" }}\n")).unwrap_err();
+        assert!(e.message.contains("`money` is not string, int32, int64 or timestamp"), "{e}");
+        assert_eq!(e.line, 14, "{e}");
+        let e = parse(&format!("{VALID}\n[streams.auth]\ncolumns = {{ message = \"string\" }}\n")).unwrap_err();
+        assert!(e.message.contains("not a core column"), "{e}");
+        let e = parse(&format!("{VALID}\n[streams.nobody]\ncolumns = {{ x = \"string\" }}\n")).unwrap_err();
+        assert!(e.message.contains("streams.nobody: no source writes to this stream"), "{e}");
     }
 
     #[test]

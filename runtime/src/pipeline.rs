@@ -10,7 +10,7 @@
 use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
-use crate::schema::{self, BatchBuilder};
+use crate::schema::{self, BatchBuilder, StreamSchema};
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
 use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
 use crate::stage::{Chain, Rejected, Stage, WasmStage};
@@ -174,8 +174,11 @@ impl Pipeline {
             .staging_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join(format!("sluice-staging-{}", std::process::id())));
+        let schemas: Vec<Arc<StreamSchema>> =
+            self.streams.iter().map(|s| Arc::new(self.config.stream_schema(s))).collect();
         let settings = SinkSettings {
             streams: self.streams.clone(),
+            schemas: schemas.clone(),
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
             staging_dir: staging_dir.clone(),
@@ -210,7 +213,12 @@ impl Pipeline {
                 self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected in build");
             let chain_stages: Vec<Arc<Plugin>> =
                 source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
-            source_meta.push(SourceMeta { name: name.clone(), stream, chain: chain_stages });
+            source_meta.push(SourceMeta {
+                name: name.clone(),
+                stream,
+                chain: chain_stages,
+                schema: schemas[stream].clone(),
+            });
             let reader: Box<dyn Source> = match *source.kind.get_ref() {
                 SourceKind::File => Box::new(FileSource { patterns: source.paths.clone(), follow: source.follow }),
                 SourceKind::Stdin => Box::new(StdinSource),
@@ -292,6 +300,7 @@ struct SourceMeta {
     name: String,
     stream: usize,
     chain: Vec<Arc<Plugin>>,
+    schema: Arc<StreamSchema>,
 }
 
 #[derive(Default)]
@@ -335,13 +344,13 @@ fn work(
         // in order of first appearance, so that `seq` follows arrival order
         let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
         for (origin, text) in &out.events {
-            match schema::check_event(text, batch.observed, &source.name) {
+            match schema::check_event(text, batch.observed, &source.name, &source.schema) {
                 Ok(row) => {
                     let segments = partition_by.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
                     match partitions.iter_mut().find(|(p, _)| *p == segments) {
                         Some((_, builder)) => builder.push(row),
                         None => {
-                            let mut builder = BatchBuilder::new();
+                            let mut builder = BatchBuilder::new(&source.schema);
                             builder.push(row);
                             partitions.push((segments, builder));
                         }

@@ -105,21 +105,72 @@ fn data_type(kind: Kind) -> DataType {
     }
 }
 
-/// The columns above, then `seq`: what an event hash covers.
-static HASHED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields: Vec<Field> =
-        COLUMNS.iter().map(|&(name, kind)| Field::new(name, data_type(kind), name != "time")).collect();
-    fields.push(Field::new("seq", DataType::Int64, false));
-    Arc::new(Schema::new(fields))
-});
+/// The types a stream may declare for its extra columns.
+pub fn extra_kind(name: &str) -> Option<Kind> {
+    Some(match name {
+        "string" => Kind::Utf8,
+        "int32" => Kind::Int32,
+        "int64" => Kind::Int64,
+        "timestamp" => Kind::Timestamp,
+        _ => return None,
+    })
+}
 
-/// The schema of every stream's files: the columns above, `seq`, then
-/// `event_hash` (hex RFC 9162 leaf hash of the row's canonical text).
-pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields: Vec<Field> = HASHED_SCHEMA.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(crate::integrity::canonical::EVENT_HASH, DataType::Utf8, false));
-    Arc::new(Schema::new(fields))
-});
+/// One stream's columns: the core [`COLUMNS`], then the stream's own typed
+/// extra columns (declared in `[streams.<name>] columns`), then `seq` and
+/// `event_hash`. Schema changes are additive: extras only add columns.
+#[derive(Debug)]
+pub struct StreamSchema {
+    extras: Vec<(String, Kind)>,
+    /// The columns an event hash covers (everything but `event_hash`).
+    hashed: SchemaRef,
+    /// The schema of the stream's files.
+    pub file: SchemaRef,
+}
+
+impl StreamSchema {
+    pub fn new(extras: Vec<(String, Kind)>) -> Self {
+        let mut fields: Vec<Field> =
+            COLUMNS.iter().map(|&(name, kind)| Field::new(name, data_type(kind), name != "time")).collect();
+        fields.extend(extras.iter().map(|(name, kind)| Field::new(name, data_type(*kind), true)));
+        fields.push(Field::new("seq", DataType::Int64, false));
+        let hashed = Arc::new(Schema::new(fields.clone()));
+        fields.push(Field::new(crate::integrity::canonical::EVENT_HASH, DataType::Utf8, false));
+        StreamSchema { extras, hashed, file: Arc::new(Schema::new(fields)) }
+    }
+
+    fn kind(&self, i: usize) -> (&str, Kind) {
+        match COLUMNS.get(i) {
+            Some(&(name, kind)) => (name, kind),
+            None => {
+                let (name, kind) = &self.extras[i - COLUMNS.len()];
+                (name, *kind)
+            }
+        }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        column_index(name).or_else(|| self.extras.iter().position(|(n, _)| n == name).map(|i| COLUMNS.len() + i))
+    }
+
+    fn len(&self) -> usize {
+        COLUMNS.len() + self.extras.len()
+    }
+}
+
+/// The schema of a stream without extra columns.
+pub static CORE: LazyLock<Arc<StreamSchema>> = LazyLock::new(|| Arc::new(StreamSchema::new(Vec::new())));
+
+/// The file schema of a stream without extra columns.
+pub static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| CORE.file.clone());
+
+/// SHA-256 of a file schema's column names and types, in order (recorded in
+/// the integrity log; `verify` recomputes it from each file).
+pub fn schema_hash(schema: &Schema) -> String {
+    use sha2::{Digest, Sha256};
+    let description: String = schema.fields().iter().map(|f| format!("{}:{}\n", f.name(), f.data_type())).collect();
+    hex::encode(Sha256::digest(description.as_bytes()))
+}
 
 fn column_index(name: &str) -> Option<usize> {
     COLUMNS.iter().position(|(n, _)| *n == name)
@@ -206,7 +257,7 @@ fn kind_name(v: &Value) -> &'static str {
 
 /// Checks one event against the schema. `observed` fills `observed_time` and
 /// `log_name` fills `metadata_log_name` when the event has none.
-pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, String> {
+pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSchema) -> Result<Row, String> {
     let event: Map<String, Value> = match serde_json::from_str(text) {
         Ok(Value::Object(m)) => m,
         Ok(other) => {
@@ -214,18 +265,18 @@ pub fn check_event(text: &str, observed: i64, log_name: &str) -> Result<Row, Str
         }
         Err(e) => return Err(format!("event is not valid JSON: {e}")),
     };
-    let mut cells: Vec<Cell> = COLUMNS.iter().map(|_| Cell::Null).collect();
+    let mut cells: Vec<Cell> = (0..schema.len()).map(|_| Cell::Null).collect();
     let mut unmapped = Map::new();
     for (key, value) in event {
-        let Some(i) = column_index(&key) else {
+        let Some(i) = schema.index(&key) else {
             unmapped.insert(key, value);
             continue;
         };
         if value.is_null() {
             continue;
         }
-        let name = COLUMNS[i].0;
-        cells[i] = match COLUMNS[i].1 {
+        let (name, kind) = schema.kind(i);
+        cells[i] = match kind {
             Kind::Timestamp => Cell::Int(timestamp(name, &value)?),
             Kind::Int32 => {
                 let v = integer(name, &value)?;
@@ -329,17 +380,10 @@ pub struct BatchBuilder {
     rows: usize,
 }
 
-impl Default for BatchBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl BatchBuilder {
-    pub fn new() -> Self {
-        let columns = COLUMNS
-            .iter()
-            .map(|&(_, kind)| match kind {
+    pub fn new(schema: &StreamSchema) -> Self {
+        let columns = (0..schema.len())
+            .map(|i| match schema.kind(i).1 {
                 Kind::Timestamp => ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
                 Kind::Int32 => ColumnBuilder::Int32(Int32Builder::new()),
                 Kind::Int64 => ColumnBuilder::Int64(Int64Builder::new()),
@@ -408,14 +452,14 @@ impl BatchBuilder {
 
 /// Adds `seq` (first_seq, first_seq+1, ...) and `event_hash` to finished
 /// columns: the batch as it goes into a file, and its event hashes.
-pub fn file_batch(mut columns: Vec<ArrayRef>, first_seq: i64) -> (RecordBatch, Vec<Hash>) {
+pub fn file_batch(mut columns: Vec<ArrayRef>, first_seq: i64, schema: &StreamSchema) -> (RecordBatch, Vec<Hash>) {
     let rows = columns.first().map_or(0, |c| c.len());
     columns.push(Arc::new(Int64Array::from_iter_values(first_seq..first_seq + rows as i64)));
-    let hashed = RecordBatch::try_new(HASHED_SCHEMA.clone(), columns).expect("builders follow the schema");
+    let hashed = RecordBatch::try_new(schema.hashed.clone(), columns).expect("builders follow the schema");
     let hashes = crate::integrity::canonical::event_hashes(&hashed);
     let mut columns = hashed.columns().to_vec();
     columns.push(Arc::new(StringArray::from_iter_values(hashes.iter().map(hex::encode))));
-    (RecordBatch::try_new(FILE_SCHEMA.clone(), columns).expect("builders follow FILE_SCHEMA"), hashes)
+    (RecordBatch::try_new(schema.file.clone(), columns).expect("builders follow the file schema"), hashes)
 }
 
 #[cfg(test)]
@@ -428,6 +472,7 @@ mod tests {
             r#"{"time":"2026-11-01T13:00:00Z","class_uid":3002,"actor_user_name":"alice","x":{"y":1},"unmapped":{"z":true}}"#,
             5,
             "auth",
+            &CORE,
         )
         .unwrap();
         assert_eq!(row.time(), 1_793_538_000_000_000);
@@ -435,9 +480,9 @@ mod tests {
         assert_eq!(row.partition_value("hour"), "13");
         assert_eq!(row.partition_value("class_uid"), "3002");
         assert_eq!(row.partition_value("tenant_uid"), "__HIVE_DEFAULT_PARTITION__");
-        let mut b = BatchBuilder::new();
+        let mut b = BatchBuilder::new(&CORE);
         b.push(row);
-        let (batch, hashes) = file_batch(b.finish(), 7);
+        let (batch, hashes) = file_batch(b.finish(), 7, &CORE);
         assert_eq!(hashes.len(), 1);
         assert_eq!(batch.num_rows(), 1);
         let unmapped = batch.column_by_name("unmapped").unwrap();
@@ -447,7 +492,7 @@ mod tests {
 
     #[test]
     fn wrong_types_are_named() {
-        let e = |t: &str| check_event(t, 0, "s").err().unwrap();
+        let e = |t: &str| check_event(t, 0, "s", &CORE).err().unwrap();
         assert_eq!(e(r#"{"message":"m"}"#), "missing required field `time`");
         assert_eq!(e(r#"{"time":1,"class_uid":"x"}"#), "field `class_uid`: expected an integer, got string");
         assert_eq!(e(r#"{"time":"soon"}"#), "field `time`: `soon` is not an RFC 3339 timestamp");
@@ -493,6 +538,33 @@ mod tests {
             })
             .collect();
         assert_eq!(documented, written, "docs/schema.md and the file schema differ");
+    }
+
+    #[test]
+    fn extra_columns_are_typed_and_kept_out_of_unmapped() {
+        let schema = StreamSchema::new(vec![("amount_cents".into(), Kind::Int64), ("paid_at".into(), Kind::Timestamp)]);
+        let row = check_event(
+            r#"{"time":1,"amount_cents":1250,"paid_at":"2026-11-01T00:00:00Z","other":1}"#,
+            0,
+            "s",
+            &schema,
+        )
+        .unwrap();
+        let mut b = BatchBuilder::new(&schema);
+        b.push(row);
+        let (batch, _) = file_batch(b.finish(), 0, &schema);
+        let file_schema = batch.schema();
+        let names: Vec<&str> = file_schema.fields().iter().rev().take(4).map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["event_hash", "seq", "paid_at", "amount_cents"]);
+        assert_eq!(
+            batch.column_by_name("amount_cents").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().value(0),
+            1250
+        );
+        let unmapped = batch.column_by_name("unmapped").unwrap();
+        assert_eq!(unmapped.as_any().downcast_ref::<StringArray>().unwrap().value(0), r#"{"other":1}"#);
+        let e = check_event(r#"{"time":1,"amount_cents":"lots"}"#, 0, "s", &schema).err().unwrap();
+        assert_eq!(e, "field `amount_cents`: expected an integer, got string");
+        assert_ne!(schema_hash(&schema.file), schema_hash(&CORE.file));
     }
 
     #[test]

@@ -15,8 +15,6 @@ use crate::sinks::{Archive, commit_file};
 use anyhow::Context;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use std::sync::LazyLock;
 
 /// A plugin that produced a file's events.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,18 +44,11 @@ pub struct LogEntry {
     /// Microseconds since the epoch, UTC.
     pub time_min: i64,
     pub time_max: i64,
-    /// SHA-256 of the file schema's description (`schema_hash`).
+    /// SHA-256 of the file's schema description (`schema::schema_hash`).
     pub schema: String,
     pub plugins: Vec<PluginRef>,
     pub committed: String,
 }
-
-/// SHA-256 of the column names and kinds, in order: changes when the schema does.
-pub static SCHEMA_HASH: LazyLock<String> = LazyLock::new(|| {
-    let description: String =
-        crate::schema::FILE_SCHEMA.fields().iter().map(|f| format!("{}:{}\n", f.name(), f.data_type())).collect();
-    hex::encode(Sha256::digest(description.as_bytes()))
-});
 
 pub fn entries_prefix(stream: &str) -> String {
     format!("_integrity/{stream}/entries")

@@ -2,7 +2,7 @@
 //! every problem: which stream, which file or entry or checkpoint, which check.
 
 use super::canonical::{EVENT_HASH, event_hashes};
-use super::log::{LogEntry, SCHEMA_HASH, checkpoints_prefix, entries_prefix, entry_index};
+use super::log::{LogEntry, checkpoints_prefix, entries_prefix, entry_index};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteVerifier};
 use crate::sinks::Archive;
@@ -282,9 +282,6 @@ async fn verify_stream(
     for (entry, _) in &entries {
         named.insert(entry.path.clone());
         let subject = format!("{} (entry {})", entry.path, entry.index);
-        if entry.schema != *SCHEMA_HASH {
-            ctx.problem(subject.clone(), "schema", "written with a different schema than this sluice knows");
-        }
         let Ok(path) = archive.path_from_relative(&entry.path) else {
             ctx.problem(subject, "log", "entry names an invalid path");
             continue;
@@ -350,7 +347,14 @@ fn check_rows(
     counts: &mut Counts,
     all_seqs: &mut Vec<i64>,
 ) {
-    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()) {
+    let builder = match ParquetRecordBatchReaderBuilder::try_new(bytes) {
+        Ok(b) => b,
+        Err(e) => return ctx.problem(subject, "parquet", format!("unreadable: {e}")),
+    };
+    if crate::schema::schema_hash(builder.schema()) != entry.schema {
+        ctx.problem(subject, "schema", "the file's schema is not the one the log recorded");
+    }
+    let reader = match builder.build() {
         Ok(r) => r,
         Err(e) => return ctx.problem(subject, "parquet", format!("unreadable: {e}")),
     };

@@ -6,10 +6,10 @@
 //! the row group in progress) and uploaded when closed.
 
 use super::store::{Archive, commit_file};
-use crate::integrity::log::{LogEntry, PluginRef, SCHEMA_HASH, StreamLog};
+use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
 use crate::integrity::merkle::{self, Hash};
 use crate::integrity::note::NoteSigner;
-use crate::schema::{self, FILE_SCHEMA};
+use crate::schema::{self, StreamSchema};
 use anyhow::Context;
 use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Memory the sink may hold in row groups being built, over all open files.
@@ -46,6 +47,8 @@ pub struct SinkSettings {
     pub roll_age: Duration,
     pub staging_dir: PathBuf,
     pub zstd_level: i32,
+    /// Per stream, its columns.
+    pub schemas: Vec<Arc<StreamSchema>>,
     /// Per stream, the plugins whose output it holds (recorded in the log).
     pub plugins: Vec<Vec<PluginRef>>,
     pub integrity: IntegritySettings,
@@ -163,7 +166,7 @@ impl Sink {
         let rows = columns.first().map_or(0, |c| c.len()) as i64;
         let first_seq = self.logs[stream].next_seq;
         self.logs[stream].next_seq += rows;
-        let (batch, hashes) = schema::file_batch(columns, first_seq);
+        let (batch, hashes) = schema::file_batch(columns, first_seq, &self.settings.schemas[stream]);
         let times = batch.column_by_name("time").expect("time column").as_primitive::<TimestampMicrosecondType>();
         let (tmin, tmax) = times.values().iter().fold((i64::MAX, i64::MIN), |(a, b), &t| (a.min(t), b.max(t)));
         let key = (stream, partition);
@@ -172,7 +175,7 @@ impl Sink {
             let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
             let writer = ArrowWriter::try_new(
                 BufWriter::with_capacity(64 << 10, file),
-                FILE_SCHEMA.clone(),
+                self.settings.schemas[stream].file.clone(),
                 Some(self.props.clone()),
             )?;
             let file = OpenFile {
@@ -278,7 +281,7 @@ impl Sink {
             seq_last,
             time_min,
             time_max,
-            schema: SCHEMA_HASH.clone(),
+            schema: schema::schema_hash(&self.settings.schemas[stream].file),
             plugins: self.settings.plugins[stream].clone(),
             committed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         };
