@@ -263,6 +263,47 @@ fn bad_input_is_quarantined_with_its_reason() {
 }
 
 #[test]
+fn quarantined_records_are_redacted_fail_closed() {
+    let t = TestDir::new();
+    let token = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d";
+    let mut input = format!("{{not json, but password=hunter2hunter2 and {token}\n").into_bytes();
+    input.extend_from_slice(format!("{{\"time\":\"when? {token}\"}}\n").as_bytes());
+    input.extend_from_slice(b"\xff\xfe --password=s3cr3t-Passw0rd\n");
+    input.extend_from_slice(events(2, None).as_bytes());
+    t.write_bytes("in.ndjson", &input);
+    let pipeline = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n\
+         [stages.redact]\nplugin = \"redact\"\n[sink]\nurl = \"out\"\nquarantine_redactor = \"redact\"\n"
+    );
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    assert_eq!((run.summary().written, run.summary().quarantined), (2, 3), "{run}");
+    let q = t.quarantine("out", "a");
+    let text = serde_json::to_string(&q).unwrap();
+    for secret in [token, "hunter2hunter2", "s3cr3t-Passw0rd"] {
+        assert!(!text.contains(secret), "{secret} in quarantine: {text}");
+    }
+    assert!(q.iter().all(|r| r["record"].as_str().is_some_and(|t| t.contains("[REDACTED:"))), "{text}");
+    assert!(q.iter().any(|r| r["record_lossy"] == true), "{text}");
+    assert!(q.iter().any(|r| r["redactions"].as_array().is_some_and(|a| !a.is_empty())), "{text}");
+
+    // a redactor that fails on a record withholds it: hash and length only
+    let failing = format!(
+        "[sources.a]\ntype = \"file\"\npaths = [\"bad.ndjson\"]\nchain = [\"json\"]\n{JSON_PARSER}\n{}\n\
+         [sink]\nurl = \"out2\"\nquarantine_redactor = \"faulty\"\n",
+        faulty_stage("trap", "").replace("field = \"message\"", "field = \"raw_data\"")
+    );
+    t.write("bad.ndjson", "not json at all\n");
+    let run = t.run_pipeline(&failing.replace("equals = \"boom\"", "equals = \"not json at all\""));
+    run.assert_success();
+    let q = t.quarantine("out2", "a");
+    assert_eq!(q.len(), 1);
+    assert!(q[0].get("record").is_none(), "{}", q[0]);
+    assert_eq!(q[0]["record_len"], 15);
+    assert_eq!(q[0]["record_sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
 fn gzip_and_globs_are_read_transparently() {
     use std::io::Write;
     let t = TestDir::new();

@@ -162,6 +162,12 @@ pub struct SinkConfig {
     /// zstd level for Parquet pages.
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
+    /// A transform stage (e.g. one using the bundled `redact`) that every
+    /// quarantined record's text and reason pass through before they are
+    /// written, so a record that failed to parse cannot carry a secret into the
+    /// archive. If it fails on a record, only that record's SHA-256 and length
+    /// are kept (fail closed).
+    pub quarantine_redactor: Option<Spanned<String>>,
 }
 
 fn default_partition_by() -> Vec<Spanned<String>> {
@@ -361,6 +367,13 @@ impl LoadedConfig {
                     ));
                 }
             }
+        }
+        if let Some(stage) = &c.sink.quarantine_redactor
+            && !c.stages.contains_key(stage.get_ref())
+        {
+            return Err(
+                self.error_at(stage.span(), format!("sink.quarantine_redactor: unknown stage `{}`", stage.get_ref()))
+            );
         }
         for key in &c.sink.partition_by {
             let k = key.get_ref();

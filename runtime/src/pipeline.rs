@@ -19,6 +19,7 @@ use crate::{bundled, config::ConfigError};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::json;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,6 +113,16 @@ impl Pipeline {
                         .into());
                 }
             }
+        }
+        if let Some(stage) = &config.config.sink.quarantine_redactor
+            && stages[stage.get_ref()].plugin.kind != PluginKind::Transform
+        {
+            return Err(config
+                .error_at(
+                    stage.span(),
+                    format!("sink.quarantine_redactor: stage `{}` is not a transform", stage.get_ref()),
+                )
+                .into());
         }
         let mut streams: Vec<String> = Vec::new();
         for name in config.config.sources.keys() {
@@ -240,8 +251,11 @@ impl Pipeline {
         let source_meta = Arc::new(source_meta);
         let partition_by: Arc<Vec<String>> =
             Arc::new(c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect());
+        let redactor: Option<Arc<Plugin>> =
+            c.sink.quarantine_redactor.as_ref().map(|s| self.stages[s.get_ref()].plugin.clone());
         let mut worker_threads = Vec::new();
         for w in 0..workers {
+            let mut redactor = redactor.clone().map(WasmStage::new);
             let rx = raw_rx.clone();
             let tx = sink_tx.clone();
             let meta = source_meta.clone();
@@ -256,7 +270,7 @@ impl Pipeline {
                         )
                     })
                     .collect();
-                work(&rx, &tx, &meta, &keys, &mut chains, &counters)
+                work(&rx, &tx, &meta, &keys, &mut chains, redactor.as_mut(), &counters)
             })?);
         }
         drop(raw_rx);
@@ -327,13 +341,14 @@ fn work(
     meta: &[SourceMeta],
     partition_by: &[String],
     chains: &mut [Chain],
+    mut redactor: Option<&mut WasmStage>,
     counters: &Counters,
 ) {
     for batch in rx {
         let source = &meta[batch.source];
         let out = chains[batch.source].run(&batch.records);
         counters.expanded.fetch_add(out.expanded, Ordering::Relaxed);
-        let mut quarantine: Vec<String> = out.quarantined.iter().map(|r| quarantine_line(r, source, &batch)).collect();
+        let mut rejected = out.quarantined;
         if !out.dropped.is_empty() {
             let mut dropped = counters.dropped.lock().expect("not poisoned");
             for r in &out.dropped {
@@ -356,12 +371,10 @@ fn work(
                         }
                     }
                 }
-                Err(reason) => {
-                    let rejected = Rejected { origin: *origin, stage: None, reason };
-                    quarantine.push(quarantine_line(&rejected, source, &batch));
-                }
+                Err(reason) => rejected.push(Rejected { origin: *origin, stage: None, reason }),
             }
         }
+        let quarantine = quarantine_lines(&rejected, source, &batch, redactor.as_deref_mut());
         if !partitions.is_empty() {
             let partitions = partitions.into_iter().map(|(p, b)| (p, b.finish())).collect();
             if tx.send(SinkMsg::Events { stream: source.stream, partitions }).is_err() {
@@ -375,29 +388,79 @@ fn work(
     }
 }
 
-/// One quarantine record: where it came from, who refused it and why, and the
-/// original bytes (as text when they are UTF-8, else hex).
-fn quarantine_line(r: &Rejected, source: &SourceMeta, batch: &RawBatch) -> String {
-    let raw = &batch.records[r.origin as usize];
-    let (stage, plugin, version, sha256) = match &r.stage {
-        Some(s) => (s.stage.as_str(), s.plugin.as_str(), s.version.as_str(), s.sha256.as_str()),
-        None => ("schema", "sluice", env!("CARGO_PKG_VERSION"), ""),
-    };
+/// The quarantine records of a batch: where each came from, who refused it
+/// and why, and the original bytes (text when UTF-8, else hex). With a
+/// redactor, the text and the reason pass through it first; where it fails,
+/// only the record's SHA-256 and length are kept.
+fn quarantine_lines(
+    rejected: &[Rejected],
+    source: &SourceMeta,
+    batch: &RawBatch,
+    redactor: Option<&mut WasmStage>,
+) -> Vec<String> {
     let observed = chrono::DateTime::from_timestamp_micros(batch.observed).unwrap_or_default();
-    let mut line = json!({
-        "observed_time": observed.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "source": source.name,
-        "stage": stage,
-        "plugin": plugin,
-        "plugin_version": version,
-        "plugin_sha256": sha256,
-        "reason": r.reason,
-    });
-    match std::str::from_utf8(raw) {
-        Ok(text) => line["record"] = text.into(),
-        Err(_) => line["record_hex"] = hex::encode(raw).into(),
+    let observed = observed.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut lines: Vec<serde_json::Value> = rejected
+        .iter()
+        .map(|r| {
+            let (stage, plugin, version, sha256) = match &r.stage {
+                Some(s) => (s.stage.as_str(), s.plugin.as_str(), s.version.as_str(), s.sha256.as_str()),
+                None => ("schema", "sluice", env!("CARGO_PKG_VERSION"), ""),
+            };
+            json!({
+                "observed_time": observed,
+                "source": source.name,
+                "stage": stage,
+                "plugin": plugin,
+                "plugin_version": version,
+                "plugin_sha256": sha256,
+                "reason": r.reason,
+            })
+        })
+        .collect();
+    let Some(redactor) = redactor else {
+        for (line, r) in lines.iter_mut().zip(rejected) {
+            let raw = &batch.records[r.origin as usize];
+            match std::str::from_utf8(raw) {
+                Ok(text) => line["record"] = text.into(),
+                Err(_) => line["record_hex"] = hex::encode(raw).into(),
+            }
+        }
+        return lines.iter().map(|l| l.to_string()).collect();
+    };
+    let events: Vec<String> = rejected
+        .iter()
+        .map(|r| {
+            let text = String::from_utf8_lossy(&batch.records[r.origin as usize]);
+            json!({"time": 0, "raw_data": text, "message": r.reason}).to_string()
+        })
+        .collect();
+    let results = crate::stage::process_each(redactor, &events);
+    for ((line, r), result) in lines.iter_mut().zip(rejected).zip(results) {
+        let raw = &batch.records[r.origin as usize];
+        let redacted = match result {
+            Ok(crate::stage::Outcome::Keep(e)) => serde_json::from_str::<serde_json::Value>(&e).ok(),
+            _ => None,
+        };
+        match redacted {
+            Some(e) if e["raw_data"].is_string() && e["message"].is_string() => {
+                line["record"] = e["raw_data"].clone();
+                line["reason"] = e["message"].clone();
+                if std::str::from_utf8(raw).is_err() {
+                    line["record_lossy"] = true.into();
+                }
+                if e["redactions"].is_array() {
+                    line["redactions"] = e["redactions"].clone();
+                }
+            }
+            _ => {
+                line["reason"] = "(withheld: the quarantine redactor failed on this record)".into();
+                line["record_sha256"] = hex::encode(sha2::Sha256::digest(raw)).into();
+                line["record_len"] = raw.len().into();
+            }
+        }
     }
-    line.to_string()
+    lines.iter().map(|l| l.to_string()).collect()
 }
 
 /// What a run did.

@@ -190,6 +190,14 @@ impl Chain {
     }
 }
 
+/// One outcome per event from a transform stage, a fault pinned on the event
+/// that caused it (as an `Err`).
+pub fn process_each(stage: &mut dyn Stage, events: &[String]) -> Vec<Result<Outcome, String>> {
+    let mut out = Vec::with_capacity(events.len());
+    call_isolated(stage, Input::Events(events), &mut out);
+    out
+}
+
 /// Calls `stage` so that a fault is pinned on the one input that causes it.
 fn call_isolated(stage: &mut dyn Stage, input: Input<'_>, out: &mut Vec<Result<Outcome, String>>) {
     if input.len() == 0 {
