@@ -152,6 +152,23 @@ fn plugin_config_is_checked_by_validate() {
 }
 
 #[test]
+fn plugins_get_no_clock_unless_granted() {
+    let t = TestDir::new();
+    // parse-syslog guesses the year of RFC 3164 lines from the clock: denied by
+    // default, the clock reads 1970, and the plugin refuses to guess
+    let no_clock = "[sources.a]\ntype = \"file\"\npaths = [\"in\"]\nchain = [\"syslog\"]\n[stages.syslog]\nplugin = \"parse-syslog\"\n[sink]\nurl = \"out\"\n";
+    let p = t.write("pipeline.toml", no_clock);
+    let run = sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("parse-syslog: set `year`"), "{run}");
+    let p = t.write(
+        "pipeline.toml",
+        &no_clock.replace("plugin = \"parse-syslog\"\n", "plugin = \"parse-syslog\"\nclocks = true\n"),
+    );
+    sluice_in(t.root(), &["validate", p.to_str().unwrap()], &[]).assert_success();
+}
+
+#[test]
 fn sha256_pin_is_enforced() {
     let t = TestDir::new();
     let wrong = "0".repeat(64);

@@ -124,6 +124,10 @@ pub struct StageConfig {
     /// Longest time one batch call may run before the plugin is interrupted.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Let the plugin read the host's clocks. Without it (the default) the
+    /// wall clock reads the Unix epoch and the monotonic clock stands still.
+    #[serde(default)]
+    pub clocks: bool,
     /// Cap on each plugin instance's linear memory, in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,

@@ -92,6 +92,7 @@ impl Pipeline {
                 config_json,
                 timeout: Duration::from_millis(stage.timeout_ms),
                 memory_bytes: (stage.memory_mb as usize) << 20,
+                clocks: stage.clocks,
             };
             let plugin = host.load(spec).map_err(located)?;
             stages.insert(name.clone(), LoadedStage { name: name.clone(), plugin });

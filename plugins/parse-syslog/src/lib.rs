@@ -110,7 +110,16 @@ impl Parser for ParseSyslog {
         }
         let year = match year {
             Some(y) => YearRule::Fixed(y),
-            None => current_year_month(),
+            None => match current_year_month() {
+                // sluice denies clocks unless the stage grants them: the clock
+                // then reads 1970, and guessing the year from it would be wrong
+                YearRule::Around { year, .. } if year < 2000 => {
+                    return Err("parse-syslog: set `year` (RFC 3164 lines have none), or grant the stage \
+                                a clock with `clocks = true`"
+                        .into());
+                }
+                rule => rule,
+            },
         };
         Ok(ParseSyslog { year, utc_offset_secs })
     }

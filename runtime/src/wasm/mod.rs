@@ -118,6 +118,7 @@ impl WasmHost {
             config_json: spec.config_json,
             timeout: spec.timeout,
             memory_bytes: spec.memory_bytes,
+            clocks: spec.clocks,
             pre,
         };
         // Start one instance now: it reads the plugin's identity and proves
@@ -152,6 +153,8 @@ pub struct PluginSpec {
     pub config_json: String,
     pub timeout: Duration,
     pub memory_bytes: usize,
+    /// Whether the plugin may read the host's clocks.
+    pub clocks: bool,
 }
 
 fn plugin_kind(engine: &Engine, component: &Component, path: &str) -> Result<PluginKind, LoadError> {
@@ -194,6 +197,7 @@ pub struct Plugin {
     config_json: String,
     timeout: Duration,
     memory_bytes: usize,
+    clocks: bool,
     pre: Pre,
 }
 
@@ -216,7 +220,7 @@ impl Plugin {
 
     fn try_instantiate(&self) -> wasmtime::Result<Instance> {
         let state = HostState {
-            wasi: WasiCtx::builder().build(),
+            wasi: sandbox(self.clocks),
             table: ResourceTable::new(),
             limits: Limits { memory_bytes: self.memory_bytes, memory_denied: false },
             stage: self.stage.clone(),
@@ -293,6 +297,38 @@ impl Instance {
                 Err(wasmtime::Error::msg(format!("{} is a parser, not a transform", self.info.name)))
             }
         }
+    }
+}
+
+/// The WASI context of an instance: no preopened directories, environment,
+/// arguments or network addresses, stdin closed, stdout/stderr discarded; and
+/// unless `clocks`, clocks that read the Unix epoch and never move.
+fn sandbox(clocks: bool) -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    if !clocks {
+        builder.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+    }
+    builder.build()
+}
+
+/// The clock a plugin gets when it is granted none.
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
     }
 }
 
