@@ -325,7 +325,7 @@ fn gzip_and_globs_are_read_transparently() {
     use std::io::Write;
     let t = TestDir::new();
     t.write("logs/a.ndjson", &events(7, None));
-    let mut gz = flate2_writer(&t.path("logs/b.ndjson.gz"));
+    let mut gz = gzip_writer(&t.path("logs/b.ndjson.gz"));
     gz.write_all(events(11, None).as_bytes()).unwrap();
     gz.finish().unwrap();
     let pipeline = format!(

@@ -200,37 +200,9 @@ pub fn append(path: &Path, text: &str) {
     fs::OpenOptions::new().append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
 
-pub fn flate2_writer(path: &Path) -> GzWriter {
-    GzWriter::new(path)
-}
-
-/// A gzip file written with the system's `gzip`, so the test needs no extra crate.
-pub struct GzWriter {
-    path: PathBuf,
-    data: Vec<u8>,
-}
-
-impl GzWriter {
-    fn new(path: &Path) -> Self {
-        GzWriter { path: path.to_path_buf(), data: Vec::new() }
-    }
-    pub fn finish(self) -> std::io::Result<()> {
-        let mut child = Command::new("gzip").arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-        child.stdin.take().unwrap().write_all(&self.data)?;
-        let out = child.wait_with_output()?;
-        assert!(out.status.success());
-        fs::write(&self.path, out.stdout)
-    }
-}
-
-impl Write for GzWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.data.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// A gzip file writer (`finish()` to complete it).
+pub fn gzip_writer(path: &Path) -> flate2::write::GzEncoder<fs::File> {
+    flate2::write::GzEncoder::new(fs::File::create(path).unwrap(), flate2::Compression::default())
 }
 
 const DUCKDB: &str = r#"

@@ -377,7 +377,6 @@ enum ColumnBuilder {
 /// Accumulates checked rows into Arrow columns.
 pub struct BatchBuilder {
     columns: Vec<ColumnBuilder>,
-    rows: usize,
 }
 
 impl BatchBuilder {
@@ -394,15 +393,7 @@ impl BatchBuilder {
                 }
             })
             .collect();
-        BatchBuilder { columns, rows: 0 }
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        BatchBuilder { columns }
     }
 
     pub fn push(&mut self, row: Row) {
@@ -432,7 +423,6 @@ impl BatchBuilder {
                 (ColumnBuilder::StructList(b), _) => b.append(false),
             }
         }
-        self.rows += 1;
     }
 
     /// The finished columns (without `seq`).

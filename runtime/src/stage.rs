@@ -8,7 +8,7 @@
 //! goes on. Outputs are only ever taken from calls that succeeded, so no record
 //! is lost or duplicated by a fault.
 
-use crate::wasm::{self, Instance, Plugin, PluginKind};
+use crate::wasm::{self, Instance, Plugin};
 use std::sync::Arc;
 
 /// What a stage did with one input.
@@ -67,7 +67,6 @@ impl<'a> Input<'a> {
 /// A step of a chain.
 pub trait Stage: Send {
     fn identity(&self) -> &StageIdentity;
-    fn kind(&self) -> PluginKind;
     /// One outcome per input, in order, or a fault that spoils the whole call.
     fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String>;
 }
@@ -94,10 +93,6 @@ impl WasmStage {
 impl Stage for WasmStage {
     fn identity(&self) -> &StageIdentity {
         &self.identity
-    }
-
-    fn kind(&self) -> PluginKind {
-        self.plugin.kind
     }
 
     fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
@@ -233,9 +228,6 @@ mod tests {
     impl Stage for Poisoned {
         fn identity(&self) -> &StageIdentity {
             &self.id
-        }
-        fn kind(&self) -> PluginKind {
-            PluginKind::Parser
         }
         fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
             self.calls += 1;

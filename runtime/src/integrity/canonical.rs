@@ -38,22 +38,28 @@ fn push_struct(out: &mut String, s: &StructArray, i: usize) {
     out.push('}');
 }
 
-/// The canonical text of row `row` of a file batch.
-pub fn row_text(batch: &RecordBatch, row: usize) -> String {
-    let schema = batch.schema();
-    let mut columns: Vec<(usize, &str)> = schema
+/// The columns of a file batch in canonical order (sorted by name), without
+/// `event_hash`: worked out once per batch, not per row.
+pub(crate) fn canonical_order(batch: &RecordBatch) -> Vec<(usize, String)> {
+    let mut columns: Vec<(usize, String)> = batch
+        .schema()
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| (i, f.name().as_str()))
-        .filter(|(_, n)| *n != EVENT_HASH)
+        .filter(|(_, f)| f.name() != EVENT_HASH)
+        .map(|(i, f)| (i, f.name().clone()))
         .collect();
-    columns.sort_by_key(|(_, n)| *n);
+    columns.sort_by(|a, b| a.1.cmp(&b.1));
+    columns
+}
+
+/// The canonical text of row `row`, columns in [`canonical_order`].
+pub(crate) fn text_in_order(batch: &RecordBatch, row: usize, columns: &[(usize, String)]) -> String {
     let mut out = String::with_capacity(1024);
     out.push('{');
     let mut first = true;
     for (i, name) in columns {
-        let col = batch.column(i);
+        let col = batch.column(*i);
         if col.is_null(row) {
             continue;
         }
@@ -91,5 +97,6 @@ pub fn row_text(batch: &RecordBatch, row: usize) -> String {
 
 /// The RFC 9162 leaf hash of every row's canonical text, in row order.
 pub fn event_hashes(batch: &RecordBatch) -> Vec<Hash> {
-    (0..batch.num_rows()).map(|row| leaf_hash(row_text(batch, row).as_bytes())).collect()
+    let columns = canonical_order(batch);
+    (0..batch.num_rows()).map(|row| leaf_hash(text_in_order(batch, row, &columns).as_bytes())).collect()
 }
