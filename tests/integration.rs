@@ -475,4 +475,5 @@ fn plugin_of_the_wrong_kind_is_refused() {
 }
 
 mod corpus;
+mod crash;
 mod integrity;

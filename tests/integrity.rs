@@ -6,11 +6,12 @@ use sluice::integrity::note::{Checkpoint, NoteSigner};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Events for two streams over three hours, so each stream has several files.
-fn write_inputs(t: &TestDir) {
+/// Events for two streams over three hours, so each stream has several files;
+/// appended to the inputs, so that a second run reads only the new ones.
+fn write_inputs(t: &TestDir, from: usize) {
     let mut a = String::new();
     let mut b = String::new();
-    for i in 0..300 {
+    for i in from..from + 300 {
         let line = format!(
             "{{\"time\":\"2026-11-01T{:02}:{:02}:00Z\",\"message\":\"m{i}\",\"actor_user_name\":\"u{}\"}}\n",
             i % 3,
@@ -19,8 +20,13 @@ fn write_inputs(t: &TestDir) {
         );
         if i % 2 == 0 { a.push_str(&line) } else { b.push_str(&line) }
     }
-    t.write("a.ndjson", &a);
-    t.write("b.ndjson", &b);
+    for (name, text) in [("a.ndjson", a), ("b.ndjson", b)] {
+        if from == 0 {
+            t.write(name, &text);
+        } else {
+            append(&t.path(name), &text);
+        }
+    }
 }
 
 const PIPELINE: &str = r#"
@@ -51,10 +57,13 @@ impl Signed {
     fn new() -> Signed {
         let t = TestDir::new();
         sluice_in(t.root(), &["keys", "generate", "--out", "keys", "--name", "test-key"], &[]).assert_success();
-        write_inputs(&t);
+        write_inputs(&t, 0);
         t.run_pipeline(PIPELINE).assert_success();
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        t.run_pipeline(PIPELINE).assert_success();
+        write_inputs(&t, 300);
+        let second = t.run_pipeline(PIPELINE);
+        second.assert_success();
+        assert_eq!(second.summary().read, 300, "the second run reads only what was appended:\n{second}");
         Signed { t }
     }
 

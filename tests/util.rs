@@ -131,7 +131,7 @@ impl std::fmt::Display for Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    pub fn from(out: Output) -> Run {
         Run {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into(),
@@ -163,7 +163,7 @@ impl Run {
     }
 }
 
-fn command(dir: &Path, args: &[&str]) -> Command {
+pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
     c.current_dir(dir).args(args).env_remove("SLUICE_LOG");
     c

@@ -155,13 +155,16 @@ pub struct SinkConfig {
     /// or integer column (e.g. `class_uid`, `tenant_uid`).
     #[serde(default = "default_partition_by")]
     pub partition_by: Vec<Spanned<String>>,
-    /// A file is closed and uploaded once it reaches this size (MiB)...
+    /// A file is closed once it reaches this size (MiB); it is uploaded by the
+    /// next commit.
     #[serde(default = "default_roll_size_mb")]
     pub roll_size_mb: u64,
-    /// ...or once it has been open this long (seconds).
+    /// A commit (every open file closed and uploaded, with the source positions
+    /// that produced them) happens at least this often (seconds) while data flows.
     #[serde(default = "default_roll_age_secs")]
     pub roll_age_secs: u64,
-    /// Local directory for files being written (default: the system temp dir).
+    /// Local directory for files being written (default: a directory per
+    /// archive under the system temp dir). Locked while a run uses it.
     pub staging_dir: Option<PathBuf>,
     /// zstd level for Parquet pages.
     #[serde(default = "default_zstd_level")]

@@ -25,7 +25,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline until its sources are exhausted (or, for following
-    /// sources, until Ctrl-C / SIGTERM), flush every open file, print a summary.
+    /// sources, until Ctrl-C / SIGTERM), commit, print a summary. Resumes where
+    /// the output's last commit left each input file.
     Run {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
@@ -169,16 +170,16 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
     }
     let summary = pipeline.run(runtime.handle().clone(), stop)?;
     println!("{summary}");
-    if summary.expanded > 0 {
-        println!("  expanded {}: extra events from records that held several", summary.expanded);
+    if summary.counts.expanded > 0 {
+        println!("  expanded {}: extra events from records that held several", summary.counts.expanded);
     }
-    for (rule, count) in &summary.dropped {
+    for (rule, count) in &summary.counts.dropped {
         println!("  dropped {count}: {rule}");
     }
     if !summary.balanced() {
         eprintln!(
             "error: counts do not balance: read {} + expanded {} != written + quarantined + dropped",
-            summary.read, summary.expanded
+            summary.counts.read, summary.counts.expanded
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -2,16 +2,18 @@
 //!
 //! Threads: one per source, `workers` plugin workers, one sink. Channels
 //! between them are bounded, so a source faster than the sink waits instead of
-//! filling memory. Shutdown: when the stop flag is set (Ctrl-C) or the sources
-//! are exhausted, the channels drain in order, the sink closes every open file,
-//! and the run ends with a summary whose counts must balance:
-//! records read = events written + quarantined + dropped.
+//! filling memory. Sources start where the archive's last commit left them.
+//! Shutdown: when the stop flag is set (Ctrl-C) or the sources are exhausted,
+//! the channels drain in order, the sink commits, and the run ends with a
+//! summary whose counts must balance:
+//! records read + expanded = events written + quarantined + dropped.
 
 use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
 use crate::schema::{self, BatchBuilder, StreamSchema};
-use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
+use crate::sinks::commit::Counts;
+use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
 use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
 use crate::stage::{Chain, Rejected, Stage, WasmStage};
 use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
@@ -21,8 +23,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::json;
 use sha2::Digest;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A loaded stage plugin and what the pipeline knows of it.
@@ -181,15 +183,24 @@ impl Pipeline {
         } else {
             c.runtime.workers
         };
-        let staging_dir = c
-            .sink
-            .staging_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("sluice-staging-{}", std::process::id())));
+        // one staging dir per archive: what a dead run left there is cleared at start
+        let staging_dir = c.sink.staging_dir.clone().unwrap_or_else(|| {
+            let digest = hex::encode(&sha2::Sha256::digest(archive.location.as_bytes())[..8]);
+            std::env::temp_dir().join(format!("sluice-staging-{digest}"))
+        });
+        let source_streams: Vec<(String, usize)> = c
+            .sources
+            .keys()
+            .map(|name| {
+                let stream = self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected");
+                (name.clone(), stream)
+            })
+            .collect();
         let schemas: Vec<Arc<StreamSchema>> =
             self.streams.iter().map(|s| Arc::new(self.config.stream_schema(s))).collect();
         let settings = SinkSettings {
             streams: self.streams.clone(),
+            sources: source_streams,
             schemas: schemas.clone(),
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
@@ -215,7 +226,6 @@ impl Pipeline {
 
         let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
         let (sink_tx, sink_rx) = bounded::<SinkMsg>(workers * 4);
-        let counters = Arc::new(Counters::default());
 
         // Sources
         let mut source_meta = Vec::new();
@@ -225,19 +235,16 @@ impl Pipeline {
                 self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected in build");
             let chain_stages: Vec<Arc<Plugin>> =
                 source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
-            source_meta.push(SourceMeta {
-                name: name.clone(),
-                stream,
-                chain: chain_stages,
-                schema: schemas[stream].clone(),
-            });
+            source_meta.push(SourceMeta { name: name.clone(), chain: chain_stages, schema: schemas[stream].clone() });
             let reader: Box<dyn Source> = match *source.kind.get_ref() {
-                SourceKind::File => Box::new(FileSource { patterns: source.paths.clone(), follow: source.follow }),
+                SourceKind::File => Box::new(FileSource {
+                    patterns: source.paths.clone(),
+                    follow: source.follow,
+                    resume: sink.committed_state(index).positions.clone(),
+                }),
                 SourceKind::Stdin => Box::new(StdinSource),
             };
-            let read = Arc::new(AtomicU64::new(0));
-            counters.read.lock().expect("not poisoned").push(read.clone());
-            let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone(), read);
+            let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone());
             let stop = stop.clone();
             let name = name.clone();
             source_threads.push(
@@ -261,7 +268,6 @@ impl Pipeline {
             let tx = sink_tx.clone();
             let meta = source_meta.clone();
             let keys = partition_by.clone();
-            let counters = counters.clone();
             worker_threads.push(std::thread::Builder::new().name(format!("worker-{w}")).spawn(move || {
                 let mut chains: Vec<Chain> = meta
                     .iter()
@@ -271,7 +277,7 @@ impl Pipeline {
                         )
                     })
                     .collect();
-                work(&rx, &tx, &meta, &keys, &mut chains, redactor.as_mut(), &counters)
+                work(&rx, &tx, &meta, &keys, &mut chains, redactor.as_mut())
             })?);
         }
         drop(raw_rx);
@@ -294,15 +300,16 @@ impl Pipeline {
             t.join().expect("worker thread panicked");
         }
         sink_result?;
+        let stats = sink.stats.clone();
+        drop(sink); // releases the staging dir's lock
+        std::fs::remove_file(staging_dir.join(".lock")).ok();
         std::fs::remove_dir(&staging_dir).ok();
 
-        let read: u64 = counters.read.lock().expect("not poisoned").iter().map(|r| r.load(Ordering::Relaxed)).sum();
-        let dropped = counters.dropped.lock().expect("not poisoned").clone();
         let summary = Summary {
-            read,
-            expanded: counters.expanded.load(Ordering::Relaxed),
-            written: sink.stats.clone(),
-            dropped,
+            counts: stats.counts,
+            files: stats.files,
+            bytes: stats.bytes,
+            commits: stats.commits,
             elapsed: started.elapsed(),
             location: archive.location.clone(),
             errors,
@@ -313,29 +320,22 @@ impl Pipeline {
 
 struct SourceMeta {
     name: String,
-    stream: usize,
     chain: Vec<Arc<Plugin>>,
     schema: Arc<StreamSchema>,
-}
-
-#[derive(Default)]
-struct Counters {
-    read: Mutex<Vec<Arc<AtomicU64>>>,
-    expanded: AtomicU64,
-    dropped: Mutex<BTreeMap<String, u64>>,
 }
 
 fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
     loop {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(msg) => sink.handle(msg)?,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => sink.roll_due(false)?,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.roll_due(true),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => sink.tick(false)?,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.tick(true),
         }
     }
 }
 
-/// A worker: runs chains over raw batches until the sources are done.
+/// A worker: runs chains over raw batches until the sources are done, and
+/// sends the sink one message per batch.
 fn work(
     rx: &Receiver<RawBatch>,
     tx: &Sender<SinkMsg>,
@@ -343,19 +343,15 @@ fn work(
     partition_by: &[String],
     chains: &mut [Chain],
     mut redactor: Option<&mut WasmStage>,
-    counters: &Counters,
 ) {
     for batch in rx {
         let source = &meta[batch.source];
         let out = chains[batch.source].run(&batch.records);
-        counters.expanded.fetch_add(out.expanded, Ordering::Relaxed);
+        let mut counts = Counts { read: batch.records.len() as u64, expanded: out.expanded, ..Counts::default() };
         let mut rejected = out.quarantined;
-        if !out.dropped.is_empty() {
-            let mut dropped = counters.dropped.lock().expect("not poisoned");
-            for r in &out.dropped {
-                let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
-                *dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
-            }
+        for r in &out.dropped {
+            let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
+            *counts.dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
         }
         // in order of first appearance, so that `seq` follows arrival order
         let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
@@ -376,14 +372,15 @@ fn work(
             }
         }
         let quarantine = quarantine_lines(&rejected, source, &batch, redactor.as_deref_mut());
-        if !partitions.is_empty() {
-            let partitions = partitions.into_iter().map(|(p, b)| (p, b.finish())).collect();
-            if tx.send(SinkMsg::Events { stream: source.stream, partitions }).is_err() {
-                return;
-            }
-        }
-        if !quarantine.is_empty() && tx.send(SinkMsg::Quarantine { stream: source.stream, lines: quarantine }).is_err()
-        {
+        let msg = SinkMsg {
+            source: batch.source,
+            no: batch.no,
+            positions: batch.positions,
+            counts,
+            partitions: partitions.into_iter().map(|(p, b)| (p, b.finish())).collect(),
+            quarantine,
+        };
+        if tx.send(msg).is_err() {
             return;
         }
     }
@@ -467,12 +464,11 @@ fn quarantine_lines(
 /// What a run did.
 #[derive(Debug)]
 pub struct Summary {
-    pub read: u64,
-    /// Extra events from records that became several (a k8s EventList body,
-    /// a CloudTrail `Records` file).
-    pub expanded: u64,
-    pub written: SinkStats,
-    pub dropped: BTreeMap<String, u64>,
+    /// Records read, events written, quarantined and dropped in this run.
+    pub counts: Counts,
+    pub files: u64,
+    pub bytes: u64,
+    pub commits: u64,
     pub elapsed: Duration,
     pub location: String,
     /// Sources that failed (e.g. a file that cannot be read).
@@ -480,31 +476,29 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.values().sum()
-    }
-
     /// Whether every record read is accounted for:
     /// read + expanded = written + quarantined + dropped.
     pub fn balanced(&self) -> bool {
-        self.read + self.expanded == self.written.events + self.written.quarantined + self.dropped_total()
+        self.counts.balanced()
     }
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.elapsed.as_secs_f64();
+        let c = &self.counts;
         write!(
             f,
-            "read {} records, wrote {} events, quarantined {}, dropped {}, {} files, {} bytes, {:.2}s, {:.0} events/s -> {}",
-            self.read,
-            self.written.events,
-            self.written.quarantined,
-            self.dropped_total(),
-            self.written.files,
-            self.written.bytes,
+            "read {} records, wrote {} events, quarantined {}, dropped {}, {} files, {} bytes, {} commits, {:.2}s, {:.0} events/s -> {}",
+            c.read,
+            c.written,
+            c.quarantined,
+            c.dropped_total(),
+            self.files,
+            self.bytes,
+            self.commits,
             secs,
-            self.written.events as f64 / secs.max(1e-9),
+            c.written as f64 / secs.max(1e-9),
             self.location
         )
     }

@@ -119,16 +119,15 @@ impl StreamLog {
         self.leaves.len() as u64
     }
 
-    /// Writes the next entry (its `index` is set here).
-    pub async fn append(&mut self, archive: &Archive, mut entry: LogEntry) -> anyhow::Result<()> {
-        entry.index = self.size();
-        let bytes = serde_json::to_vec(&entry).expect("entries serialize");
-        let name = entry_name(entry.index);
+    /// Writes the next entry, given as its exact bytes (which a commit record
+    /// also holds); `index` must be the log's size.
+    pub async fn append_exact(&mut self, archive: &Archive, index: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
+        anyhow::ensure!(index == self.size(), "log entry {index} of `{}` is out of order", self.stream);
+        let name = entry_name(index);
         let path = archive.path_of(entries_prefix(&self.stream).split('/').chain([name.as_str()]));
-        commit_file(archive, &path, bytes.clone().into())
-            .await
-            .with_context(|| format!("integrity log entry {path}"))?;
-        self.leaves.push(merkle::leaf_hash(&bytes));
+        let leaf = merkle::leaf_hash(&bytes);
+        commit_file(archive, &path, bytes.into()).await.with_context(|| format!("integrity log entry {path}"))?;
+        self.leaves.push(leaf);
         Ok(())
     }
 

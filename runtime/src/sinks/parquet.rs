@@ -1,25 +1,31 @@
-//! The sink: one open Parquet file per (stream, partition), rolled by size or
-//! age, committed whole to the archive; and the quarantine, NDJSON files under
-//! `_quarantine/<stream>/`, apart from every stream's partitions.
+//! The sink: one open Parquet file per (stream, partition), rolled by size,
+//! and the quarantine, NDJSON files under `_quarantine/<stream>/`, apart from
+//! every stream's partitions. Files become visible in the archive only through
+//! a commit (`commit.rs`), which closes every open file and records the source
+//! positions that produced them.
 //!
 //! Files are encoded into a local staging file while open (memory holds only
-//! the row group in progress) and uploaded when closed.
+//! the row group in progress), and stay there, closed, until the commit
+//! uploads them.
 
+use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file};
 use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
 use crate::integrity::merkle::{self, Hash};
 use crate::integrity::note::NoteSigner;
 use crate::schema::{self, StreamSchema};
+use crate::sources::FilePosition;
 use anyhow::Context;
 use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
+use object_store::path::Path as ObjectPath;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -32,17 +38,27 @@ const MEMORY_BUDGET: usize = 64 << 20;
 /// Rows per row group at most (fewer when the memory budget flushes early).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// What workers send to the sink.
-pub enum SinkMsg {
-    /// Checked events of one stream, split by partition (`key=value` path segments).
-    Events { stream: usize, partitions: Vec<(Vec<String>, Vec<ArrayRef>)> },
-    /// Quarantine records of one stream, one JSON line each.
-    Quarantine { stream: usize, lines: Vec<String> },
+/// What a worker sends the sink for each raw batch (also for one that
+/// produced nothing, so that its source position still moves).
+pub struct SinkMsg {
+    pub source: usize,
+    /// The batch's number within its source: the sink applies batches in this order.
+    pub no: u64,
+    pub positions: Vec<(String, FilePosition)>,
+    /// Records read, extra events from expanded records, and drops by rule;
+    /// `written` and `quarantined` are counted by the sink.
+    pub counts: Counts,
+    /// Checked events, split by partition (`key=value` path segments).
+    pub partitions: Vec<(Vec<String>, Vec<ArrayRef>)>,
+    /// Quarantine records, one JSON line each.
+    pub quarantine: Vec<String>,
 }
 
 /// How the sink lays out and rolls files.
 pub struct SinkSettings {
     pub streams: Vec<String>,
+    /// Per source: its name and the index of its stream.
+    pub sources: Vec<(String, usize)>,
     pub roll_bytes: usize,
     pub roll_age: Duration,
     pub staging_dir: PathBuf,
@@ -68,13 +84,13 @@ pub struct IntegritySettings {
     pub origin: Option<String>,
 }
 
-/// What the sink wrote.
+/// What the sink did in this run.
 #[derive(Debug, Default, Clone)]
 pub struct SinkStats {
-    pub events: u64,
-    pub quarantined: u64,
+    pub counts: Counts,
     pub files: u64,
     pub bytes: u64,
+    pub commits: u64,
 }
 
 struct OpenFile {
@@ -86,6 +102,26 @@ struct OpenFile {
     seq_last: i64,
     time_min: i64,
     time_max: i64,
+}
+
+/// A closed file in staging, waiting for the next commit.
+struct Sealed {
+    stream: usize,
+    staging: PathBuf,
+    path: ObjectPath,
+    /// Without `sha256` and `size` (known at upload) and `index` (at commit).
+    entry: LogEntry,
+}
+
+/// A source as the sink sees it.
+struct SourceRun {
+    name: String,
+    stream: usize,
+    /// The next batch number to apply, and batches that came early.
+    next_no: u64,
+    waiting: BTreeMap<u64, SinkMsg>,
+    /// Positions and cumulative counts, as of the last batch applied.
+    state: SourceState,
 }
 
 struct OpenQuarantine {
@@ -101,14 +137,40 @@ pub struct Sink {
     props: WriterProperties,
     logs: Vec<StreamLog>,
     open: HashMap<(usize, Vec<String>), OpenFile>,
+    sealed: Vec<Sealed>,
+    sealed_bytes: u64,
     quarantine: HashMap<usize, OpenQuarantine>,
+    sources: Vec<SourceRun>,
+    /// Sources of the last commit that the config no longer has, carried on.
+    retired: BTreeMap<String, SourceState>,
+    commit_no: u64,
+    /// Whether anything was applied since the last commit.
+    dirty: bool,
+    last_commit: Instant,
+    /// `SLUICE_FAILPOINT`: a commit step at which to abort, for crash tests.
+    failpoint: Option<String>,
+    /// Held while the sink runs: one writer per staging directory.
+    _lock: File,
     pub stats: SinkStats,
 }
 
 impl Sink {
+    /// Opens the sink: takes the staging directory's lock, brings the archive
+    /// back to its last commit (`commit::recover`) and loads each stream's log.
     pub fn new(archive: Archive, runtime: tokio::runtime::Handle, settings: SinkSettings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.staging_dir)
-            .with_context(|| format!("cannot create staging dir {}", settings.staging_dir.display()))?;
+        let dir = &settings.staging_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create staging dir {}", dir.display()))?;
+        let lock = File::create(dir.join(".lock"))?;
+        if let Err(e) = lock.try_lock() {
+            anyhow::bail!("staging dir {} is in use by another sluice ({e})", dir.display());
+        }
+        // files of a run that died: never committed, their records will be read again
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                std::fs::remove_file(&path).ok();
+            }
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?))
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -118,6 +180,7 @@ impl Sink {
             .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
+        let last = runtime.block_on(commit::recover(&archive))?;
         let mut logs = Vec::new();
         for stream in &settings.streams {
             let origin = match &settings.integrity.origin {
@@ -126,6 +189,24 @@ impl Sink {
             };
             logs.push(runtime.block_on(StreamLog::load(&archive, stream, origin))?);
         }
+        let (commit_no, mut retired) = match last {
+            Some(record) => {
+                tracing::info!(commit = record.commit, "Resuming after the last commit.");
+                (record.commit, record.sources)
+            }
+            None => (0, BTreeMap::new()),
+        };
+        let sources = settings
+            .sources
+            .iter()
+            .map(|(name, stream)| SourceRun {
+                name: name.clone(),
+                stream: *stream,
+                next_no: 0,
+                waiting: BTreeMap::new(),
+                state: retired.remove(name).unwrap_or_default(),
+            })
+            .collect();
         Ok(Sink {
             archive,
             runtime,
@@ -133,33 +214,65 @@ impl Sink {
             props,
             logs,
             open: HashMap::new(),
+            sealed: Vec::new(),
+            sealed_bytes: 0,
             quarantine: HashMap::new(),
+            sources,
+            retired,
+            commit_no,
+            dirty: false,
+            last_commit: Instant::now(),
+            failpoint: std::env::var("SLUICE_FAILPOINT").ok(),
+            _lock: lock,
             stats: SinkStats::default(),
         })
     }
 
-    /// Handles one message, then closes whatever is due.
+    /// Where the last commit left a source (empty if it never committed).
+    pub fn committed_state(&self, source: usize) -> &SourceState {
+        &self.sources[source].state
+    }
+
+    /// Takes one batch's output; applies it, and any that waited for it, in
+    /// each source's batch order; then commits if one is due.
     pub fn handle(&mut self, msg: SinkMsg) -> anyhow::Result<()> {
-        match msg {
-            SinkMsg::Events { stream, partitions } => {
-                for (partition, columns) in partitions {
-                    self.append(stream, partition, columns)?;
-                }
-            }
-            SinkMsg::Quarantine { stream, lines } => {
-                let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
-                    lines: Vec::new(),
-                    count: 0,
-                    opened: Instant::now(),
-                });
-                for line in lines {
-                    q.lines.extend_from_slice(line.as_bytes());
-                    q.lines.push(b'\n');
-                    q.count += 1;
-                }
+        let source = msg.source;
+        self.sources[source].waiting.insert(msg.no, msg);
+        loop {
+            let run = &mut self.sources[source];
+            let Some(msg) = run.waiting.remove(&run.next_no) else { break };
+            run.next_no += 1;
+            self.apply(msg)?;
+        }
+        self.tick(false)
+    }
+
+    fn apply(&mut self, msg: SinkMsg) -> anyhow::Result<()> {
+        let SinkMsg { source, positions, mut counts, partitions, quarantine, .. } = msg;
+        let stream = self.sources[source].stream;
+        for (partition, columns) in partitions {
+            counts.written += columns.first().map_or(0, |c| c.len()) as u64;
+            self.append(stream, partition, columns)?;
+        }
+        if !quarantine.is_empty() {
+            let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
+                lines: Vec::new(),
+                count: 0,
+                opened: Instant::now(),
+            });
+            for line in quarantine {
+                q.lines.extend_from_slice(line.as_bytes());
+                q.lines.push(b'\n');
+                q.count += 1;
+                counts.quarantined += 1;
             }
         }
-        self.roll_due(false)
+        let state = &mut self.sources[source].state;
+        state.positions.extend(positions);
+        state.counts.add(&counts);
+        self.stats.counts.add(&counts);
+        self.dirty = true;
+        Ok(())
     }
 
     fn append(&mut self, stream: usize, partition: Vec<String>, columns: Vec<ArrayRef>) -> anyhow::Result<()> {
@@ -196,10 +309,9 @@ impl Sink {
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
-        self.stats.events += rows as u64;
         if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.roll_bytes {
             let file = self.open.remove(&key).expect("present");
-            self.close(key.0, &key.1, file)?;
+            self.seal(key.0, &key.1, file)?;
         }
         self.bound_memory()
     }
@@ -218,34 +330,21 @@ impl Sink {
         }
     }
 
-    /// Closes files that are old enough (or all of them, at shutdown).
-    pub fn roll_due(&mut self, all: bool) -> anyhow::Result<()> {
+    /// Commits if one is due: a file or quarantine open for `roll_age`, closed
+    /// files in staging past four roll sizes, positions that moved `roll_age`
+    /// ago, or shutdown. Then signs checkpoints that are due.
+    pub fn tick(&mut self, shutdown: bool) -> anyhow::Result<()> {
         let age = self.settings.roll_age;
-        let due: Vec<_> =
-            self.open.iter().filter(|(_, f)| all || f.opened.elapsed() >= age).map(|(k, _)| k.clone()).collect();
-        for key in due {
-            let file = self.open.remove(&key).expect("listed");
-            self.close(key.0, &key.1, file)?;
+        let roll_bytes = self.settings.roll_bytes;
+        let due = shutdown
+            || self.open.values().any(|f| f.opened.elapsed() >= age)
+            || self.quarantine.values().any(|q| q.opened.elapsed() >= age || q.lines.len() >= roll_bytes)
+            || self.sealed_bytes >= 4 * roll_bytes as u64
+            || self.dirty && self.last_commit.elapsed() >= age;
+        if due {
+            self.commit()?;
         }
-        let due: Vec<usize> = self
-            .quarantine
-            .iter()
-            .filter(|(_, q)| all || q.opened.elapsed() >= age || q.lines.len() >= self.settings.roll_bytes)
-            .map(|(s, _)| *s)
-            .collect();
-        for stream in due {
-            let q = self.quarantine.remove(&stream).expect("listed");
-            let name = &self.settings.streams[stream];
-            let file_name = format!("{name}-{}.ndjson", uuid::Uuid::now_v7());
-            let path = self.archive.path_of(["_quarantine", name.as_str(), file_name.as_str()]);
-            let size = q.lines.len() as u64;
-            self.runtime.block_on(commit_file(&self.archive, &path, q.lines.into()))?;
-            self.stats.quarantined += q.count;
-            self.stats.files += 1;
-            self.stats.bytes += size;
-            tracing::info!(%path, records = q.count, bytes = size, "Quarantine file committed.");
-        }
-        self.checkpoint(all)
+        self.checkpoint(shutdown)
     }
 
     /// Signs checkpoints of the streams whose logs are due (all of them at shutdown).
@@ -260,22 +359,21 @@ impl Sink {
         Ok(())
     }
 
-    fn close(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
+    /// Closes an open file into staging; it is uploaded by the next commit.
+    fn seal(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
         let OpenFile { writer, staging, first_seq, seq_last, hashes, time_min, time_max, .. } = file;
         let meta = writer.close()?;
-        let bytes = std::fs::read(&staging).with_context(|| format!("cannot read back {}", staging.display()))?;
         let name = &self.settings.streams[stream];
         let file_name = format!("{name}-{first_seq}-{}.parquet", uuid::Uuid::now_v7());
         let segments =
             std::iter::once(name.as_str()).chain(partition.iter().map(String::as_str)).chain([file_name.as_str()]);
         let path = self.archive.path_of(segments);
-        let size = bytes.len() as u64;
         let entry = LogEntry {
             index: 0,
             path: self.archive.relative(&path),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            size,
-            rows: hashes.len() as u64,
+            sha256: String::new(),
+            size: 0,
+            rows: meta.file_metadata().num_rows() as u64,
             events_root: hex::encode(merkle::root(&hashes)),
             seq_first: first_seq,
             seq_last,
@@ -283,19 +381,115 @@ impl Sink {
             time_max,
             schema: schema::schema_hash(&self.settings.schemas[stream].file),
             plugins: self.settings.plugins[stream].clone(),
-            committed: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            committed: String::new(),
         };
-        let (archive, log) = (&self.archive, &mut self.logs[stream]);
-        self.runtime
-            .block_on(async {
-                commit_file(archive, &path, bytes.into()).await?;
-                log.append(archive, entry).await
+        debug_assert_eq!(entry.rows, hashes.len() as u64);
+        self.sealed_bytes += std::fs::metadata(&staging).map_or(0, |m| m.len());
+        self.sealed.push(Sealed { stream, staging, path, entry });
+        Ok(())
+    }
+
+    /// Aborts the process at a named commit step when `SLUICE_FAILPOINT` names
+    /// it: the crash tests' way to hit each step exactly.
+    fn failpoint(set: &Option<String>, step: &str) {
+        if set.as_deref() == Some(step) {
+            eprintln!("sluice: failpoint {step}: aborting");
+            std::process::abort();
+        }
+    }
+
+    /// Closes every open file and makes them, the quarantine and the source
+    /// positions durable together (the order is in `commit.rs`).
+    fn commit(&mut self) -> anyhow::Result<()> {
+        let keys: Vec<_> = self.open.keys().cloned().collect();
+        for key in keys {
+            let file = self.open.remove(&key).expect("listed");
+            self.seal(key.0, &key.1, file)?;
+        }
+        let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
+        quarantine.sort_by_key(|(stream, _)| *stream);
+        if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty {
+            return Ok(());
+        }
+        let n = self.commit_no + 1;
+        let quarantine: Vec<(ObjectPath, OpenQuarantine)> = quarantine
+            .into_iter()
+            .map(|(stream, q)| {
+                let name = &self.settings.streams[stream];
+                let file_name = format!("{name}-{}.ndjson", uuid::Uuid::now_v7());
+                (self.archive.path_of(["_quarantine", name.as_str(), file_name.as_str()]), q)
             })
-            .with_context(|| format!("file kept at {}", staging.display()))?;
-        std::fs::remove_file(&staging).ok();
-        self.stats.files += 1;
-        self.stats.bytes += size;
-        tracing::info!(%path, rows = meta.file_metadata().num_rows(), bytes = size, "File committed.");
+            .collect();
+        let quarantine_paths: Vec<String> = quarantine.iter().map(|(p, _)| self.archive.relative(p)).collect();
+        let mut paths: Vec<String> = self.sealed.iter().map(|s| s.entry.path.clone()).collect();
+        paths.extend(quarantine_paths.iter().cloned());
+
+        let archive = &self.archive;
+        if !paths.is_empty() {
+            self.runtime.block_on(commit::write_pending(archive, n, &paths))?;
+        }
+        Self::failpoint(&self.failpoint, "after-pending");
+        let committed = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let mut next_index: Vec<u64> = self.logs.iter().map(StreamLog::size).collect();
+        let mut entries: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+        for (i, sealed) in self.sealed.iter_mut().enumerate() {
+            let bytes = std::fs::read(&sealed.staging)
+                .with_context(|| format!("cannot read back {}", sealed.staging.display()))?;
+            sealed.entry.sha256 = hex::encode(Sha256::digest(&bytes));
+            sealed.entry.size = bytes.len() as u64;
+            sealed.entry.committed = committed.clone();
+            sealed.entry.index = next_index[sealed.stream];
+            next_index[sealed.stream] += 1;
+            self.stats.bytes += bytes.len() as u64;
+            self.runtime.block_on(commit_file(archive, &sealed.path, bytes.into()))?;
+            if i == 0 {
+                Self::failpoint(&self.failpoint, "after-upload");
+            }
+            let entry = serde_json::to_vec(&sealed.entry).expect("entries serialize");
+            entries.push((sealed.stream, sealed.entry.index, entry));
+        }
+        for (path, q) in &quarantine {
+            self.stats.bytes += q.lines.len() as u64;
+            self.runtime.block_on(commit_file(archive, path, q.lines.clone().into()))?;
+        }
+
+        let mut record = CommitRecord {
+            commit: n,
+            time: committed,
+            sources: self.retired.clone(),
+            entries: BTreeMap::new(),
+            quarantine: quarantine_paths,
+        };
+        for run in &self.sources {
+            record.sources.insert(run.name.clone(), run.state.clone());
+        }
+        for (stream, index, bytes) in &entries {
+            let text = String::from_utf8(bytes.clone()).expect("JSON is UTF-8");
+            record.entries.entry(self.settings.streams[*stream].clone()).or_default().push((*index, text));
+        }
+        self.runtime.block_on(commit::write_record(archive, &record))?;
+        Self::failpoint(&self.failpoint, "after-commit-record");
+
+        for (i, (stream, index, bytes)) in entries.into_iter().enumerate() {
+            self.runtime.block_on(self.logs[stream].append_exact(archive, index, bytes))?;
+            if i == 0 {
+                Self::failpoint(&self.failpoint, "after-first-entry");
+            }
+        }
+        self.runtime.block_on(commit::clear_pending(archive, n))?;
+        for sealed in self.sealed.drain(..) {
+            std::fs::remove_file(&sealed.staging).ok();
+            tracing::info!(path = %sealed.path, rows = sealed.entry.rows, bytes = sealed.entry.size, "File committed.");
+        }
+        for (path, q) in &quarantine {
+            tracing::info!(%path, records = q.count, "Quarantine file committed.");
+        }
+        self.stats.files += (paths.len()) as u64;
+        self.stats.commits += 1;
+        self.sealed_bytes = 0;
+        self.commit_no = n;
+        self.dirty = false;
+        self.last_commit = Instant::now();
         Ok(())
     }
 }

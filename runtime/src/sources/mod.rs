@@ -1,6 +1,11 @@
 //! Sources turn files and streams into batches of raw records (one per line).
 //! Each source runs on its own thread and blocks when the workers fall behind,
 //! so a fast source never grows memory without bound.
+//!
+//! Every batch carries where its source stood after it (for files: the byte
+//! offset after the batch's last line, per file). The sink commits those
+//! positions together with the data they produced, and a restart resumes from
+//! them (see `sinks::commit`).
 
 mod file;
 mod stdin;
@@ -9,40 +14,103 @@ pub use file::FileSource;
 pub use stdin::StdinSource;
 
 use crossbeam_channel::Sender;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
+
+/// How far a source has read one file. The file is recognised by its first
+/// `fingerprint_len` bytes (whose SHA-256 is `fingerprint`), not by its name or
+/// inode, so a copied archive or a renamed file resumes correctly and a new
+/// file under an old name starts from its beginning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePosition {
+    pub fingerprint: String,
+    pub fingerprint_len: u64,
+    /// Bytes read (of the decompressed stream, for gzip), always at a line end.
+    pub offset: u64,
+}
+
+/// Where a source stands: per file path, its position.
+pub type Positions = BTreeMap<String, FilePosition>;
 
 /// Records handed to the workers together.
 pub struct RawBatch {
     /// Index of the source in the pipeline.
     pub source: usize,
+    /// Number of this batch within its source, from 0 in each run: the sink
+    /// puts batches back in this order.
+    pub no: u64,
     pub records: Vec<Vec<u8>>,
     /// When the batch was read, microseconds since the epoch (the events'
     /// `observed_time` unless a plugin sets one).
     pub observed: i64,
+    /// The position, after this batch, of every file it read from.
+    pub positions: Vec<(String, FilePosition)>,
 }
 
-/// Collects lines into batches and sends them on.
+/// Collects lines into batches and sends them on, with the positions they
+/// reach.
 pub struct Batcher {
     source: usize,
     batch_size: usize,
     records: Vec<Vec<u8>>,
     bytes: usize,
     tx: Sender<RawBatch>,
-    pub read: Arc<AtomicU64>,
+    no: u64,
+    /// The file being read and how far.
+    current: Option<(String, FilePosition)>,
+    /// Whether `current` moved since the last batch.
+    moved: bool,
+    /// Files left since the last batch, with their final positions.
+    left: Vec<(String, FilePosition)>,
 }
 
 /// A batch is sent once it has this many bytes, whatever its record count.
 const BATCH_BYTES: usize = 1 << 20;
 
 impl Batcher {
-    pub fn new(source: usize, batch_size: usize, tx: Sender<RawBatch>, read: Arc<AtomicU64>) -> Self {
-        Batcher { source, batch_size, records: Vec::with_capacity(batch_size), bytes: 0, tx, read }
+    pub fn new(source: usize, batch_size: usize, tx: Sender<RawBatch>) -> Self {
+        Batcher {
+            source,
+            batch_size,
+            records: Vec::with_capacity(batch_size),
+            bytes: 0,
+            tx,
+            no: 0,
+            current: None,
+            moved: false,
+            left: Vec::new(),
+        }
     }
 
-    /// Adds one line (without its line ending). Blank lines are skipped.
-    /// Returns false when the pipeline has shut down.
-    pub fn push(&mut self, mut line: Vec<u8>) -> bool {
+    /// The lines that follow come from this file, which has been read up to
+    /// `position.offset`.
+    pub fn begin_file(&mut self, path: &str, position: FilePosition) {
+        if let Some((p, _)) = &self.current
+            && p == path
+        {
+            self.current = Some((path.to_string(), position));
+            return;
+        }
+        if let Some(previous) = self.current.take()
+            && self.moved
+        {
+            self.left.push(previous);
+        }
+        self.current = Some((path.to_string(), position));
+        self.moved = true;
+    }
+
+    /// Adds one line (without its line ending) that ends at `offset` in the
+    /// current file (ignored when there is none). Blank lines are skipped, but
+    /// still move the position. Returns false when the pipeline has shut down.
+    pub fn push(&mut self, mut line: Vec<u8>, offset: u64) -> bool {
+        if let Some((_, position)) = &mut self.current {
+            position.offset = offset;
+            self.moved = true;
+        }
         if line.last() == Some(&b'\n') {
             line.pop();
         }
@@ -60,15 +128,24 @@ impl Batcher {
         true
     }
 
-    /// Sends what has been collected. Returns false when nobody listens.
+    /// Sends what has been collected (also a batch of no records whose
+    /// position moved, so that skipped lines are committed too). Returns false
+    /// when nobody listens.
     pub fn flush(&mut self) -> bool {
-        if self.records.is_empty() {
+        if self.records.is_empty() && !self.moved {
             return true;
         }
         let records = std::mem::replace(&mut self.records, Vec::with_capacity(self.batch_size));
-        self.read.fetch_add(records.len() as u64, Ordering::Relaxed);
+        let mut positions = std::mem::take(&mut self.left);
+        if self.moved
+            && let Some(current) = &self.current
+        {
+            positions.push(current.clone());
+        }
+        self.moved = false;
         self.bytes = 0;
-        let batch = RawBatch { source: self.source, records, observed: now_micros() };
+        let batch = RawBatch { source: self.source, no: self.no, records, observed: now_micros(), positions };
+        self.no += 1;
         self.tx.send(batch).is_ok()
     }
 }

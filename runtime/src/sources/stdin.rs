@@ -1,4 +1,5 @@
-//! Lines from standard input, until it closes.
+//! Lines from standard input, until it closes. Standard input has no position
+//! to resume from: after a crash, what was read but not committed is gone.
 
 use super::{Batcher, Source};
 use std::io::BufRead;
@@ -15,7 +16,7 @@ impl Source for StdinSource {
             if input.read_until(b'\n', &mut line)? == 0 || stop.load(Ordering::Relaxed) {
                 break;
             }
-            if !batcher.push(line) {
+            if !batcher.push(line, 0) {
                 return Ok(());
             }
         }

@@ -1,0 +1,205 @@
+//! Commits: how the archive holds every input record exactly once across
+//! crashes.
+//!
+//! A commit makes a set of files durable together with the source positions
+//! that produced them. It is written in this order:
+//!
+//! 1. `_state/pending/<n>.json`: the paths about to be uploaded;
+//! 2. the files (Parquet and quarantine), each visible only when whole;
+//! 3. `_state/commits/<n>.json`, written create-only: the commit point. It
+//!    holds every source's positions and cumulative counts, and the exact
+//!    bytes of the integrity-log entries of its files;
+//! 4. those log entries;
+//! 5. the pending note is deleted.
+//!
+//! Recovery at start ([`recover`]) takes the newest commit record, writes any
+//! of its log entries a crash left unwritten (roll forward; their bytes are in
+//! the record), and deletes the files of every pending note newer than it
+//! (roll back: they were uploaded but never committed, and their records will
+//! be read again). Sources then resume from the committed positions. So a
+//! reader of `<stream>/**/*.parquet` sees each input record once, and a crash
+//! at any point loses nothing that was committed.
+
+use super::store::{Archive, commit_file};
+use crate::sources::Positions;
+use anyhow::Context;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutMode, PutOptions};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+const COMMITS: &str = "commits";
+const PENDING: &str = "pending";
+
+/// Record counts of one source, cumulative over every commit of the archive:
+/// `read + expanded = written + quarantined + sum(dropped)` at every commit.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    pub read: u64,
+    /// Extra events from records that held several.
+    pub expanded: u64,
+    pub written: u64,
+    pub quarantined: u64,
+    /// Per rule (`stage: reason`).
+    pub dropped: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: &Counts) {
+        self.read += other.read;
+        self.expanded += other.expanded;
+        self.written += other.written;
+        self.quarantined += other.quarantined;
+        for (rule, n) in &other.dropped {
+            *self.dropped.entry(rule.clone()).or_default() += n;
+        }
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().sum()
+    }
+
+    pub fn balanced(&self) -> bool {
+        self.read + self.expanded == self.written + self.quarantined + self.dropped_total()
+    }
+}
+
+/// A source's state at a commit.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceState {
+    pub positions: Positions,
+    pub counts: Counts,
+}
+
+/// One commit, as stored in `_state/commits/<n>.json`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRecord {
+    pub commit: u64,
+    pub time: String,
+    /// Per source name (also sources no longer in the config, so that one
+    /// taken out and put back does not read its files again).
+    pub sources: BTreeMap<String, SourceState>,
+    /// Per stream: `(index, exact bytes)` of the log entries of this commit.
+    pub entries: BTreeMap<String, Vec<(u64, String)>>,
+    /// Quarantine files of this commit, relative to the archive root.
+    pub quarantine: Vec<String>,
+}
+
+fn state_path(archive: &Archive, dir: &str, n: u64) -> ObjectPath {
+    let name = format!("{n:020}.json");
+    archive.path_of(["_state", dir, name.as_str()])
+}
+
+async fn numbered(archive: &Archive, dir: &str) -> anyhow::Result<Vec<(u64, ObjectPath)>> {
+    let prefix = archive.path_of(["_state", dir]);
+    let listing = archive.store.list_with_delimiter(Some(&prefix)).await?;
+    let mut out: Vec<(u64, ObjectPath)> = listing
+        .objects
+        .into_iter()
+        .filter_map(|m| {
+            let n = m.location.filename()?.strip_suffix(".json")?.parse().ok()?;
+            Some((n, m.location))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Writes the note that lists the files commit `n` is about to upload.
+pub async fn write_pending(archive: &Archive, n: u64, paths: &[String]) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec(paths).expect("strings serialize");
+    archive.store.put(&state_path(archive, PENDING, n), bytes.into()).await.context("writing the pending note")?;
+    Ok(())
+}
+
+/// Writes the commit record; fails if commit `n` exists (another writer).
+pub async fn write_record(archive: &Archive, record: &CommitRecord) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+    let path = state_path(archive, COMMITS, record.commit);
+    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+    match archive.store.put_opts(&path, bytes.clone().into(), opts).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => anyhow::bail!(
+            "commit {} of {} already exists: is another sluice writing to this archive?",
+            record.commit,
+            archive.location
+        ),
+        // stores without create-only puts: the staging-dir lock is the guard
+        Err(object_store::Error::NotImplemented { .. }) => {
+            archive.store.put(&path, bytes.into()).await?;
+            Ok(())
+        }
+        Err(e) => Err(e).context("writing the commit record"),
+    }
+}
+
+/// Deletes commit `n`'s pending note once the commit is complete.
+pub async fn clear_pending(archive: &Archive, n: u64) -> anyhow::Result<()> {
+    match archive.store.delete(&state_path(archive, PENDING, n)).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Brings the archive back to its last commit (see the module docs) and
+/// returns that commit, if there is one.
+pub async fn recover(archive: &Archive) -> anyhow::Result<Option<CommitRecord>> {
+    let commits = numbered(archive, COMMITS).await?;
+    let record: Option<CommitRecord> = match commits.last() {
+        Some((_, path)) => {
+            let bytes = archive.store.get(path).await?.bytes().await?;
+            Some(serde_json::from_slice(&bytes).with_context(|| format!("commit record {path}"))?)
+        }
+        None => None,
+    };
+    let last = record.as_ref().map_or(0, |r| r.commit);
+    if let Some(record) = &record {
+        for (stream, entries) in &record.entries {
+            for (index, text) in entries {
+                roll_forward_entry(archive, stream, *index, text).await?;
+            }
+        }
+    }
+    for (n, note) in numbered(archive, PENDING).await? {
+        if n > last {
+            let bytes = archive.store.get(&note).await?.bytes().await?;
+            let paths: Vec<String> = serde_json::from_slice(&bytes).with_context(|| format!("pending note {note}"))?;
+            for relative in &paths {
+                match archive.store.delete(&archive.path_from_relative(relative)?).await {
+                    Ok(()) => tracing::warn!(path = %relative, "Removed a file of an unfinished commit."),
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e).with_context(|| format!("removing uncommitted {relative}")),
+                }
+            }
+        }
+        archive.store.delete(&note).await.or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(()),
+            e => Err(e),
+        })?;
+    }
+    Ok(record)
+}
+
+/// Makes sure a log entry named by the last commit exists with its bytes.
+async fn roll_forward_entry(archive: &Archive, stream: &str, index: u64, text: &str) -> anyhow::Result<()> {
+    let name = crate::integrity::log::entry_name(index);
+    let path = archive.path_of(crate::integrity::log::entries_prefix(stream).split('/').chain([name.as_str()]));
+    match archive.store.get(&path).await {
+        Ok(found) => {
+            let bytes = found.bytes().await?;
+            anyhow::ensure!(
+                bytes.as_ref() == text.as_bytes(),
+                "integrity log entry {path} differs from the one its commit recorded; run `sluice verify`"
+            );
+            Ok(())
+        }
+        Err(object_store::Error::NotFound { .. }) => {
+            tracing::warn!(%path, "Writing a log entry of the last commit that a crash left unwritten.");
+            commit_file(archive, &path, text.as_bytes().to_vec().into()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
