@@ -474,6 +474,8 @@ fn plugin_of_the_wrong_kind_is_refused() {
     );
 }
 
+mod bad_input;
 mod corpus;
 mod crash;
 mod integrity;
+mod self_audit;

@@ -207,7 +207,9 @@ pub fn gzip_writer(path: &Path) -> flate2::write::GzEncoder<fs::File> {
 
 const DUCKDB: &str = r#"
 import duckdb, json, sys
-print(json.dumps(duckdb.sql(sys.argv[1]).fetchall(), default=str))
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+print(json.dumps(con.sql(sys.argv[1]).fetchall(), default=str))
 "#;
 
 /// Runs SQL in DuckDB (Python) and returns the rows as JSON.

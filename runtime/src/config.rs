@@ -228,6 +228,8 @@ pub struct LoadedConfig {
     pub config: PipelineConfig,
     pub path: PathBuf,
     text: String,
+    /// SHA-256 of the file as written, before `${...}` is replaced.
+    pub raw_sha256: String,
 }
 
 impl LoadedConfig {
@@ -255,7 +257,8 @@ impl LoadedConfig {
             let key = e.path().to_string();
             toml_error(&file, &text, e.into_inner(), Some(key))
         })?;
-        let loaded = LoadedConfig { config, path: path.to_path_buf(), text };
+        let raw_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()));
+        let loaded = LoadedConfig { config, path: path.to_path_buf(), text, raw_sha256 };
         loaded.check()?;
         Ok(loaded)
     }
@@ -596,5 +599,73 @@ url = "${OUT}"
             interpolate("k = \"#${OUT}\" # see ${NOPE}\n", &|_| Some("v".into())).unwrap(),
             "k = \"#v\" # see ${NOPE}\n"
         );
+    }
+
+    /// Fuzz target: any text, and any edit of a real pipeline file, gives a
+    /// config or a located error — never a panic — and the location is inside
+    /// the text. `SLUICE_FUZZ_CASES` sets the number of cases (default 1,000).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const REAL: &str = include_str!("../../examples/benchmark/pipeline.toml");
+
+        fn cases() -> u32 {
+            std::env::var("SLUICE_FUZZ_CASES").map_or(1000, |v| v.parse().expect("a number"))
+        }
+
+        fn check(text: &str) {
+            let env = |n: &str| (n != "MISSING").then(|| format!("v-{n}"));
+            if let Err(e) = LoadedConfig::parse(Path::new("p.toml"), text, &env) {
+                let lines = text.lines().count().max(1);
+                assert!(e.line >= 1 && e.line <= lines + 1, "line {} of {lines}: {e}", e.line);
+                assert!(!e.message.is_empty());
+            }
+        }
+
+        /// One edit: at a fraction of the text, delete, insert or replace with
+        /// a character that matters to TOML or to interpolation.
+        fn edit() -> impl Strategy<Value = (f64, u8, char)> {
+            let chars = prop::sample::select(vec![
+                '[', ']', '{', '}', '"', '\'', '=', ',', '.', '#', '\n', '$', '\\', ' ', '0', '-', 'a', '\u{0}',
+                '\u{feff}',
+            ]);
+            (0.0..1.0f64, 0..3u8, chars)
+        }
+
+        fn apply(text: &str, edits: &[(f64, u8, char)]) -> String {
+            let mut chars: Vec<char> = text.chars().collect();
+            for &(at, op, c) in edits {
+                let i = ((chars.len() as f64) * at) as usize;
+                match op {
+                    0 if i < chars.len() => {
+                        chars.remove(i);
+                    }
+                    1 => chars.insert(i.min(chars.len()), c),
+                    _ if i < chars.len() => chars[i] = c,
+                    _ => chars.push(c),
+                }
+            }
+            chars.into_iter().collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn fuzz_config_edits_of_a_real_pipeline(edits in prop::collection::vec(edit(), 1..12)) {
+                check(&apply(REAL, &edits));
+            }
+
+            #[test]
+            fn fuzz_config_any_text(text in "\\PC{0,400}") {
+                check(&text);
+            }
+
+            #[test]
+            fn fuzz_config_interpolation(name in "[A-Z_]{0,8}", default in "[^}]{0,8}", tail in "[${}:-]{0,6}") {
+                check(&format!("[sink]\nurl = \"${{{name}:-{default}}}{tail}\"\n"));
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
 use crate::schema::{self, BatchBuilder, StreamSchema};
+use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
 use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
@@ -198,31 +199,46 @@ impl Pipeline {
             .collect();
         let schemas: Vec<Arc<StreamSchema>> =
             self.streams.iter().map(|s| Arc::new(self.config.stream_schema(s))).collect();
+        // the pipeline's own events have a stream of their own, after the config's
+        let mut sink_streams = self.streams.clone();
+        sink_streams.push(self_audit::STREAM.to_string());
+        let mut sink_schemas = schemas.clone();
+        sink_schemas.push(Arc::new(StreamSchema::new(Vec::new())));
+        let mut sink_plugins = self.plugins_per_stream();
+        sink_plugins.push(Vec::new());
+        let signer = match c.integrity.signing_key.as_str() {
+            "" => None,
+            path => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {path}"))?;
+                Some(NoteSigner::from_text(&text).with_context(|| format!("signing key {path}"))?)
+            }
+        };
+        let identity = PipelineIdentity {
+            config_sha256: self.config.raw_sha256.clone(),
+            plugins: self.stages.iter().map(|(name, s)| (name.clone(), s.plugin.digest.clone())).collect(),
+            signing_key: signer.as_ref().map(|s| s.verifier().to_text()),
+        };
         let settings = SinkSettings {
-            streams: self.streams.clone(),
+            streams: sink_streams,
             sources: source_streams,
-            schemas: schemas.clone(),
+            schemas: sink_schemas,
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
             staging_dir: staging_dir.clone(),
             zstd_level: c.sink.zstd_level,
-            plugins: self.plugins_per_stream(),
+            plugins: sink_plugins,
             integrity: IntegritySettings {
-                signer: match c.integrity.signing_key.as_str() {
-                    "" => None,
-                    path => {
-                        let text =
-                            std::fs::read_to_string(path).with_context(|| format!("cannot read signing key {path}"))?;
-                        Some(NoteSigner::from_text(&text).with_context(|| format!("signing key {path}"))?)
-                    }
-                },
+                signer,
                 interval: Duration::from_secs(c.integrity.checkpoint_interval_secs),
                 heartbeat: Duration::from_secs(c.integrity.heartbeat_secs),
                 copy_to: c.integrity.copy_to.as_deref().map(Archive::open).transpose()?,
                 origin: c.integrity.origin.clone(),
             },
+            partition_by: c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect(),
+            identity,
         };
         let mut sink = Sink::new(archive.clone(), runtime, settings)?;
+        sink.record_start()?;
 
         let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
         let (sink_tx, sink_rx) = bounded::<SinkMsg>(workers * 4);
@@ -329,7 +345,7 @@ fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(msg) => sink.handle(msg)?,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => sink.tick(false)?,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.tick(true),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.stop(),
         }
     }
 }

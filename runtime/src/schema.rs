@@ -562,4 +562,91 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_758), (2026, 11, 1));
     }
+
+    /// Fuzz target for the host's decoding of plugin output: any event text a
+    /// plugin returns is a typed row or a reason — never a panic — and every
+    /// row it accepts encodes into a file batch with its hash.
+    /// `SLUICE_FUZZ_CASES` sets the number of cases (default 1,000).
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn cases() -> u32 {
+            std::env::var("SLUICE_FUZZ_CASES").map_or(1000, |v| v.parse().expect("a number"))
+        }
+
+        /// Keys a plugin might use: every column (and some that are not).
+        fn key() -> impl Strategy<Value = String> {
+            let mut names: Vec<String> = CORE.file.fields().iter().map(|f| f.name().clone()).collect();
+            names.extend(["unmapped", "redactions", "x", "", "time "].map(String::from));
+            prop::sample::select(names)
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+                "\\PC{0,12}".prop_map(Value::from),
+                prop::sample::select(vec![
+                    "2026-11-01T00:00:00Z",
+                    "1970-01-01T00:00:00+14:00",
+                    "9999-12-31T23:59:59.999999999Z",
+                    "-0001-01-01T00:00:00Z",
+                    "2026-02-30T00:00:00Z",
+                ])
+                .prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(key(), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn decode_and_encode(texts: &[String]) {
+            let mut builder = BatchBuilder::new(&CORE);
+            let mut rows = 0;
+            for text in texts {
+                if let Ok(row) = check_event(text, 1, "fuzz", &CORE) {
+                    let _ = row.partition_value("event_day");
+                    let _ = row.partition_value("tenant_uid");
+                    builder.push(row);
+                    rows += 1;
+                }
+            }
+            let (batch, hashes) = file_batch(builder.finish(), 0, &CORE);
+            assert_eq!((batch.num_rows(), hashes.len()), (rows, rows));
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn fuzz_plugin_output_events(events in prop::collection::vec(
+                (prop::collection::btree_map(key(), value(), 0..12), any::<bool>()), 1..8)
+            ) {
+                let texts: Vec<String> = events
+                    .into_iter()
+                    .map(|(mut fields, with_time)| {
+                        if with_time {
+                            fields.insert("time".into(), Value::from(1_793_538_000_000_000i64));
+                        }
+                        Value::Object(fields.into_iter().collect()).to_string()
+                    })
+                    .collect();
+                decode_and_encode(&texts);
+            }
+
+            #[test]
+            fn fuzz_plugin_output_any_text(texts in prop::collection::vec("\\PC{0,200}", 1..4)) {
+                decode_and_encode(&texts);
+            }
+        }
+    }
 }

@@ -86,6 +86,23 @@ pub struct CommitRecord {
     pub entries: BTreeMap<String, Vec<(u64, String)>>,
     /// Quarantine files of this commit, relative to the archive root.
     pub quarantine: Vec<String>,
+    /// The config, plugins and key that wrote this commit (see `self_audit`).
+    #[serde(default)]
+    pub pipeline: Option<crate::self_audit::PipelineIdentity>,
+    /// Whether this is the last commit of a run that stopped cleanly.
+    #[serde(default)]
+    pub clean_stop: bool,
+}
+
+/// What [`recover`] found and did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The last commit, if any.
+    pub record: Option<CommitRecord>,
+    /// Files of unfinished commits that were removed.
+    pub removed_files: usize,
+    /// Log entries of the last commit that had to be written.
+    pub restored_entries: usize,
 }
 
 fn state_path(archive: &Archive, dir: &str, n: u64) -> ObjectPath {
@@ -144,9 +161,8 @@ pub async fn clear_pending(archive: &Archive, n: u64) -> anyhow::Result<()> {
     }
 }
 
-/// Brings the archive back to its last commit (see the module docs) and
-/// returns that commit, if there is one.
-pub async fn recover(archive: &Archive) -> anyhow::Result<Option<CommitRecord>> {
+/// Brings the archive back to its last commit (see the module docs).
+pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
     let commits = numbered(archive, COMMITS).await?;
     let record: Option<CommitRecord> = match commits.last() {
         Some((_, path)) => {
@@ -156,10 +172,13 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Option<CommitRecord>> 
         None => None,
     };
     let last = record.as_ref().map_or(0, |r| r.commit);
+    let (mut removed_files, mut restored_entries) = (0, 0);
     if let Some(record) = &record {
         for (stream, entries) in &record.entries {
             for (index, text) in entries {
-                roll_forward_entry(archive, stream, *index, text).await?;
+                if roll_forward_entry(archive, stream, *index, text).await? {
+                    restored_entries += 1;
+                }
             }
         }
     }
@@ -169,7 +188,10 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Option<CommitRecord>> 
             let paths: Vec<String> = serde_json::from_slice(&bytes).with_context(|| format!("pending note {note}"))?;
             for relative in &paths {
                 match archive.store.delete(&archive.path_from_relative(relative)?).await {
-                    Ok(()) => tracing::warn!(path = %relative, "Removed a file of an unfinished commit."),
+                    Ok(()) => {
+                        tracing::warn!(path = %relative, "Removed a file of an unfinished commit.");
+                        removed_files += 1;
+                    }
                     Err(object_store::Error::NotFound { .. }) => {}
                     Err(e) => return Err(e).with_context(|| format!("removing uncommitted {relative}")),
                 }
@@ -180,11 +202,12 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Option<CommitRecord>> 
             e => Err(e),
         })?;
     }
-    Ok(record)
+    Ok(Recovered { record, removed_files, restored_entries })
 }
 
-/// Makes sure a log entry named by the last commit exists with its bytes.
-async fn roll_forward_entry(archive: &Archive, stream: &str, index: u64, text: &str) -> anyhow::Result<()> {
+/// Makes sure a log entry named by the last commit exists with its bytes;
+/// returns whether it had to be written.
+async fn roll_forward_entry(archive: &Archive, stream: &str, index: u64, text: &str) -> anyhow::Result<bool> {
     let name = crate::integrity::log::entry_name(index);
     let path = archive.path_of(crate::integrity::log::entries_prefix(stream).split('/').chain([name.as_str()]));
     match archive.store.get(&path).await {
@@ -194,11 +217,12 @@ async fn roll_forward_entry(archive: &Archive, stream: &str, index: u64, text: &
                 bytes.as_ref() == text.as_bytes(),
                 "integrity log entry {path} differs from the one its commit recorded; run `sluice verify`"
             );
-            Ok(())
+            Ok(false)
         }
         Err(object_store::Error::NotFound { .. }) => {
             tracing::warn!(%path, "Writing a log entry of the last commit that a crash left unwritten.");
-            commit_file(archive, &path, text.as_bytes().to_vec().into()).await
+            commit_file(archive, &path, text.as_bytes().to_vec().into()).await?;
+            Ok(true)
         }
         Err(e) => Err(e.into()),
     }

@@ -13,7 +13,8 @@ use super::store::{Archive, commit_file};
 use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
 use crate::integrity::merkle::{self, Hash};
 use crate::integrity::note::NoteSigner;
-use crate::schema::{self, StreamSchema};
+use crate::schema::{self, BatchBuilder, StreamSchema};
+use crate::self_audit::{self, PipelineIdentity, Previous};
 use crate::sources::FilePosition;
 use anyhow::Context;
 use arrow_array::ArrayRef;
@@ -68,6 +69,10 @@ pub struct SinkSettings {
     /// Per stream, the plugins whose output it holds (recorded in the log).
     pub plugins: Vec<Vec<PluginRef>>,
     pub integrity: IntegritySettings,
+    /// Partition keys (for the pipeline's own events; workers split the rest).
+    pub partition_by: Vec<String>,
+    /// Recorded with each commit; compared at the next start (`self_audit`).
+    pub identity: PipelineIdentity,
 }
 
 /// How the integrity log is checkpointed.
@@ -149,6 +154,10 @@ pub struct Sink {
     last_commit: Instant,
     /// `SLUICE_FAILPOINT`: a commit step at which to abort, for crash tests.
     failpoint: Option<String>,
+    /// How the previous run ended (for the start events).
+    previous: Previous,
+    /// Set for the last commit of a clean stop.
+    stopping: bool,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
     pub stats: SinkStats,
@@ -180,7 +189,7 @@ impl Sink {
             .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let last = runtime.block_on(commit::recover(&archive))?;
+        let recovered = runtime.block_on(commit::recover(&archive))?;
         let mut logs = Vec::new();
         for stream in &settings.streams {
             let origin = match &settings.integrity.origin {
@@ -189,7 +198,13 @@ impl Sink {
             };
             logs.push(runtime.block_on(StreamLog::load(&archive, stream, origin))?);
         }
-        let (commit_no, mut retired) = match last {
+        let previous = Previous {
+            identity: recovered.record.as_ref().and_then(|r| r.pipeline.clone()),
+            clean_stop: recovered.record.as_ref().is_some_and(|r| r.clean_stop),
+            removed_files: recovered.removed_files,
+            restored_entries: recovered.restored_entries,
+        };
+        let (commit_no, mut retired) = match recovered.record {
             Some(record) => {
                 tracing::info!(commit = record.commit, "Resuming after the last commit.");
                 (record.commit, record.sources)
@@ -223,6 +238,8 @@ impl Sink {
             dirty: false,
             last_commit: Instant::now(),
             failpoint: std::env::var("SLUICE_FAILPOINT").ok(),
+            previous,
+            stopping: false,
             _lock: lock,
             stats: SinkStats::default(),
         })
@@ -231,6 +248,47 @@ impl Sink {
     /// Where the last commit left a source (empty if it never committed).
     pub fn committed_state(&self, source: usize) -> &SourceState {
         &self.sources[source].state
+    }
+
+    /// Records the pipeline's start (and what changed since the last commit)
+    /// in its own stream.
+    pub fn record_start(&mut self) -> anyhow::Result<()> {
+        let events = self_audit::start_events(crate::sources::now_micros(), &self.settings.identity, &self.previous);
+        self.record_self(events)
+    }
+
+    /// Records a clean stop, and commits everything with it.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let event = self_audit::stop_event(crate::sources::now_micros(), &self.stats.counts);
+        self.record_self(vec![event])?;
+        self.stopping = true;
+        self.tick(true)
+    }
+
+    /// Appends the pipeline's own events to the stream `_sluice`.
+    fn record_self(&mut self, events: Vec<String>) -> anyhow::Result<()> {
+        let stream = self.settings.streams.iter().position(|s| s == self_audit::STREAM).expect("always a stream");
+        let schema = self.settings.schemas[stream].clone();
+        let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
+        for text in events {
+            let row = schema::check_event(&text, crate::sources::now_micros(), self_audit::STREAM, &schema)
+                .map_err(|e| anyhow::anyhow!("the pipeline's own event does not fit the schema: {e}"))?;
+            let segments: Vec<String> =
+                self.settings.partition_by.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
+            match partitions.iter_mut().find(|(p, _)| *p == segments) {
+                Some((_, b)) => b.push(row),
+                None => {
+                    let mut b = BatchBuilder::new(&schema);
+                    b.push(row);
+                    partitions.push((segments, b));
+                }
+            }
+        }
+        for (segments, builder) in partitions {
+            self.append(stream, segments, builder.finish())?;
+        }
+        self.dirty = true;
+        Ok(())
     }
 
     /// Takes one batch's output; applies it, and any that waited for it, in
@@ -459,6 +517,8 @@ impl Sink {
             sources: self.retired.clone(),
             entries: BTreeMap::new(),
             quarantine: quarantine_paths,
+            pipeline: Some(self.settings.identity.clone()),
+            clean_stop: self.stopping,
         };
         for run in &self.sources {
             record.sources.insert(run.name.clone(), run.state.clone());

@@ -176,7 +176,21 @@ impl Source for FileSource {
         }
         let mut open_files: BTreeMap<PathBuf, Tailed> = BTreeMap::new();
         while !stop.load(Ordering::Relaxed) {
-            for path in self.expand()? {
+            let paths = self.expand()?;
+            // a file that vanished (deleted, or renamed away by a rotation that
+            // leaves no successor) is still open: read what it holds, then let go
+            let gone: Vec<PathBuf> = open_files.keys().filter(|p| !paths.contains(p) || !p.exists()).cloned().collect();
+            for path in gone {
+                let mut old = open_files.remove(&path).expect("listed");
+                let key = path.display().to_string();
+                old.read(&key, &mut batcher, &stop)?;
+                if !old.partial.is_empty() {
+                    old.position.offset += old.partial.len() as u64;
+                    batcher.push(old.partial, old.position.offset);
+                }
+                tracing::info!(path = %key, "File is gone; finished reading it.");
+            }
+            for path in paths {
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
