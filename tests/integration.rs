@@ -478,4 +478,5 @@ mod bad_input;
 mod corpus;
 mod crash;
 mod integrity;
+mod quarantine;
 mod self_audit;

@@ -19,6 +19,7 @@ pub mod bundled;
 pub mod config;
 pub mod integrity;
 pub mod pipeline;
+pub mod replay;
 pub mod schema;
 pub mod self_audit;
 pub mod sinks;

@@ -83,6 +83,28 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The quarantine: records that failed parsing, a plugin or the schema.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// Run the output's quarantined records again through the pipeline (after
+    /// fixing a plugin or the config). In one commit: the records that now
+    /// land are written, those that fail again are quarantined again with
+    /// their new reason, and the old quarantine files are removed. Interrupted,
+    /// it changes nothing. Records whose text the quarantine redactor withheld
+    /// cannot be replayed and stay.
+    Replay {
+        /// The pipeline file (TOML); its sink is the archive whose quarantine is replayed.
+        pipeline: PathBuf,
+        /// Only the records of this source (default: all sources of the pipeline).
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,7 +130,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { pipeline } => run(&pipeline),
+        Command::Run { pipeline } => run(&pipeline, None),
+        Command::Quarantine { command: QuarantineCommand::Replay { pipeline, source } } => run(&pipeline, Some(source)),
         Command::Validate { pipeline } => validate(&pipeline),
         Command::Verify { archive, key, trusted_checkpoint, max_gap } => {
             verify(&archive, &key, &trusted_checkpoint, max_gap)
@@ -142,7 +165,8 @@ fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(path: &Path) -> anyhow::Result<ExitCode> {
+/// Runs a pipeline, or with `replay`, replays its quarantine (of one source, or all).
+fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> {
     let pipeline = load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -168,7 +192,17 @@ fn run(path: &Path) -> anyhow::Result<ExitCode> {
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let summary = pipeline.run(runtime.handle().clone(), stop)?;
+    let summary = match replay {
+        None => pipeline.run(runtime.handle().clone(), stop)?,
+        Some(only) => {
+            let (summary, kept) = pipeline.replay(runtime.handle().clone(), stop, only)?;
+            println!("replayed from quarantine:");
+            for (why, count) in kept {
+                println!("  kept in quarantine {count}: {why}");
+            }
+            summary
+        }
+    };
     println!("{summary}");
     if summary.counts.expanded > 0 {
         println!("  expanded {}: extra events from records that held several", summary.counts.expanded);

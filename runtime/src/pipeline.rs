@@ -11,6 +11,7 @@
 use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
+use crate::replay::ReplaySource;
 use crate::schema::{self, BatchBuilder, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
@@ -174,8 +175,32 @@ impl Pipeline {
         &self.streams
     }
 
-    /// Runs until the sources are exhausted or `stop` is set, then flushes.
+    /// Runs until the sources are exhausted or `stop` is set, then commits.
     pub fn run(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+        self.run_with(runtime, stop, None).map(|(summary, _)| summary)
+    }
+
+    /// Runs the archive's quarantined records (of source `only`, or all)
+    /// through the pipeline instead of its sources; see `replay.rs`. Returns
+    /// the summary and why lines were kept in quarantine without a replay.
+    pub fn replay(
+        self,
+        runtime: tokio::runtime::Handle,
+        stop: Arc<AtomicBool>,
+        only: Option<String>,
+    ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
+        if let Some(name) = &only {
+            anyhow::ensure!(self.config.config.sources.contains_key(name), "the pipeline has no source `{name}`");
+        }
+        self.run_with(runtime, stop, Some(only))
+    }
+
+    fn run_with(
+        self,
+        runtime: tokio::runtime::Handle,
+        stop: Arc<AtomicBool>,
+        replay: Option<Option<String>>,
+    ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
         let started = Instant::now();
         let c = &self.config.config;
         let archive = Archive::open(c.sink.url.get_ref())?;
@@ -237,8 +262,23 @@ impl Pipeline {
             partition_by: c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect(),
             identity,
         };
-        let mut sink = Sink::new(archive.clone(), runtime, settings)?;
+        let replay_streams = settings.streams.clone();
+        let replay_sources = settings.sources.clone();
+        let mut sink = Sink::new(archive.clone(), runtime.clone(), settings)?;
         sink.record_start()?;
+        let mut replay_records = None;
+        let mut kept = BTreeMap::new();
+        if let Some(only) = &replay {
+            let input = runtime.block_on(crate::replay::collect(
+                &archive,
+                &replay_streams,
+                &replay_sources,
+                only.as_deref(),
+            ))?;
+            replay_records = Some(input.records);
+            kept = input.kept;
+            sink.replay(input.retire, input.keep);
+        }
 
         let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
         let (sink_tx, sink_rx) = bounded::<SinkMsg>(workers * 4);
@@ -252,13 +292,14 @@ impl Pipeline {
             let chain_stages: Vec<Arc<Plugin>> =
                 source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
             source_meta.push(SourceMeta { name: name.clone(), chain: chain_stages, schema: schemas[stream].clone() });
-            let reader: Box<dyn Source> = match *source.kind.get_ref() {
-                SourceKind::File => Box::new(FileSource {
+            let reader: Box<dyn Source> = match (&mut replay_records, *source.kind.get_ref()) {
+                (Some(records), _) => Box::new(ReplaySource { records: std::mem::take(&mut records[index]) }),
+                (None, SourceKind::File) => Box::new(FileSource {
                     patterns: source.paths.clone(),
                     follow: source.follow,
                     resume: sink.committed_state(index).positions.clone(),
                 }),
-                SourceKind::Stdin => Box::new(StdinSource),
+                (None, SourceKind::Stdin) => Box::new(StdinSource),
             };
             let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone());
             let stop = stop.clone();
@@ -299,8 +340,11 @@ impl Pipeline {
         drop(raw_rx);
         drop(sink_tx);
 
-        // Sink (this thread)
-        let sink_result = drain_into(&mut sink, &sink_rx);
+        // Sink (this thread); a normal run commits as soon as everything is in
+        let mut sink_result = drain_into(&mut sink, &sink_rx);
+        if sink_result.is_ok() && replay.is_none() {
+            sink_result = sink.stop();
+        }
         if sink_result.is_err() {
             // stop everyone; they will see closed channels
             stop.store(true, Ordering::Relaxed);
@@ -316,6 +360,14 @@ impl Pipeline {
             t.join().expect("worker thread panicked");
         }
         sink_result?;
+        if replay.is_some() {
+            // a replay commits only whole: else the quarantine stays as it was
+            anyhow::ensure!(
+                !stop.load(Ordering::Relaxed) && errors.is_empty(),
+                "replay interrupted; the quarantine is unchanged {errors:?}"
+            );
+            sink.stop()?;
+        }
         let stats = sink.stats.clone();
         drop(sink); // releases the staging dir's lock
         std::fs::remove_file(staging_dir.join(".lock")).ok();
@@ -330,7 +382,7 @@ impl Pipeline {
             location: archive.location.clone(),
             errors,
         };
-        Ok(summary)
+        Ok((summary, kept))
     }
 }
 
@@ -345,7 +397,7 @@ fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(msg) => sink.handle(msg)?,
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => sink.tick(false)?,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return sink.stop(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
 }

@@ -92,6 +92,10 @@ pub struct CommitRecord {
     /// Whether this is the last commit of a run that stopped cleanly.
     #[serde(default)]
     pub clean_stop: bool,
+    /// Quarantine files a replay took out: deleted after this record is
+    /// written (and by recovery, if a crash came first).
+    #[serde(default)]
+    pub retired_quarantine: Vec<String>,
 }
 
 /// What [`recover`] found and did.
@@ -181,6 +185,7 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
                 }
             }
         }
+        retire_quarantine(archive, &record.retired_quarantine).await?;
     }
     for (n, note) in numbered(archive, PENDING).await? {
         if n > last {
@@ -203,6 +208,17 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
         })?;
     }
     Ok(Recovered { record, removed_files, restored_entries })
+}
+
+/// Deletes quarantine files a committed replay took out (if still there).
+pub async fn retire_quarantine(archive: &Archive, paths: &[String]) -> anyhow::Result<()> {
+    for relative in paths {
+        match archive.store.delete(&archive.path_from_relative(relative)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("removing replayed quarantine file {relative}")),
+        }
+    }
+    Ok(())
 }
 
 /// Makes sure a log entry named by the last commit exists with its bytes;

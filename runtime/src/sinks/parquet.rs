@@ -118,6 +118,13 @@ struct Sealed {
     entry: LogEntry,
 }
 
+/// A quarantine replay: the files it takes out, and the lines of them that
+/// are not replayed (written again, in the replay's commit).
+struct Replay {
+    retire: Vec<String>,
+    keep: Vec<(usize, String)>,
+}
+
 /// A source as the sink sees it.
 struct SourceRun {
     name: String,
@@ -158,6 +165,8 @@ pub struct Sink {
     previous: Previous,
     /// Set for the last commit of a clean stop.
     stopping: bool,
+    /// Set when this run replays quarantine (`Sink::replay`).
+    replay: Option<Replay>,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
     pub stats: SinkStats,
@@ -240,6 +249,7 @@ impl Sink {
             failpoint: std::env::var("SLUICE_FAILPOINT").ok(),
             previous,
             stopping: false,
+            replay: None,
             _lock: lock,
             stats: SinkStats::default(),
         })
@@ -248,6 +258,15 @@ impl Sink {
     /// Where the last commit left a source (empty if it never committed).
     pub fn committed_state(&self, source: usize) -> &SourceState {
         &self.sources[source].state
+    }
+
+    /// Makes this run a quarantine replay: records read are quarantine records
+    /// read again, so they leave the quarantined count instead of adding to
+    /// `read`; nothing is committed before the end, and the one commit at the
+    /// end takes the `retire` files out of quarantine and writes `keep` (per
+    /// stream, the lines not replayed) back.
+    pub fn replay(&mut self, retire: Vec<String>, keep: Vec<(usize, String)>) {
+        self.replay = Some(Replay { retire, keep });
     }
 
     /// Records the pipeline's start (and what changed since the last commit)
@@ -325,10 +344,20 @@ impl Sink {
                 counts.quarantined += 1;
             }
         }
+        self.stats.counts.add(&counts);
         let state = &mut self.sources[source].state;
         state.positions.extend(positions);
-        state.counts.add(&counts);
-        self.stats.counts.add(&counts);
+        if self.replay.is_some() {
+            // these records were counted as read and quarantined when they came
+            // in: now they leave quarantine, for wherever the replay sent them
+            let (read, quarantined) = (counts.read, counts.quarantined);
+            counts.read = 0;
+            counts.quarantined = 0;
+            state.counts.add(&counts);
+            state.counts.quarantined = (state.counts.quarantined + quarantined).saturating_sub(read);
+        } else {
+            state.counts.add(&counts);
+        }
         self.dirty = true;
         Ok(())
     }
@@ -394,15 +423,18 @@ impl Sink {
     pub fn tick(&mut self, shutdown: bool) -> anyhow::Result<()> {
         let age = self.settings.roll_age;
         let roll_bytes = self.settings.roll_bytes;
-        let due = shutdown
-            || self.open.values().any(|f| f.opened.elapsed() >= age)
-            || self.quarantine.values().any(|q| q.opened.elapsed() >= age || q.lines.len() >= roll_bytes)
-            || self.sealed_bytes >= 4 * roll_bytes as u64
-            || self.dirty && self.last_commit.elapsed() >= age;
+        let due = shutdown || self.replay.is_none() && self.due_by_size_or_age(age, roll_bytes);
         if due {
             self.commit()?;
         }
         self.checkpoint(shutdown)
+    }
+
+    fn due_by_size_or_age(&self, age: Duration, roll_bytes: usize) -> bool {
+        self.open.values().any(|f| f.opened.elapsed() >= age)
+            || self.quarantine.values().any(|q| q.opened.elapsed() >= age || q.lines.len() >= roll_bytes)
+            || self.sealed_bytes >= 4 * roll_bytes as u64
+            || self.dirty && self.last_commit.elapsed() >= age
     }
 
     /// Signs checkpoints of the streams whose logs are due (all of them at shutdown).
@@ -464,9 +496,24 @@ impl Sink {
             let file = self.open.remove(&key).expect("listed");
             self.seal(key.0, &key.1, file)?;
         }
+        let retire = match &mut self.replay {
+            Some(replay) if self.stopping => {
+                for (stream, line) in std::mem::take(&mut replay.keep) {
+                    let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
+                        lines: Vec::new(),
+                        count: 0,
+                        opened: Instant::now(),
+                    });
+                    q.lines.extend_from_slice(line.as_bytes());
+                    q.lines.push(b'\n');
+                }
+                std::mem::take(&mut replay.retire)
+            }
+            _ => Vec::new(),
+        };
         let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
         quarantine.sort_by_key(|(stream, _)| *stream);
-        if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty {
+        if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() {
             return Ok(());
         }
         let n = self.commit_no + 1;
@@ -519,6 +566,7 @@ impl Sink {
             quarantine: quarantine_paths,
             pipeline: Some(self.settings.identity.clone()),
             clean_stop: self.stopping,
+            retired_quarantine: retire,
         };
         for run in &self.sources {
             record.sources.insert(run.name.clone(), run.state.clone());
@@ -536,6 +584,7 @@ impl Sink {
                 Self::failpoint(&self.failpoint, "after-first-entry");
             }
         }
+        self.runtime.block_on(commit::retire_quarantine(archive, &record.retired_quarantine))?;
         self.runtime.block_on(commit::clear_pending(archive, n))?;
         for sealed in self.sealed.drain(..) {
             std::fs::remove_file(&sealed.staging).ok();

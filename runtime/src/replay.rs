@@ -1,0 +1,104 @@
+//! `sluice quarantine replay`: quarantined records run again through the
+//! (fixed) pipeline. A record leaves quarantine only in the commit that lands
+//! it: the replay makes one commit, at its end, which writes the events, any
+//! records that fail again (as new quarantine records), and the lines that
+//! could not be replayed, and records the replayed quarantine files as
+//! retired — deleted after the commit record, or by recovery if a crash comes
+//! first. A crash before that commit leaves the quarantine as it was.
+
+use crate::sinks::Archive;
+use crate::sources::{Batcher, Source};
+use anyhow::Context;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a replay takes out of quarantine and what it puts back as it was.
+#[derive(Debug, Default)]
+pub struct ReplayInput {
+    /// Per source (pipeline order): the original records to run again.
+    pub records: Vec<Vec<Vec<u8>>>,
+    /// Quarantine files read (relative paths): retired by the replay's commit.
+    pub retire: Vec<String>,
+    /// Lines of those files that are not replayed, per stream index.
+    pub keep: Vec<(usize, String)>,
+    /// Why lines were kept, with counts.
+    pub kept: std::collections::BTreeMap<String, u64>,
+}
+
+/// Reads every quarantine file of the pipeline's streams. A line is replayed
+/// if its source is in the pipeline (and is `only`, if given) and it holds the
+/// record (`record` text or `record_hex`); lines whose record was withheld by
+/// the quarantine redactor, or from other sources, are kept.
+pub async fn collect(
+    archive: &Archive,
+    streams: &[String],
+    sources: &[(String, usize)],
+    only: Option<&str>,
+) -> anyhow::Result<ReplayInput> {
+    let mut input = ReplayInput { records: vec![Vec::new(); sources.len()], ..ReplayInput::default() };
+    for (stream_index, stream) in streams.iter().enumerate() {
+        let prefix = archive.path_of(["_quarantine", stream.as_str()]);
+        let mut files: Vec<_> = archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
+        files.sort();
+        for file in files {
+            let bytes = archive.store.get(&file).await?.bytes().await?;
+            let text = std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {file} is not UTF-8"))?;
+            input.retire.push(archive.relative(&file));
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let mut keep = |why: &str| {
+                    input.keep.push((stream_index, line.to_string()));
+                    *input.kept.entry(why.to_string()).or_default() += 1;
+                };
+                let Ok(q) = serde_json::from_str::<serde_json::Value>(line) else {
+                    keep("not a quarantine record");
+                    continue;
+                };
+                let source = q["source"].as_str().unwrap_or_default();
+                let Some(index) = sources.iter().position(|(name, s)| name == source && *s == stream_index) else {
+                    keep("its source is not in this pipeline");
+                    continue;
+                };
+                if only.is_some_and(|o| o != source) {
+                    keep("another source (--source)");
+                    continue;
+                }
+                let record = match (q["record"].as_str(), q["record_hex"].as_str()) {
+                    (Some(text), _) => text.as_bytes().to_vec(),
+                    (None, Some(h)) => match hex::decode(h) {
+                        Ok(bytes) => bytes,
+                        Err(_) => {
+                            keep("record_hex is not hex");
+                            continue;
+                        }
+                    },
+                    (None, None) => {
+                        keep("the record was withheld (only its hash was kept)");
+                        continue;
+                    }
+                };
+                input.records[index].push(record);
+            }
+        }
+    }
+    Ok(input)
+}
+
+/// Hands a source's quarantined records to the pipeline. They have no
+/// position: the replay's single commit is what makes it exactly once.
+pub struct ReplaySource {
+    pub records: Vec<Vec<u8>>,
+}
+
+impl Source for ReplaySource {
+    fn run(self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+        for record in self.records {
+            if stop.load(Ordering::Relaxed) || !batcher.push(record, 0) {
+                break;
+            }
+        }
+        batcher.flush();
+        Ok(())
+    }
+}
