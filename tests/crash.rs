@@ -26,13 +26,13 @@ fn pipeline(t: &TestDir) -> std::path::PathBuf {
     t.write("pipeline.toml", &text)
 }
 
-struct Workload {
-    t: TestDir,
+pub struct Workload {
+    pub t: TestDir,
     events: u64,
 }
 
 impl Workload {
-    fn new(events: u64) -> Workload {
+    pub fn new(events: u64) -> Workload {
         let t = TestDir::new();
         let script = repo_root().join("../shared/bench/gen_events.py");
         assert!(script.is_file(), "{} is missing", script.display());
@@ -48,15 +48,17 @@ impl Workload {
         Workload { t, events }
     }
 
+    /// `out`: a directory of the test, or a URL.
     fn env(&self, out: &str) -> Vec<(String, String)> {
+        let out = if out.contains("://") { out.to_string() } else { self.t.path(out).display().to_string() };
         vec![
             ("SLUICE_BENCH_DIR".into(), self.t.path("data").display().to_string()),
-            ("SLUICE_OUT".into(), self.t.path(out).display().to_string()),
+            ("SLUICE_OUT".into(), out),
             ("SLUICE_SIGNING_KEY".into(), self.t.path("keys/signing.key").display().to_string()),
         ]
     }
 
-    fn command(&self, out: &str, failpoint: Option<&str>) -> std::process::Command {
+    pub fn command(&self, out: &str, failpoint: Option<&str>) -> std::process::Command {
         let mut c = command(self.t.root(), &["run", "pipeline.toml"]);
         c.envs(self.env(out));
         if let Some(f) = failpoint {
@@ -67,14 +69,14 @@ impl Workload {
     }
 
     /// Runs to completion (must succeed).
-    fn run(&self, out: &str) -> Run {
+    pub fn run(&self, out: &str) -> Run {
         let run = Run::from(self.command(out, None).output().unwrap());
         run.assert_success();
         run
     }
 
     /// Compares archive `out` with the reference archive `reference`.
-    fn assert_same(&self, reference: &str, out: &str) {
+    pub fn assert_same(&self, reference: &str, out: &str) {
         // the four streams of the benchmark pipeline (not `_sluice`: the
         // pipeline's own start and stop events differ from run to run)
         let rows = |dir: &str| {

@@ -477,6 +477,8 @@ fn plugin_of_the_wrong_kind_is_refused() {
 mod bad_input;
 mod corpus;
 mod crash;
+mod garage;
 mod integrity;
 mod quarantine;
 mod self_audit;
+mod store;

@@ -151,6 +151,12 @@ pub struct SinkConfig {
     /// (credentials and endpoint from the standard AWS environment variables), or
     /// `memory://` (tests).
     pub url: Spanned<String>,
+    /// Store options that override the environment, for `s3://` URLs: any
+    /// `object_store` S3 key (`aws_endpoint`, `aws_region`, `aws_allow_http`,
+    /// ...). Prefer credentials from the environment or the provider chain;
+    /// option values are never logged.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
     /// Hive partition keys, outermost first: `event_day`, `hour`, or any string
     /// or integer column (e.g. `class_uid`, `tenant_uid`).
     #[serde(default = "default_partition_by")]
@@ -163,6 +169,12 @@ pub struct SinkConfig {
     /// that produced them) happens at least this often (seconds) while data flows.
     #[serde(default = "default_roll_age_secs")]
     pub roll_age_secs: u64,
+    /// How long a write to the store is retried through an outage (seconds),
+    /// backing off up to 30 s between attempts. The pipeline waits meanwhile
+    /// (its inputs are the buffer); past it the run fails, losing nothing:
+    /// the next run resumes from the last commit.
+    #[serde(default = "default_retry_for_secs")]
+    pub retry_for_secs: u64,
     /// Local directory for files being written (default: a directory per
     /// archive under the system temp dir). Locked while a run uses it.
     pub staging_dir: Option<PathBuf>,
@@ -185,6 +197,9 @@ fn default_roll_size_mb() -> u64 {
 }
 fn default_roll_age_secs() -> u64 {
     300
+}
+fn default_retry_for_secs() -> u64 {
+    600
 }
 fn default_zstd_level() -> i32 {
     3
@@ -395,6 +410,9 @@ impl LoadedConfig {
                     ),
                 ));
             }
+        }
+        if !c.sink.options.is_empty() && !c.sink.url.get_ref().starts_with("s3://") {
+            return Err(self.error_at(c.sink.url.span(), "sink.options: options are for s3:// URLs only"));
         }
         if c.sink.roll_size_mb == 0 || c.sink.roll_age_secs == 0 {
             return Err(self.error_at(c.sink.url.span(), "sink: roll_size_mb and roll_age_secs must be positive"));

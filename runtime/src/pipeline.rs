@@ -17,7 +17,7 @@ use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
 use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
-use crate::stage::{Chain, Rejected, Stage, WasmStage};
+use crate::stage::{Chain, Rejected, SharedStage, Stage};
 use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
 use crate::{bundled, config::ConfigError};
 use anyhow::Context;
@@ -203,7 +203,8 @@ impl Pipeline {
     ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
         let started = Instant::now();
         let c = &self.config.config;
-        let archive = Archive::open(c.sink.url.get_ref())?;
+        let mut archive = Archive::open_with(c.sink.url.get_ref(), &c.sink.options)?;
+        archive.retry_for = Duration::from_secs(c.sink.retry_for_secs);
         let workers = if c.runtime.workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
@@ -320,20 +321,22 @@ impl Pipeline {
             c.sink.quarantine_redactor.as_ref().map(|s| self.stages[s.get_ref()].plugin.clone());
         let mut worker_threads = Vec::new();
         for w in 0..workers {
-            let mut redactor = redactor.clone().map(WasmStage::new);
+            let redactor = redactor.clone();
             let rx = raw_rx.clone();
             let tx = sink_tx.clone();
             let meta = source_meta.clone();
             let keys = partition_by.clone();
             worker_threads.push(std::thread::Builder::new().name(format!("worker-{w}")).spawn(move || {
+                // one instance per stage per worker, whichever chains use it
+                // (a redactor shared by four sources is one instance, not four)
+                let mut instances: BTreeMap<String, SharedStage> = BTreeMap::new();
+                let mut instance =
+                    |p: &Arc<Plugin>| instances.entry(p.stage.clone()).or_insert_with(|| SharedStage::new(p)).clone();
                 let mut chains: Vec<Chain> = meta
                     .iter()
-                    .map(|m| {
-                        Chain::new(
-                            m.chain.iter().map(|p| Box::new(WasmStage::new(p.clone())) as Box<dyn Stage>).collect(),
-                        )
-                    })
+                    .map(|m| Chain::new(m.chain.iter().map(|p| Box::new(instance(p)) as Box<dyn Stage>).collect()))
                     .collect();
+                let mut redactor = redactor.as_ref().map(instance);
                 work(&rx, &tx, &meta, &keys, &mut chains, redactor.as_mut())
             })?);
         }
@@ -410,7 +413,7 @@ fn work(
     meta: &[SourceMeta],
     partition_by: &[String],
     chains: &mut [Chain],
-    mut redactor: Option<&mut WasmStage>,
+    mut redactor: Option<&mut SharedStage>,
 ) {
     for batch in rx {
         let source = &meta[batch.source];
@@ -462,7 +465,7 @@ fn quarantine_lines(
     rejected: &[Rejected],
     source: &SourceMeta,
     batch: &RawBatch,
-    redactor: Option<&mut WasmStage>,
+    redactor: Option<&mut SharedStage>,
 ) -> Vec<String> {
     let observed = chrono::DateTime::from_timestamp_micros(batch.observed).unwrap_or_default();
     let observed = observed.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);

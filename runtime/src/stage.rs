@@ -116,6 +116,34 @@ impl Stage for WasmStage {
     }
 }
 
+/// One [`WasmStage`] used by several chains of a worker (the same stage in
+/// the chains of several sources, and the quarantine redactor): one instance,
+/// so memory grows with stages, not with stages × sources.
+#[derive(Clone)]
+pub struct SharedStage {
+    inner: Arc<std::sync::Mutex<WasmStage>>,
+    identity: StageIdentity,
+}
+
+impl SharedStage {
+    pub fn new(plugin: &Arc<Plugin>) -> Self {
+        let stage = WasmStage::new(plugin.clone());
+        let identity = stage.identity.clone();
+        SharedStage { inner: Arc::new(std::sync::Mutex::new(stage)), identity }
+    }
+}
+
+impl Stage for SharedStage {
+    fn identity(&self) -> &StageIdentity {
+        &self.identity
+    }
+
+    fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
+        // one worker thread uses it: the lock is never contended
+        self.inner.lock().expect("not poisoned").call(input)
+    }
+}
+
 /// A record that left the chain without becoming events.
 #[derive(Debug)]
 pub struct Rejected {

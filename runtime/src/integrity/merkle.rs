@@ -50,6 +50,47 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The RFC 9162 root of leaves appended one at a time, in O(log n) memory:
+/// a stack of the roots of perfect subtrees, sizes strictly decreasing. The
+/// tree hash splits at the largest power of two below n, which is exactly
+/// these subtrees folded from the right. Equal to [`root`] over the same leaves.
+#[derive(Debug, Default, Clone)]
+pub struct RootBuilder {
+    stack: Vec<(u64, Hash)>,
+    len: u64,
+}
+
+impl RootBuilder {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (1u64, leaf);
+        while let Some(&(size, left)) = self.stack.last()
+            && size == node.0
+        {
+            self.stack.pop();
+            node = (size * 2, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.stack.iter().rev();
+        let Some(&(_, mut acc)) = nodes.next() else { return empty_root() };
+        for (_, left) in nodes {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 /// The inclusion proof of leaf `index` in the tree of `leaves` (§2.1.3.1).
 pub fn inclusion_proof(index: usize, leaves: &[Hash]) -> Vec<Hash> {
     assert!(index < leaves.len(), "leaf {index} is not in a tree of {}", leaves.len());
@@ -266,6 +307,18 @@ mod tests {
                     assert!(!verify_consistency(m as u64, n as u64, &old, &r, &bad));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn streaming_root_equals_the_tree_hash() {
+        for n in 0..70u32 {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            let mut b = RootBuilder::default();
+            for l in &leaves {
+                b.push(*l);
+            }
+            assert_eq!((b.root(), b.len()), (root(&leaves), n as u64), "n = {n}");
         }
     }
 }

@@ -20,11 +20,11 @@
 //! reader of `<stream>/**/*.parquet` sees each input record once, and a crash
 //! at any point loses nothing that was committed.
 
-use super::store::{Archive, commit_file};
+use super::store::{Archive, Conflict, commit_file, retrying};
 use crate::sources::Positions;
 use anyhow::Context;
+use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -131,35 +131,39 @@ async fn numbered(archive: &Archive, dir: &str) -> anyhow::Result<Vec<(u64, Obje
 
 /// Writes the note that lists the files commit `n` is about to upload.
 pub async fn write_pending(archive: &Archive, n: u64, paths: &[String]) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec(paths).expect("strings serialize");
-    archive.store.put(&state_path(archive, PENDING, n), bytes.into()).await.context("writing the pending note")?;
-    Ok(())
+    let bytes = bytes::Bytes::from(serde_json::to_vec(paths).expect("strings serialize"));
+    let path = state_path(archive, PENDING, n);
+    retrying(archive, "writing the pending note", || async {
+        archive.store.put(&path, bytes.clone().into()).await?;
+        Ok(())
+    })
+    .await
 }
 
-/// Writes the commit record; fails if commit `n` exists (another writer).
+/// Writes the commit record; fails if commit `n` exists with other content
+/// (another writer).
 pub async fn write_record(archive: &Archive, record: &CommitRecord) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
     let path = state_path(archive, COMMITS, record.commit);
-    let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-    match archive.store.put_opts(&path, bytes.clone().into(), opts).await {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::AlreadyExists { .. }) => anyhow::bail!(
+    commit_file(archive, &path, bytes.into()).await.map_err(|e| match e.downcast_ref::<Conflict>() {
+        Some(_) => anyhow::anyhow!(
             "commit {} of {} already exists: is another sluice writing to this archive?",
             record.commit,
             archive.location
         ),
-        // stores without create-only puts: the staging-dir lock is the guard
-        Err(object_store::Error::NotImplemented { .. }) => {
-            archive.store.put(&path, bytes.into()).await?;
-            Ok(())
-        }
-        Err(e) => Err(e).context("writing the commit record"),
-    }
+        None => e,
+    })
 }
 
 /// Deletes commit `n`'s pending note once the commit is complete.
 pub async fn clear_pending(archive: &Archive, n: u64) -> anyhow::Result<()> {
-    match archive.store.delete(&state_path(archive, PENDING, n)).await {
+    let path = state_path(archive, PENDING, n);
+    retrying(archive, "removing the pending note", || delete(archive, &path)).await
+}
+
+/// Deletes an object; one that is not there is fine.
+async fn delete(archive: &Archive, path: &ObjectPath) -> anyhow::Result<()> {
+    match archive.store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -213,10 +217,8 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
 /// Deletes quarantine files a committed replay took out (if still there).
 pub async fn retire_quarantine(archive: &Archive, paths: &[String]) -> anyhow::Result<()> {
     for relative in paths {
-        match archive.store.delete(&archive.path_from_relative(relative)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e).with_context(|| format!("removing replayed quarantine file {relative}")),
-        }
+        let path = archive.path_from_relative(relative)?;
+        retrying(archive, &format!("removing replayed quarantine file {relative}"), || delete(archive, &path)).await?;
     }
     Ok(())
 }

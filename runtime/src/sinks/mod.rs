@@ -5,4 +5,4 @@ mod parquet;
 mod store;
 
 pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
-pub use store::{Archive, commit_file};
+pub use store::{Archive, Conflict, commit_file, retrying};

@@ -11,7 +11,7 @@
 use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file};
 use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
-use crate::integrity::merkle::{self, Hash};
+use crate::integrity::merkle;
 use crate::integrity::note::NoteSigner;
 use crate::schema::{self, BatchBuilder, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity, Previous};
@@ -103,7 +103,8 @@ struct OpenFile {
     staging: PathBuf,
     first_seq: i64,
     opened: Instant,
-    hashes: Vec<Hash>,
+    /// The events root so far (the hashes themselves are not kept).
+    events: merkle::RootBuilder,
     seq_last: i64,
     time_min: i64,
     time_max: i64,
@@ -383,7 +384,7 @@ impl Sink {
                 staging,
                 first_seq,
                 opened: Instant::now(),
-                hashes: Vec::new(),
+                events: merkle::RootBuilder::default(),
                 seq_last: first_seq,
                 time_min: i64::MAX,
                 time_max: i64::MIN,
@@ -392,7 +393,9 @@ impl Sink {
         }
         let file = self.open.get_mut(&key).expect("opened above");
         file.writer.write(&batch)?;
-        file.hashes.extend(hashes);
+        for hash in hashes {
+            file.events.push(hash);
+        }
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
@@ -451,7 +454,7 @@ impl Sink {
 
     /// Closes an open file into staging; it is uploaded by the next commit.
     fn seal(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
-        let OpenFile { writer, staging, first_seq, seq_last, hashes, time_min, time_max, .. } = file;
+        let OpenFile { writer, staging, first_seq, seq_last, events, time_min, time_max, .. } = file;
         let meta = writer.close()?;
         let name = &self.settings.streams[stream];
         let file_name = format!("{name}-{first_seq}-{}.parquet", uuid::Uuid::now_v7());
@@ -464,7 +467,7 @@ impl Sink {
             sha256: String::new(),
             size: 0,
             rows: meta.file_metadata().num_rows() as u64,
-            events_root: hex::encode(merkle::root(&hashes)),
+            events_root: hex::encode(events.root()),
             seq_first: first_seq,
             seq_last,
             time_min,
@@ -473,7 +476,7 @@ impl Sink {
             plugins: self.settings.plugins[stream].clone(),
             committed: String::new(),
         };
-        debug_assert_eq!(entry.rows, hashes.len() as u64);
+        debug_assert_eq!(entry.rows, events.len());
         self.sealed_bytes += std::fs::metadata(&staging).map_or(0, |m| m.len());
         self.sealed.push(Sealed { stream, staging, path, entry });
         Ok(())
@@ -517,6 +520,8 @@ impl Sink {
             return Ok(());
         }
         let n = self.commit_no + 1;
+        let started = Instant::now();
+        let bytes_before = self.stats.bytes;
         let quarantine: Vec<(ObjectPath, OpenQuarantine)> = quarantine
             .into_iter()
             .map(|(stream, q)| {
@@ -593,6 +598,15 @@ impl Sink {
         for (path, q) in &quarantine {
             tracing::info!(%path, records = q.count, "Quarantine file committed.");
         }
+        let (secs, bytes) = (started.elapsed().as_secs_f64(), self.stats.bytes - bytes_before);
+        tracing::info!(
+            commit = n,
+            files = paths.len(),
+            bytes,
+            secs = format!("{secs:.2}"),
+            mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-9)),
+            "Committed."
+        );
         self.stats.files += (paths.len()) as u64;
         self.stats.commits += 1;
         self.sealed_bytes = 0;

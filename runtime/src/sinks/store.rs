@@ -1,13 +1,14 @@
 //! Opening the object store a sink URL names, and committing whole files to it.
 
 use anyhow::{Context, bail};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// A store and the prefix inside it under which the archive lives.
 #[derive(Clone)]
@@ -16,30 +17,80 @@ pub struct Archive {
     pub prefix: ObjectPath,
     /// A human form of where the archive is, for messages.
     pub location: String,
+    /// How long writes are retried through a store outage (`retrying`).
+    pub retry_for: Duration,
+}
+
+/// The default of [`Archive::retry_for`]; the sink sets `sink.retry_for_secs`.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Another writer got there first: never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Conflict(pub String);
+
+/// Runs `op` until it succeeds, waiting 1 s, 2 s, 4 s … (at most 30 s)
+/// between attempts, for up to `archive.retry_for`; a [`Conflict`] is final.
+/// The store client retries each request a few times itself; this rides out
+/// an outage of minutes (the pipeline waits meanwhile: its channels are bounded).
+pub async fn retrying<T, F, Fut>(archive: &Archive, what: &str, mut op: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let start = Instant::now();
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.downcast_ref::<Conflict>().is_none() && start.elapsed() + wait <= archive.retry_for => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "{what} failed; retrying.");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e).with_context(|| format!("{what} (gave up after {:.0?})", start.elapsed())),
+        }
+    }
 }
 
 impl Archive {
     /// `file:///abs`, a plain path (created if missing), `s3://bucket/prefix`
-    /// (everything else from the standard AWS environment variables), or `memory://`.
+    /// (everything else from the standard AWS environment variables), or
+    /// `memory://name/prefix` (one store per name for the life of the process).
     pub fn open(url: &str) -> anyhow::Result<Archive> {
+        Archive::open_with(url, &std::collections::BTreeMap::new())
+    }
+
+    /// Like [`Archive::open`], with store options that override the
+    /// environment (for S3: any `object_store` S3 config key, e.g.
+    /// `aws_endpoint`, `aws_region`, `aws_allow_http`; unknown keys are errors).
+    pub fn open_with(url: &str, options: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Archive> {
+        if !options.is_empty() && !url.starts_with("s3://") {
+            bail!("sink options are for s3:// URLs; `{url}` takes none");
+        }
         if let Some(rest) = url.strip_prefix("memory://") {
+            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             return Ok(Archive {
-                store: Arc::new(InMemory::new()),
-                prefix: ObjectPath::from(rest.trim_matches('/')),
+                store: memory_store(name),
+                prefix: ObjectPath::from(prefix.trim_matches('/')),
                 location: url.into(),
+                retry_for: RETRY_FOR,
             });
         }
         if url.starts_with("s3://") {
             let parsed = url::Url::parse(url).with_context(|| format!("bad sink URL `{url}`"))?;
             let bucket = parsed.host_str().context("s3:// URL without a bucket")?;
-            let store = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .with_context(|| format!("cannot configure S3 for `{url}`"))?;
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (key, value) in options {
+                let key: AmazonS3ConfigKey = key.parse().with_context(|| format!("unknown S3 option `{key}`"))?;
+                builder = builder.with_config(key, value);
+            }
+            let store = builder.build().with_context(|| format!("cannot configure S3 for `{url}`"))?;
             return Ok(Archive {
                 store: Arc::new(store),
                 prefix: ObjectPath::from(parsed.path().trim_matches('/')),
                 location: url.into(),
+                retry_for: RETRY_FOR,
             });
         }
         if url.contains("://") && !url.starts_with("file://") {
@@ -52,6 +103,7 @@ impl Archive {
             store: Arc::new(LocalFileSystem::new_with_prefix(&path)?),
             prefix: ObjectPath::default(),
             location: path.display().to_string(),
+            retry_for: RETRY_FOR,
         })
     }
 
@@ -87,16 +139,31 @@ impl Archive {
     }
 }
 
+/// In-memory stores by name, so that every `memory://name` of a process
+/// (a pipeline, then a reader in a test) is the same store.
+fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    static STORES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>>> =
+        std::sync::OnceLock::new();
+    let mut stores = STORES.get_or_init(Default::default).lock().expect("not poisoned");
+    stores.entry(name.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone()
+}
+
 /// Files above this size go up as multipart uploads.
 const MULTIPART_ABOVE: usize = 32 << 20;
 const PART_SIZE: usize = 16 << 20;
 
 static CREATE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
-/// Writes a complete file. It becomes visible only whole. Single uploads use
-/// `PutMode::Create`, so an existing object is never overwritten where the store
-/// enforces it; names carry a fresh UUIDv7 either way, so none is ever reused.
+/// Writes a complete file, retrying through outages (`retrying`). It becomes
+/// visible only whole. Single uploads use `PutMode::Create`, so an existing
+/// object is never overwritten where the store enforces it; names carry a
+/// fresh UUIDv7 (or an index the writer owns) either way, so an object that
+/// exists already with the same bytes is this upload's own earlier attempt.
 pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
+    retrying(archive, &format!("upload of {path}"), || put_once(archive, path, bytes.clone())).await
+}
+
+async fn put_once(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
     if bytes.len() > MULTIPART_ABOVE {
         let upload = archive.store.put_multipart(path).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -107,11 +174,18 @@ pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Byt
         writer.finish().await.with_context(|| format!("multipart upload of {path}"))?;
         return Ok(());
     }
-    let payload = PutPayload::from_bytes(bytes);
+    let payload = PutPayload::from_bytes(bytes.clone());
     if !CREATE_UNSUPPORTED.load(Ordering::Relaxed) {
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match archive.store.put_opts(path, payload.clone(), opts).await {
             Ok(_) => return Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let existing = archive.store.get(path).await?.bytes().await?;
+                if existing == bytes {
+                    return Ok(());
+                }
+                return Err(Conflict(format!("{path} already exists with other content")).into());
+            }
             Err(object_store::Error::NotImplemented { .. }) => {
                 CREATE_UNSUPPORTED.store(true, Ordering::Relaxed);
                 tracing::warn!(location = %archive.location, "Store has no create-only put; relying on unique file names.");
