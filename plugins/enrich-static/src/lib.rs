@@ -1,52 +1,138 @@
-//! A transform that adds static values to every event.
+//! A transform that adds context to every event: static values, network
+//! zones, lookup-table columns, correlation ids, and a classification.
 //!
-//! Config (all optional; any other key is rejected):
+//! Config (all optional; an empty config passes events through unchanged;
+//! any other key is rejected):
 //! - `rename`: table `from → to` of top-level fields. A missing `from` is
 //!   ignored; an existing `to` is overwritten.
 //! - `defaults`: table `field → value`, set only when the field is absent or null.
 //! - `set`: table `field → value`, always set (overwrites).
+//! - `lookups`: named tables: the value of a field selects a row whose
+//!   columns are added (`actor_user_name = alice` → `actor_user_department`);
+//!   see [`lookups::LookupConfig`]. Rows are inline.
+//! - `networks`: a CIDR table giving zone, site and owner of the addresses in
+//!   `src_endpoint_ip` / `dst_endpoint_ip` (longest prefix wins, IPv4 and
+//!   IPv6), written as `src_endpoint_zone`, `src_endpoint_site`,
+//!   `src_endpoint_owner`, ...; see [`networks::NetworksConfig`].
+//! - `correlation`: W3C `traceparent`, X-Ray and GCP trace ids, `X-Request-ID`
+//!   and native request ids into `trace_id`, `span_id`, `api_request_uid`,
+//!   and a derived `correlation_uid`; see [`correlation::CorrelationConfig`].
+//! - `classify`: rules that add tags (`privileged-action`,
+//!   `failed-authentication`, `secret-access`, `audit-config-change`, and the
+//!   pipeline's own) to `metadata_labels` and raise `severity_id`; see
+//!   [`classify::ClassifyConfig`].
 //!
-//! They apply in that order: rename, then defaults, then set, so `defaults`
-//! and `set` name fields by their final names.
+//! They apply in that order: rename, defaults, set, lookups, networks,
+//! correlation, classify; so `defaults` and `set` name fields by their final
+//! names, and classification sees the zones and lookups. Enrichments never
+//! overwrite a value the event already has (unless a lookup says
+//! `overwrite`; `classify` only ever raises `severity_id` and appends tags),
+//! and keys that are not schema columns (the zones, lookup columns,
+//! `metadata_labels`) are kept by the host in `unmapped` unless the stream
+//! declares them as columns.
+//!
+//! ```toml
+//! [stages.enrich.config]
+//! defaults = { tenant_uid = "acme" }
+//! correlation = {}
+//! classify = {}
+//! [[stages.enrich.config.networks.cidrs]]
+//! cidr = "10.0.0.0/8"
+//! zone = "corp"
+//! site = "fra1"
+//! owner = "netops"
+//! [stages.enrich.config.lookups.users]
+//! key = "actor_user_name"
+//! rows = { alice = { department = "payroll", manager = "bob" } }
+//! ```
 
+pub mod classify;
+pub mod correlation;
+pub mod lookups;
+pub mod networks;
+
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
+use std::collections::BTreeMap;
 
-#[derive(Debug, Default)]
+/// The plugin's config, as written in the pipeline file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// Top-level fields to rename: `from → to` (a string).
+    #[serde(default)]
+    pub rename: Map<String, Value>,
+    /// Fields set when absent or null.
+    #[serde(default)]
+    pub defaults: Map<String, Value>,
+    /// Fields always set.
+    #[serde(default)]
+    pub set: Map<String, Value>,
+    /// Lookup tables by name.
+    #[serde(default)]
+    pub lookups: BTreeMap<String, lookups::LookupConfig>,
+    /// Network zones.
+    pub networks: Option<networks::NetworksConfig>,
+    /// Correlation ids (`correlation = {}` for the defaults).
+    pub correlation: Option<correlation::CorrelationConfig>,
+    /// Tags and severity (`classify = {}` for the built-in rules).
+    pub classify: Option<classify::ClassifyConfig>,
+}
+
+impl EnrichConfig {
+    /// Parses the config table, naming the field that is wrong.
+    pub fn from_json(config: Value) -> Result<Self, String> {
+        let Value::Object(map) = config else {
+            return Err("enrich-static: config must be a table".into());
+        };
+        serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
+            for (key, value) in &map {
+                let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+                if let Err(e) = serde_json::from_value::<EnrichConfig>(one) {
+                    return format!("enrich-static: `{key}`: {e}");
+                }
+            }
+            format!("enrich-static: {e}")
+        })
+    }
+}
+
+#[derive(Default)]
 pub struct EnrichStatic {
     rename: Vec<(String, String)>,
     defaults: Map<String, Value>,
     set: Map<String, Value>,
-}
-
-fn table(config: &Map<String, Value>, key: &str) -> Result<Map<String, Value>, String> {
-    match config.get(key) {
-        None => Ok(Map::new()),
-        Some(Value::Object(m)) => Ok(m.clone()),
-        Some(_) => Err(format!("enrich-static: `{key}` must be a table")),
-    }
+    lookups: Vec<lookups::Lookup>,
+    networks: Option<networks::Networks>,
+    correlation: Option<correlation::Correlation>,
+    classify: Option<classify::Classify>,
 }
 
 impl Transform for EnrichStatic {
     fn init(config: Value) -> Result<Self, String> {
-        let Value::Object(config) = config else {
-            return Err("enrich-static: config must be a table".into());
-        };
-        for key in config.keys() {
-            if !matches!(key.as_str(), "set" | "defaults" | "rename") {
-                return Err(format!("enrich-static: unknown config key `{key}`"));
-            }
-        }
+        let config = EnrichConfig::from_json(config)?;
         let mut rename = Vec::new();
-        for (from, to) in table(&config, "rename")? {
+        for (from, to) in config.rename {
             match to {
                 Value::String(to) => rename.push((from, to)),
-                _ => {
-                    return Err(format!("enrich-static: rename target for `{from}` must be a string"));
-                }
+                _ => return Err(format!("enrich-static: rename target for `{from}` must be a string")),
             }
         }
-        Ok(EnrichStatic { rename, defaults: table(&config, "defaults")?, set: table(&config, "set")? })
+        let lookups = config
+            .lookups
+            .into_iter()
+            .map(|(name, table)| lookups::Lookup::new(&name, table))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EnrichStatic {
+            rename,
+            defaults: config.defaults,
+            set: config.set,
+            lookups,
+            networks: config.networks.map(networks::Networks::new).transpose()?,
+            correlation: config.correlation.map(correlation::Correlation::new),
+            classify: config.classify.map(classify::Classify::new).transpose()?,
+        })
     }
 
     fn process(&mut self, mut event: Event) -> Outcome {
@@ -64,6 +150,18 @@ impl Transform for EnrichStatic {
         for (field, value) in &self.set {
             event.insert(field.clone(), value.clone());
         }
+        for lookup in &self.lookups {
+            lookup.apply(&mut event);
+        }
+        if let Some(networks) = &self.networks {
+            networks.apply(&mut event);
+        }
+        if let Some(correlation) = &self.correlation {
+            correlation.apply(&mut event);
+        }
+        if let Some(classify) = &self.classify {
+            classify.apply(&mut event);
+        }
         Outcome::Keep(event)
     }
 }
@@ -71,64 +169,4 @@ impl Transform for EnrichStatic {
 export_transform!(EnrichStatic);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn run(config: Value, event: Value) -> Value {
-        let mut p = EnrichStatic::init(config).expect("valid config");
-        match p.process(event.as_object().cloned().expect("object")) {
-            Outcome::Keep(e) => Value::Object(e),
-            other => panic!("expected Keep, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn set_overwrites_and_adds() {
-        let out = run(
-            json!({"set": {"cloud_provider": "aws", "tenant_uid": "t-1", "class_uid": 6003}}),
-            json!({"cloud_provider": "gcp", "message": "hi"}),
-        );
-        assert_eq!(out, json!({"cloud_provider": "aws", "tenant_uid": "t-1", "class_uid": 6003, "message": "hi"}));
-    }
-
-    #[test]
-    fn defaults_fill_only_absent_or_null() {
-        let out = run(
-            json!({"defaults": {"cloud_region": "eu-west-1", "tenant_uid": "t-default", "severity_id": 1}}),
-            json!({"cloud_region": "us-east-1", "tenant_uid": null}),
-        );
-        assert_eq!(out["cloud_region"], "us-east-1");
-        assert_eq!(out["tenant_uid"], "t-default");
-        assert_eq!(out["severity_id"], 1);
-    }
-
-    #[test]
-    fn rename_moves_top_level_fields_before_defaults_and_set() {
-        let out = run(
-            json!({
-                "rename": {"user": "actor_user_name", "missing": "nowhere"},
-                "defaults": {"actor_user_name": "nobody"},
-                "set": {"metadata_product_name": "app"}
-            }),
-            json!({"user": "alice", "unmapped": {"user": "kept"}}),
-        );
-        assert_eq!(
-            out,
-            json!({"actor_user_name": "alice", "metadata_product_name": "app", "unmapped": {"user": "kept"}})
-        );
-    }
-
-    #[test]
-    fn empty_config_passes_events_through() {
-        let e = json!({"time": 5, "message": "x"});
-        assert_eq!(run(json!({}), e.clone()), e);
-    }
-
-    #[test]
-    fn bad_config_is_rejected() {
-        assert!(EnrichStatic::init(json!({"sett": {}})).unwrap_err().contains("`sett`"));
-        assert!(EnrichStatic::init(json!({"set": 3})).unwrap_err().contains("`set`"));
-        assert!(EnrichStatic::init(json!({"rename": {"a": 1}})).unwrap_err().contains("`a`"));
-    }
-}
+mod tests;

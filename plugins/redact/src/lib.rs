@@ -1,33 +1,105 @@
-//! A transform that masks secrets in every string of an event.
+//! A transform that masks secrets and personal data in every string of an
+//! event: typed columns, `unmapped` (at any depth) and `raw_data`.
 //!
-//! Two kinds of rule:
-//! - `sensitive-key`: a field whose key names a secret (`password`,
-//!   `Authorization`, `client_secret`, `X-Api-Key`, ...) has its whole value
-//!   replaced, whatever its type (booleans and nulls are left: they hold no secret).
-//! - value rules (see [`rules`]): patterns found inside any other string;
-//!   only the secret part is replaced.
+//! Rules come in three layers, all data (`default_rules.toml`, shipped with
+//! the plugin) and all with an id:
+//! 1. `sensitive-key`: a JSON key anywhere in the event that names a secret
+//!    (case and punctuation ignored; the key *ends* with `password`,
+//!    `passwd`, `secret`, `token`, `apikey`, `authorization`, `cookie`,
+//!    `signature`, `credential(s)`, `privatekey`, `clientsecret`, ..., or is
+//!    `auth`, `session`, `pass`) has its value replaced whole, whatever its
+//!    type (booleans and nulls are left: they hold no secret); an object
+//!    under it is entered instead, and its ids, names and times stay
+//!    (`credentials: {accessKeyId, expiration, sessionToken}` keeps the first
+//!    two). A key ending in `key` or `auth` (`slackKey`, `basicAuth`) has its
+//!    value replaced only when the value looks like a credential. A
+//!    name/value object (`{"name": "DB_PASSWORD", "value": "..."}`,
+//!    CloudFormation's `ParameterKey`/`ParameterValue`) counts as that key.
+//! 2. Value rules on free text: a keyword prefilter (one Aho-Corasick pass
+//!    per string) before any regex, then a validator, entropy floor and
+//!    allowlists: private keys, JWTs, GitHub/GitLab/Slack/Stripe/Google/
+//!    OpenAI/Anthropic/AWS and ~45 other vendors' token formats, credentials
+//!    in URLs, `Authorization: Bearer|Basic`, passwords on command lines,
+//!    `key=value` in every common notation (any value of a password/secret/
+//!    token key but placeholders; a high-entropy value of a generic `*key`),
+//!    and a last free-standing high-entropy token rule.
+//! 3. Personal data with validators: payment cards (Luhn; BIN and last four
+//!    can be kept), IBANs (mod-97), email addresses and phone numbers, each
+//!    with a per-field policy (emails in actor/user/principal/... fields are
+//!    evidence and kept).
 //!
-//! The replacement is `[REDACTED:<rule-id>]`, and each masked string adds
-//! `{"path": "a.b.0.c", "rule": "<rule-id>", "action": "mask"}` to the event's
-//! `redactions` array (once per rule and path; never the value).
+//! Rules are field-aware: `skip_keys`/`only_keys` scope a rule by the keys on
+//! a field's path, so an AWS access key id in `actor_user_credential_uid` or
+//! an `accessKeyId` field is evidence and kept while the same id in a message
+//! is masked. The time, id, sequence, class and correlation columns are never
+//! touched (`PRESERVED_KEYS`, at any depth).
 //!
-//! Config (any other key is rejected):
-//! - `extra_keys`: more key names to treat as sensitive (matched like the
-//!   built-in exact names: case, `-` and `_` ignored).
-//! - `disable`: rule ids to turn off.
+//! Each finding is replaced according to its rule's action:
+//! - `mask`: `[REDACTED:<rule-id>]` (the rule may keep `keep_start` /
+//!   `keep_end` characters in clear, e.g. a card's BIN and last four);
+//! - `pseudonym`: `[PSEUDONYM:<rule-id>:<32 hex>]`, the first 16 bytes of
+//!   HMAC-SHA256 of the value under the tenant's key (never an unkeyed hash);
+//!   when the event's tenant has no key the value is masked instead;
+//! - `drop`: the whole field is removed (an array item becomes `null`).
+//!
+//! and adds `{"path": "a.b.0.c", "rule": "<rule-id>", "action": "<action>"}`
+//! to the event's `redactions` array (once per path, rule and action; never
+//! the value). Redacting an event twice changes nothing more.
+//!
+//! Config (the stage's `config` table; any other key is rejected):
+//! - `extra_keys`: more key names to treat as sensitive (matched exactly,
+//!   normalized).
+//! - `disable`: rule ids to turn off (`sensitive-key` included).
+//! - `rules`: rules to add or change. A rule with a new `id` runs before the
+//!   defaults; one with an existing `id` changes only the fields it sets. The
+//!   fields are those of `default_rules.toml` (see [`rules::RuleSpec`]); a
+//!   new rule needs `pattern` (or `patterns`). Its `examples` / `negatives`,
+//!   if given, are checked at `init`.
+//! - `actions`: rule id → `mask` | `pseudonym` | `drop`.
+//! - `allow`: regexes; a finding that matches one is left, for every rule.
+//! - `preserve`: more key names never touched (exact, at any depth).
+//! - `pseudonym_key`: the HMAC key for `pseudonym` (16+ characters).
+//! - `pseudonym_keys`: tenant → key, chosen by the event's `tenant_uid` (or
+//!   `tenant_field`); `pseudonym_key` is the fallback.
+//! - `tenant_field`: the column holding the tenant (default `tenant_uid`).
+//!
+//! ```toml
+//! [stages.redact.config]
+//! actions = { email = "pseudonym" }
+//! pseudonym_key = "${REDACT_PSEUDONYM_KEY}"
+//! [[stages.redact.config.rules]]
+//! id = "acme-key"
+//! pattern = "ACME-[0-9A-F]{32}"
+//! keywords = ["ACME-"]
+//! action = "mask"
+//! [[stages.redact.config.rules]]
+//! id = "payment-card"
+//! keep_start = 6
+//! keep_end = 4
+//! ```
 
-mod rules;
+mod checks;
+mod hmac;
+mod keys;
+pub mod rules;
 
-use rules::{VALUE_RULE_IDS, ValueRule};
-use serde_json::{Value, json};
+use keys::KeyClass;
+use rules::{Action, Redacted, Replacement, RuleSet, RuleSpec};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
 use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 const SENSITIVE_KEY: &str = "sensitive-key";
 
-/// Keys whose values are never touched, at any depth: ids, times, and the
-/// credential id column (an AWS access key id there is evidence).
-const PRESERVED_KEYS: [&str; 16] = [
+/// Keys whose values are never touched, at any depth: times, ids, sequence,
+/// class and correlation columns, and the redaction list itself. (The
+/// credential column `actor_user_credential_uid` is not here: the rules that
+/// would touch an access key id or a token hash there skip it, and a real
+/// token a source put there is still masked.)
+const PRESERVED_KEYS: [&str; 20] = [
     "time",
     "observed_time",
     "seq",
@@ -42,92 +114,175 @@ const PRESERVED_KEYS: [&str; 16] = [
     "trace_id",
     "span_id",
     "correlation_uid",
+    "actor_user_uid",
+    "actor_session_uid",
+    "cloud_account_uid",
+    "tenant_uid",
     "redactions",
-    "actor_user_credential_uid",
+    "event_hash",
 ];
 
-/// Normalized key names (lower case, no `-` / `_`) that are sensitive exactly.
-const EXACT_KEYS: [&str; 4] = ["pwd", "auth", "session", "credential"];
-/// Normalized key endings that make a key sensitive: `password`, `db_password`,
-/// `x-api-key`, `refresh_token`, `sessionToken`, `set-cookie`,
-/// `aws_secret_access_key`, ... (`accessKeyId` is not: it ends in `id`).
-const SENSITIVE_SUFFIXES: [&str; 13] = [
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "credentials",
-    "authorization",
-    "cookie",
-    "signature",
-    "clientsecret",
-];
+/// The plugin's config, as written in the pipeline file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactConfig {
+    /// More key names whose values are always masked (normalized: case, `-`,
+    /// `_` and `.` ignored).
+    #[serde(default)]
+    pub extra_keys: Vec<String>,
+    /// Rule ids to turn off.
+    #[serde(default)]
+    pub disable: Vec<String>,
+    /// Rules to add (new id) or change (existing id, only the fields given).
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+    /// Rule id → action (`mask`, `pseudonym`, `drop`).
+    #[serde(default)]
+    pub actions: BTreeMap<String, Action>,
+    /// Regexes: findings matching one are left, for every rule.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// More keys never touched (exact names, at any depth).
+    #[serde(default)]
+    pub preserve: Vec<String>,
+    /// The HMAC key for the `pseudonym` action (16+ characters).
+    pub pseudonym_key: Option<String>,
+    /// Per-tenant HMAC keys, by the value of the tenant column.
+    #[serde(default)]
+    pub pseudonym_keys: BTreeMap<String, String>,
+    /// The column that names the tenant (default `tenant_uid`).
+    pub tenant_field: Option<String>,
+}
+
+impl RedactConfig {
+    /// Parses the config table, naming the field that is wrong.
+    pub fn from_json(config: Value) -> Result<Self, String> {
+        let Value::Object(map) = config else {
+            return Err("redact: config must be a table".into());
+        };
+        serde_json::from_value(Value::Object(map.clone())).map_err(|e| {
+            for (key, value) in &map {
+                if key == "rules"
+                    && let Value::Array(items) = value
+                {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Err(e) = serde_json::from_value::<RuleSpec>(item.clone()) {
+                            let id = item.get("id").and_then(Value::as_str).unwrap_or("?");
+                            return format!("redact: `rules` entry {} (`{id}`): {e}", i + 1);
+                        }
+                    }
+                }
+                let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+                if let Err(e) = serde_json::from_value::<RedactConfig>(one) {
+                    return format!("redact: `{key}`: {e}");
+                }
+            }
+            format!("redact: {e}")
+        })
+    }
+}
+
+/// What the walk needs to know about a JSON key, worked out once per distinct
+/// key (events of one source repeat the same keys).
+struct KeyInfo {
+    norm: String,
+    class: KeyClass,
+    /// Inside a sensitive object: an id, name or time that stays.
+    metadata: bool,
+    /// Bits (see `Redact::scope_bit`) of the rules that do not apply under it.
+    skip: u128,
+    /// Bits of the rules whose `only_keys` it matches.
+    only: u128,
+}
+
+/// Distinct keys remembered before the cache starts over.
+const KEY_CACHE_SIZE: usize = 8192;
 
 pub struct Redact {
-    key_rule: bool,
-    extra_keys: HashSet<String>,
-    value_rules: Vec<ValueRule>,
+    rules: RuleSet,
+    key_cache: RefCell<HashMap<String, Arc<KeyInfo>>>,
+    /// For each rule with key scopes, its bit in `KeyInfo::skip` / `only`.
+    scope_bit: Vec<Option<u8>>,
+    /// The bits of the rules that have `only_keys`.
+    only_bits: u128,
+    /// The action of `sensitive-key`, or `None` when it is disabled.
+    key_action: Option<Action>,
+    preserve: HashSet<String>,
+    default_key: Option<Vec<u8>>,
+    tenant_keys: BTreeMap<String, Vec<u8>>,
+    tenant_field: String,
+    card_rule: Option<usize>,
 }
 
-enum KeyKind {
-    Preserved,
-    Sensitive,
-    Plain,
+/// What one event's walk collects.
+struct Walk<'a> {
+    path: String,
+    /// Rules (by scope bit) that a key on the path turns off.
+    skip: u128,
+    /// Rules (by scope bit) whose `only_keys` a key on the path matches.
+    only: u128,
+    found: Vec<Value>,
+    seen: HashSet<(String, usize, Action)>,
+    /// How many sensitive keys enclose the current field.
+    secret_depth: usize,
+    hmac_key: Option<&'a [u8]>,
 }
 
-fn string_list(value: &Value, key: &str) -> Result<Vec<String>, String> {
-    let items = value.as_array().ok_or_else(|| format!("redact: `{key}` must be a list of strings"))?;
-    items
-        .iter()
-        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("redact: `{key}` must be a list of strings")))
-        .collect()
+impl Walk<'_> {
+    fn record(&mut self, rule: usize, id: &str, action: Action) {
+        if self.seen.insert((self.path.clone(), rule, action)) {
+            self.found.push(json!({"path": self.path, "rule": id, "action": action.name()}));
+        }
+    }
+
+    fn enter(&mut self, segment: &str) -> usize {
+        let len = self.path.len();
+        if !self.path.is_empty() {
+            self.path.push('.');
+        }
+        self.path.push_str(segment);
+        len
+    }
 }
 
-fn normalize(key: &str) -> String {
-    key.chars().filter(|c| *c != '-' && *c != '_').map(|c| c.to_ascii_lowercase()).collect()
+fn validate_key(what: &str, key: &str) -> Result<Vec<u8>, String> {
+    if key.chars().count() < 16 {
+        return Err(format!("redact: `{what}` must be at least 16 characters"));
+    }
+    Ok(key.as_bytes().to_vec())
 }
 
 impl Transform for Redact {
     fn init(config: Value) -> Result<Self, String> {
-        let Value::Object(config) = config else {
-            return Err("redact: config must be a table".into());
-        };
-        let mut extra_keys = HashSet::new();
-        let mut disabled = HashSet::new();
-        for (key, value) in &config {
-            match key.as_str() {
-                "extra_keys" => extra_keys.extend(string_list(value, key)?.iter().map(|k| normalize(k))),
-                "disable" => {
-                    for id in string_list(value, key)? {
-                        if id != SENSITIVE_KEY && !VALUE_RULE_IDS.contains(&id.as_str()) {
-                            return Err(format!("redact: `disable` names an unknown rule `{id}`"));
-                        }
-                        disabled.insert(id);
-                    }
-                }
-                _ => return Err(format!("redact: unknown config key `{key}`")),
-            }
-        }
-        let value_rules =
-            VALUE_RULE_IDS.iter().filter(|id| !disabled.contains(**id)).map(|id| rules::build(id)).collect();
-        Ok(Redact { key_rule: !disabled.contains(SENSITIVE_KEY), extra_keys, value_rules })
+        Redact::build(RedactConfig::from_json(config)?)
     }
 
     fn process(&mut self, mut event: Event) -> Outcome {
-        let mut found = Vec::new();
-        let mut path = String::new();
+        let tenant = event.get(&self.tenant_field).and_then(Value::as_str);
+        let hmac_key = tenant.and_then(|t| self.tenant_keys.get(t)).or(self.default_key.as_ref());
+        let mut walk = Walk {
+            path: String::new(),
+            skip: 0,
+            only: 0,
+            found: Vec::new(),
+            seen: HashSet::new(),
+            secret_depth: 0,
+            hmac_key: hmac_key.map(Vec::as_slice),
+        };
+        let mut drops = Vec::new();
         for (key, value) in event.iter_mut() {
-            self.visit_field(key, value, &mut path, &mut found);
+            if self.visit_field(key, value, None, &mut walk) {
+                drops.push(key.clone());
+            }
         }
-        if !found.is_empty() {
+        for key in drops {
+            event.remove(&key);
+        }
+        if !walk.found.is_empty() {
             match event.get_mut("redactions") {
-                Some(Value::Array(existing)) => existing.extend(found),
+                Some(Value::Array(existing)) => existing.extend(walk.found),
                 _ => {
-                    event.insert("redactions".into(), Value::Array(found));
+                    event.insert("redactions".into(), Value::Array(walk.found));
                 }
             }
         }
@@ -136,96 +291,350 @@ impl Transform for Redact {
 }
 
 impl Redact {
-    fn key_kind(&self, key: &str) -> KeyKind {
-        if PRESERVED_KEYS.contains(&key) {
-            return KeyKind::Preserved;
+    pub fn build(config: RedactConfig) -> Result<Self, String> {
+        let file = rules::default_file();
+        let mut defaults = file.rules;
+        let mut added: Vec<RuleSpec> = Vec::new();
+        let mut to_check: Vec<String> = Vec::new();
+        for spec in config.rules {
+            if spec.id == SENSITIVE_KEY {
+                return Err(format!(
+                    "redact: `{SENSITIVE_KEY}` is not a pattern rule; use `extra_keys`, `actions` or `disable`"
+                ));
+            }
+            to_check.push(spec.id.clone());
+            if let Some(existing) = defaults.iter_mut().chain(added.iter_mut()).find(|r| r.id == spec.id) {
+                existing.merge(spec);
+            } else {
+                added.push(spec);
+            }
         }
-        let normalized = normalize(key);
-        // `accessKeyId` / `aws_access_key_id`: an identifier, kept as evidence.
-        if normalized.ends_with("accesskeyid") {
-            return KeyKind::Preserved;
+        let specs: Vec<RuleSpec> = added.into_iter().chain(defaults).collect();
+        let known = |id: &str| id == SENSITIVE_KEY || specs.iter().any(|r| r.id == id);
+        let disabled: HashSet<&str> = config.disable.iter().map(String::as_str).collect();
+        for id in &config.disable {
+            if !known(id) {
+                return Err(format!("redact: `disable` names an unknown rule `{id}`"));
+            }
         }
-        if !self.key_rule {
-            return KeyKind::Plain;
+        for id in config.actions.keys() {
+            if !known(id) {
+                return Err(format!("redact: `actions` names an unknown rule `{id}`"));
+            }
         }
-        let sensitive = EXACT_KEYS.contains(&normalized.as_str())
-            || SENSITIVE_SUFFIXES.iter().any(|s| normalized.ends_with(s))
-            || self.extra_keys.contains(&normalized);
-        if sensitive { KeyKind::Sensitive } else { KeyKind::Plain }
+        let mut compiled = Vec::new();
+        for mut spec in specs.into_iter().filter(|r| !disabled.contains(r.id.as_str())) {
+            if let Some(action) = config.actions.get(&spec.id) {
+                spec.action = Some(*action);
+            }
+            compiled.push(spec.compile().map_err(|e| format!("redact: {e}"))?);
+        }
+        let allow = config
+            .allow
+            .iter()
+            .map(|p| regex::Regex::new(p).map_err(|e| format!("redact: `allow` pattern `{p}`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_action =
+            (!disabled.contains(SENSITIVE_KEY)).then(|| config.actions.get(SENSITIVE_KEY).copied().unwrap_or_default());
+        let default_key = config.pseudonym_key.as_deref().map(|k| validate_key("pseudonym_key", k)).transpose()?;
+        let mut tenant_keys = BTreeMap::new();
+        for (tenant, key) in &config.pseudonym_keys {
+            tenant_keys.insert(tenant.clone(), validate_key(&format!("pseudonym_keys.{tenant}"), key)?);
+        }
+        let pseudonyms =
+            key_action == Some(Action::Pseudonym) || compiled.iter().any(|r| r.action == Action::Pseudonym);
+        if pseudonyms && default_key.is_none() && tenant_keys.is_empty() {
+            return Err("redact: the `pseudonym` action needs `pseudonym_key` or `pseudonym_keys`".into());
+        }
+        let keys = keys::Keys::new(file.keys, &config.extra_keys);
+        let rules = RuleSet::new(compiled, keys, allow);
+        let mut scope_bit = vec![None; rules.rules.len()];
+        let mut only_bits = 0u128;
+        for (bit, (index, rule)) in rules.rules.iter().enumerate().filter(|(_, r)| r.scoped()).enumerate() {
+            let bit = u8::try_from(bit)
+                .ok()
+                .filter(|b| *b < 128)
+                .ok_or("redact: at most 128 rules can have `skip_keys` or `only_keys`")?;
+            scope_bit[index] = Some(bit);
+            if rule.has_only_keys() {
+                only_bits |= 1 << bit;
+            }
+        }
+        for id in &to_check {
+            let Some(index) = rules.index(id) else { continue };
+            let rule = &rules.rules[index];
+            if let Some(example) = rule.examples.iter().find(|e| !rules.rule_finds(index, e)) {
+                return Err(format!("redact: rule `{id}` finds nothing in its example `{example}`"));
+            }
+            if let Some(negative) = rule.negatives.iter().find(|e| rules.rule_finds(index, e)) {
+                return Err(format!("redact: rule `{id}` finds something in its negative `{negative}`"));
+            }
+        }
+        Ok(Redact {
+            card_rule: rules.index("payment-card"),
+            rules,
+            key_cache: RefCell::new(HashMap::new()),
+            scope_bit,
+            only_bits,
+            key_action,
+            preserve: PRESERVED_KEYS.iter().map(|k| k.to_string()).chain(config.preserve).collect(),
+            default_key,
+            tenant_keys,
+            tenant_field: config.tenant_field.unwrap_or_else(|| "tenant_uid".into()),
+        })
     }
 
-    fn visit_field(&self, key: &str, value: &mut Value, path: &mut String, found: &mut Vec<Value>) {
-        let parent_len = path.len();
-        if !path.is_empty() {
-            path.push('.');
+    /// What the walk needs to know about `key` (cached).
+    fn key_info(&self, key: &str) -> Arc<KeyInfo> {
+        if let Some(info) = self.key_cache.borrow().get(key) {
+            return info.clone();
         }
-        path.push_str(key);
-        match self.key_kind(key) {
-            KeyKind::Preserved => {}
-            KeyKind::Sensitive => match value {
-                Value::Null | Value::Bool(_) => {}
-                Value::String(s) if s.starts_with("[REDACTED:") => {}
-                _ => {
-                    *value = Value::String(rules::mask_for(SENSITIVE_KEY));
-                    found.push(redaction(path, SENSITIVE_KEY));
-                }
-            },
-            KeyKind::Plain => self.walk(value, path, found, names_something(key)),
+        let norm = keys::normalize(key);
+        let (mut skip, mut only) = (0u128, 0u128);
+        for (index, bit) in self.scope_bit.iter().enumerate() {
+            let Some(bit) = bit else { continue };
+            let rule = &self.rules.rules[index];
+            if rule.skipped_by(key, &norm) {
+                skip |= 1 << bit;
+            }
+            if rule.allowed_by(key, &norm) {
+                only |= 1 << bit;
+            }
         }
-        path.truncate(parent_len);
+        let info = Arc::new(KeyInfo {
+            class: self.rules.keys.classify(key, false),
+            metadata: self.rules.keys.is_metadata(key),
+            norm,
+            skip,
+            only,
+        });
+        let mut cache = self.key_cache.borrow_mut();
+        if cache.len() >= KEY_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(key.to_string(), info.clone());
+        info
     }
 
-    /// `naming`: the value is a name or an identifier (by its key), where the
-    /// generic high-entropy detector would mistake generated names for secrets.
-    fn walk(&self, value: &mut Value, path: &mut String, found: &mut Vec<Value>, naming: bool) {
+    /// Visits `key: value`; returns whether the field is to be dropped.
+    /// `class`: the class of the key, when a name/value pair decided it.
+    fn visit_field(&self, key: &str, value: &mut Value, class: Option<KeyClass>, walk: &mut Walk) -> bool {
+        if self.preserve.contains(key) {
+            return false;
+        }
+        let info = self.key_info(key);
+        let parent = walk.enter(key);
+        let scope = (walk.skip, walk.only);
+        walk.skip |= info.skip;
+        walk.only |= info.only;
+        let class = match self.key_action {
+            Some(_) => class.unwrap_or(info.class),
+            None => KeyClass::Plain,
+        };
+        let drop = match class {
+            KeyClass::Strong => self.redact_secret(value, walk),
+            KeyClass::Weak if value.as_str().is_some_and(checks::credential_like) => self.redact_whole(value, walk),
+            _ if walk.secret_depth > 0 && !info.metadata => self.redact_secret(value, walk),
+            _ => self.walk(value, walk),
+        };
+        (walk.skip, walk.only) = scope;
+        walk.path.truncate(parent);
+        drop
+    }
+
+    /// The value of a sensitive key: an object is entered (its ids, names and
+    /// times stay, everything else is masked), anything else replaced whole.
+    fn redact_secret(&self, value: &mut Value, walk: &mut Walk) -> bool {
+        let entered = match value {
+            Value::Object(_) => true,
+            Value::Array(items) => items.iter().any(|i| i.is_object() || i.is_array()),
+            _ => false,
+        };
+        if !entered {
+            return self.redact_whole(value, walk);
+        }
+        walk.secret_depth += 1;
         match value {
-            Value::String(text) => {
-                let mut current: Option<String> = None;
-                for rule in &self.value_rules {
-                    if naming && rule.id == rules::HIGH_ENTROPY {
-                        continue;
-                    }
-                    if let Some(masked) = rule.apply(current.as_deref().unwrap_or(text)) {
-                        current = Some(masked);
-                        found.push(redaction(path, rule.id));
+            Value::Object(map) => {
+                let mut drops = Vec::new();
+                for (key, value) in map.iter_mut() {
+                    if self.visit_field(key, value, None, walk) {
+                        drops.push(key.clone());
                     }
                 }
-                if let Some(masked) = current {
-                    *text = masked;
+                for key in drops {
+                    map.remove(&key);
                 }
             }
             Value::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
-                    let parent_len = path.len();
-                    if !path.is_empty() {
-                        path.push('.');
+                    let parent = walk.enter(&index.to_string());
+                    if self.redact_secret(item, walk) {
+                        *item = Value::Null;
                     }
-                    path.push_str(&index.to_string());
-                    self.walk(item, path, found, naming);
-                    path.truncate(parent_len);
+                    walk.path.truncate(parent);
                 }
             }
-            Value::Object(map) => {
-                for (key, value) in map.iter_mut() {
-                    self.visit_field(key, value, path, found);
-                }
+            _ => {}
+        }
+        walk.secret_depth -= 1;
+        false
+    }
+
+    /// Replaces a sensitive key's whole value; returns whether to drop it.
+    fn redact_whole(&self, value: &mut Value, walk: &mut Walk) -> bool {
+        let text = match value {
+            Value::Null | Value::Bool(_) => return false,
+            Value::String(s) if s.starts_with("[REDACTED:") || s.starts_with("[PSEUDONYM:") => return false,
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Array(_) | Value::Object(_) => value.to_string(),
+        };
+        let action = self.key_action.unwrap_or_default();
+        let index = usize::MAX;
+        match self.replacement(SENSITIVE_KEY, action, 0, 0, &text, walk.hmac_key) {
+            (Replacement::Drop, _) => {
+                walk.record(index, SENSITIVE_KEY, Action::Drop);
+                true
             }
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+            (Replacement::Text(t), used) => {
+                *value = Value::String(t);
+                walk.record(index, SENSITIVE_KEY, used);
+                false
+            }
         }
     }
-}
 
-/// Keys whose values name or identify something (`userName`, `roleArn`,
-/// `principalId`, `actor_user_uid`, `resourceType`): generated names such as
-/// `MyStack-BankingWAFRole-9S3E0UAE1MM0` look random but are evidence.
-fn names_something(key: &str) -> bool {
-    const SUFFIXES: [&str; 6] = ["name", "arn", "id", "uid", "type", "ids"];
-    let normalized = normalize(key);
-    SUFFIXES.iter().any(|s| normalized.ends_with(s)) && !normalized.ends_with("paid")
-}
+    /// What a finding becomes, and the action actually taken (a pseudonym
+    /// without a key for the tenant falls back to a mask).
+    fn replacement(
+        &self,
+        id: &str,
+        action: Action,
+        keep_start: usize,
+        keep_end: usize,
+        secret: &str,
+        hmac_key: Option<&[u8]>,
+    ) -> (Replacement, Action) {
+        match (action, hmac_key) {
+            (Action::Drop, _) => (Replacement::Drop, Action::Drop),
+            (Action::Pseudonym, Some(key)) => {
+                (Replacement::Text(format!("[PSEUDONYM:{id}:{}]", hmac::pseudonym(key, secret))), Action::Pseudonym)
+            }
+            _ => {
+                let mask = format!("[REDACTED:{id}]");
+                let keep = keep_start + keep_end;
+                let text = if keep > 0 && secret.is_ascii() && secret.len() > keep {
+                    format!("{}{mask}{}", &secret[..keep_start], &secret[secret.len() - keep_end..])
+                } else {
+                    mask
+                };
+                (Replacement::Text(text), Action::Mask)
+            }
+        }
+    }
 
-fn redaction(path: &str, rule: &str) -> Value {
-    json!({"path": path, "rule": rule, "action": "mask"})
+    /// Walks a value that is not under a sensitive key; returns whether to drop it.
+    fn walk(&self, value: &mut Value, walk: &mut Walk) -> bool {
+        match value {
+            Value::String(text) => self.redact_string(text, None, walk).is_some_and(|drop| drop),
+            Value::Number(n) => {
+                // a card number written as a JSON number
+                let Some(card) = self.card_rule else { return false };
+                let digits = n.to_string();
+                if !(13..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return false;
+                }
+                let mut text = digits;
+                match self.redact_string(&mut text, Some(card), walk) {
+                    Some(drop) => {
+                        *value = Value::String(text);
+                        drop
+                    }
+                    None => false,
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    let parent = walk.enter(&index.to_string());
+                    if self.walk(item, walk) {
+                        *item = Value::Null;
+                    }
+                    walk.path.truncate(parent);
+                }
+                false
+            }
+            Value::Object(map) => {
+                let pair = self.name_value_pair(map);
+                let mut drops = Vec::new();
+                for (key, value) in map.iter_mut() {
+                    let class = pair.as_ref().filter(|(value_key, _)| value_key == key).map(|(_, class)| *class);
+                    if self.visit_field(key, value, class, walk) {
+                        drops.push(key.clone());
+                    }
+                }
+                for key in drops {
+                    map.remove(&key);
+                }
+                false
+            }
+            Value::Null | Value::Bool(_) => false,
+        }
+    }
+
+    /// In `{"name": "DB_PASSWORD", "value": "..."}`, the value field's key and
+    /// the class the name gives it.
+    fn name_value_pair(&self, map: &Map<String, Value>) -> Option<(String, KeyClass)> {
+        if map.len() > 8 || self.key_action.is_none() {
+            return None;
+        }
+        let keys = &self.rules.keys;
+        let name = map.iter().find(|(k, _)| keys.is_pair_name(&self.key_info(k).norm))?.1.as_str()?;
+        let class = keys.classify(name, false);
+        if class == KeyClass::Plain {
+            return None;
+        }
+        let value_key = map.keys().find(|k| keys.is_pair_value(&self.key_info(k).norm))?;
+        Some((value_key.clone(), class))
+    }
+
+    /// Runs the value rules over one string (only rule `only` if given).
+    /// `None`: nothing found; `Some(true)`: drop the field; `Some(false)`: changed.
+    fn redact_string(&self, text: &mut String, only: Option<usize>, walk: &mut Walk) -> Option<bool> {
+        let (skip, only_hit) = (walk.skip, walk.only);
+        let applies = |index: usize| {
+            only.is_none_or(|o| o == index)
+                && self.scope_bit[index].is_none_or(|bit| {
+                    let bit = 1u128 << bit;
+                    skip & bit == 0 && (self.only_bits & bit == 0 || only_hit & bit != 0)
+                })
+        };
+        let hmac_key = walk.hmac_key;
+        let mut hits: Vec<(usize, Action)> = Vec::new();
+        let mut replace = |index: usize, secret: &str| {
+            let rule = &self.rules.rules[index];
+            let (replacement, used) =
+                self.replacement(&rule.id, rule.action, rule.keep_start, rule.keep_end, secret, hmac_key);
+            if !hits.contains(&(index, used)) {
+                hits.push((index, used));
+            }
+            replacement
+        };
+        match self.rules.redact(text, &applies, &mut replace) {
+            Redacted::Unchanged => None,
+            Redacted::Drop(index) => {
+                walk.record(index, &self.rules.rules[index].id, Action::Drop);
+                Some(true)
+            }
+            Redacted::Changed(new, _) => {
+                *text = new;
+                for (index, action) in hits {
+                    walk.record(index, &self.rules.rules[index].id, action);
+                }
+                Some(false)
+            }
+        }
+    }
 }
 
 export_transform!(Redact);

@@ -1,205 +1,493 @@
-//! The value rules: patterns that find a secret inside free text.
+//! Rules as data, and the engine that runs them over a string.
 //!
-//! Each rule has a cheap prefilter (a substring test) so that its regexes run
-//! only on strings that could match, and a `span` function that picks what to
-//! mask from a match (the `s` group, the whole match, or nothing).
+//! A rule is a [`RuleSpec`] (from `default_rules.toml` or the pipeline's
+//! `rules` list) compiled into a [`Rule`]. A [`RuleSet`] runs its rules over a
+//! string in order: one Aho-Corasick pass finds which rules' keywords occur,
+//! and only those rules (and the few without keywords, behind cheaper tests)
+//! run their regexes. Each match then goes through the rule's [`Check`], its
+//! entropy floor, boundary and allowlists before it is replaced. A rule sees
+//! the text as earlier rules left it, and a match that touches an earlier
+//! replacement is skipped, so a GitHub token in `--password=ghp_...` is
+//! reported once, as `github-token`.
 
+use crate::checks;
+use crate::keys::{KeyClass, KeyPattern, KeySpec, Keys, normalize};
+use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex};
+use serde::Deserialize;
 
-/// A cheap test that a string could match.
-type Prefilter = fn(&str) -> bool;
-/// The byte range to mask for one regex match, or `None` to leave it.
-type Span = fn(&Captures, &str) -> Option<(usize, usize)>;
+/// The default rule set, shipped with the plugin.
+pub const DEFAULT_RULES: &str = include_str!("default_rules.toml");
 
-pub(crate) struct ValueRule {
-    pub id: &'static str,
-    prefilter: Prefilter,
+/// A rule file: key names and rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub keys: KeySpec,
+    pub rules: Vec<RuleSpec>,
+}
+
+/// The parsed default rule set.
+pub fn default_file() -> RuleFile {
+    toml::from_str(DEFAULT_RULES).expect("the default rule set parses")
+}
+
+/// What happens to what a rule finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Replaced by `[REDACTED:<rule-id>]`.
+    #[default]
+    Mask,
+    /// Replaced by `[PSEUDONYM:<rule-id>:<hex>]`, a keyed HMAC-SHA256 of it.
+    Pseudonym,
+    /// The whole field is removed (an array item becomes `null`).
+    Drop,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Mask => "mask",
+            Action::Pseudonym => "pseudonym",
+            Action::Drop => "drop",
+        }
+    }
+}
+
+/// A built-in validator for a rule's matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// Every match is a secret.
+    #[default]
+    None,
+    /// A PEM block with a real body: 50+ base64 characters before its END
+    /// line, or 12+ when the text ends before one.
+    Pem,
+    /// Base64 that decodes to a PEM private key header.
+    Base64Pem,
+    /// 8+ characters mixing two of lower case, upper case and digits.
+    Credential,
+    /// Group `k` is a key: a sensitive key's value is a secret unless it is a
+    /// placeholder; a weak key's value only when it looks like a credential.
+    Assignment,
+    /// A password given to a program: not a placeholder, not the next
+    /// `-flag`; with a group `k`, the flag must name a secret.
+    Password,
+    /// The password of a URL: not a placeholder, 4+ characters, and not equal
+    /// to the user (group `u`).
+    UrlPassword,
+    /// 13-19 digits passing the Luhn check, not inside an identifier.
+    Luhn,
+    /// An IBAN of its country's length passing the mod-97 check.
+    Iban,
+    /// An email address, not the `user@` of a URL.
+    Email,
+    /// A phone number: 8-15 digits after `+`, or 10 national digits.
+    Phone,
+    /// A random-looking token (see [`high_entropy`]).
+    HighEntropy,
+}
+
+/// Characters the masked part may not touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Boundary {
+    #[default]
+    None,
+    /// No ASCII letter or digit on either side.
+    Alnum,
+    /// No ASCII letter on either side.
+    Letter,
+}
+
+/// A rule as written in a rule file or in the pipeline's `rules` list. Every
+/// field but `id` is optional: for a new rule `patterns` is required; for an
+/// existing id only the given fields change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// The rule's name: recorded in `redactions`, shown in the mask.
+    pub id: String,
+    /// What it finds, for people.
+    pub description: Option<String>,
+    /// Substrings (ASCII case ignored), one of which must occur before the
+    /// patterns run. Without keywords the patterns run on every string.
+    pub keywords: Option<Vec<String>>,
+    /// Skip strings with fewer ASCII digits (a cheap test for keyword-less rules).
+    pub min_digits: Option<usize>,
+    /// One regex (shorthand for `patterns = [..]`).
+    pub pattern: Option<String>,
+    /// Regexes; the part replaced is the first of the groups `s`, `s1`..`s4`
+    /// that took part in the match, else the whole match.
+    pub patterns: Option<Vec<String>>,
+    /// A built-in validator for each match.
+    pub check: Option<Check>,
+    /// Minimum Shannon entropy (bits per character) of the part replaced.
+    pub entropy: Option<f64>,
+    /// Minimum length of the part replaced.
+    pub min_len: Option<usize>,
+    /// Characters the part replaced may not touch.
+    pub boundary: Option<Boundary>,
+    /// Regexes: a part replaced that matches one is left alone.
+    pub allow: Option<Vec<String>>,
+    /// Substrings (case ignored) that make the part replaced a placeholder.
+    pub stopwords: Option<Vec<String>>,
+    /// Key patterns under which the rule does not apply.
+    pub skip_keys: Option<Vec<String>>,
+    /// Key patterns under which alone the rule applies.
+    pub only_keys: Option<Vec<String>>,
+    /// Whether `skip_keys` also applies to the key of a `key=value` (or
+    /// `"key": "value"`, `<key>value</key>`) that a match in free text is the
+    /// value of.
+    pub text_keys: Option<bool>,
+    /// `mask` (default), `pseudonym` or `drop`.
+    pub action: Option<Action>,
+    /// Characters of the part replaced kept in clear at its start (e.g. 6 for
+    /// a card's BIN); only with `mask`.
+    pub keep_start: Option<usize>,
+    /// Characters kept in clear at its end (e.g. 4).
+    pub keep_end: Option<usize>,
+    /// Strings the rule must find something in (checked by the tests, and at
+    /// `init` for rules given in the pipeline).
+    pub examples: Option<Vec<String>>,
+    /// Strings the rule must find nothing in.
+    pub negatives: Option<Vec<String>>,
+}
+
+impl RuleSpec {
+    /// Sets the fields that `other` sets.
+    pub fn merge(&mut self, other: RuleSpec) {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if other.$field.is_some() { self.$field = other.$field; } )* };
+        }
+        if other.pattern.is_some() || other.patterns.is_some() {
+            self.pattern = None;
+            self.patterns = None;
+        }
+        take!(
+            description,
+            keywords,
+            min_digits,
+            pattern,
+            patterns,
+            check,
+            entropy,
+            min_len,
+            boundary,
+            allow,
+            stopwords,
+            skip_keys,
+            only_keys,
+            text_keys,
+            action,
+            keep_start,
+            keep_end,
+            examples,
+            negatives
+        );
+    }
+
+    pub fn compile(&self) -> Result<Rule, String> {
+        let id = &self.id;
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(format!("rule id `{id}` must be letters, digits, `-` or `_`"));
+        }
+        let sources: Vec<&String> = self.pattern.iter().chain(self.patterns.iter().flatten()).collect();
+        if sources.is_empty() {
+            return Err(format!("rule `{id}` has no `pattern`"));
+        }
+        let regex = |what: &str, p: &str| Regex::new(p).map_err(|e| format!("rule `{id}`: {what} `{p}`: {e}"));
+        let patterns = sources.iter().map(|p| regex("pattern", p)).collect::<Result<Vec<_>, _>>()?;
+        let allow = self.allow.iter().flatten().map(|p| regex("allow", p)).collect::<Result<Vec<_>, _>>()?;
+        let action = self.action.unwrap_or_default();
+        if (self.keep_start.is_some() || self.keep_end.is_some()) && action != Action::Mask {
+            return Err(format!("rule `{id}`: `keep_start`/`keep_end` need the `mask` action"));
+        }
+        Ok(Rule {
+            id: id.clone(),
+            keywords: self.keywords.clone().unwrap_or_default(),
+            min_digits: self.min_digits.unwrap_or(0),
+            patterns,
+            check: self.check.unwrap_or_default(),
+            entropy: self.entropy,
+            min_len: self.min_len.unwrap_or(1),
+            boundary: self.boundary.unwrap_or_default(),
+            allow,
+            stopwords: self.stopwords.iter().flatten().map(|s| s.to_ascii_lowercase()).collect(),
+            skip_keys: self.skip_keys.iter().flatten().map(|k| KeyPattern::parse(k)).collect(),
+            only_keys: self.only_keys.iter().flatten().map(|k| KeyPattern::parse(k)).collect(),
+            text_keys: self.text_keys.unwrap_or(false),
+            action,
+            keep_start: self.keep_start.unwrap_or(0),
+            keep_end: self.keep_end.unwrap_or(0),
+            examples: self.examples.clone().unwrap_or_default(),
+            negatives: self.negatives.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// A compiled rule.
+pub struct Rule {
+    pub id: String,
+    keywords: Vec<String>,
+    min_digits: usize,
     patterns: Vec<Regex>,
-    span: Span,
-    mask: String,
+    check: Check,
+    entropy: Option<f64>,
+    min_len: usize,
+    boundary: Boundary,
+    allow: Vec<Regex>,
+    stopwords: Vec<String>,
+    skip_keys: Vec<KeyPattern>,
+    only_keys: Vec<KeyPattern>,
+    text_keys: bool,
+    pub action: Action,
+    pub keep_start: usize,
+    pub keep_end: usize,
+    pub examples: Vec<String>,
+    pub negatives: Vec<String>,
 }
 
-/// Every value rule id, in the order they run: specific formats first, so a
-/// GitHub token in `--password=ghp_...` is reported as `github-token`.
-pub(crate) const VALUE_RULE_IDS: [&str; 10] = [
-    "pem-private-key",
-    "jwt",
-    "github-token",
-    "aws-access-key-id",
-    "url-credentials",
-    "bearer",
-    "secret-assignment",
-    "password-flag",
-    "payment-card",
-    "high-entropy-token",
-];
+impl Rule {
+    /// Whether the rule does not apply under this key (as written, normalized).
+    pub fn skipped_by(&self, raw: &str, norm: &str) -> bool {
+        self.skip_keys.iter().any(|p| p.matches(raw, norm))
+    }
 
-/// The generic detector that identity keys are exempt from.
-pub(crate) const HIGH_ENTROPY: &str = "high-entropy-token";
+    /// Whether this key is one of the rule's `only_keys`.
+    pub fn allowed_by(&self, raw: &str, norm: &str) -> bool {
+        self.only_keys.iter().any(|p| p.matches(raw, norm))
+    }
 
-pub(crate) fn mask_for(id: &str) -> String {
-    format!("[REDACTED:{id}]")
-}
+    /// Whether the rule has key scopes.
+    pub fn scoped(&self) -> bool {
+        !self.skip_keys.is_empty() || !self.only_keys.is_empty()
+    }
 
-fn is_masked(text: &str) -> bool {
-    text.starts_with("[REDACTED:")
-}
+    /// Whether the rule has `only_keys`.
+    pub fn has_only_keys(&self) -> bool {
+        !self.only_keys.is_empty()
+    }
 
-pub(crate) fn build(id: &'static str) -> ValueRule {
-    let (prefilter, patterns, span): (Prefilter, &[&str], Span) = match id {
-        "pem-private-key" => (
-            |s| s.contains("PRIVATE KEY"),
-            &[
-                r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
-            ],
-            secret_group,
-        ),
-        "jwt" => (
-            |s| s.contains("eyJ"),
-            // header.payload.signature with a JSON header; the payload is
-            // JSON too (eyJ...) or, as some issuers write it, any base64url.
-            // No leading \b: GitHub app tokens glue one on with `ghs_12345_eyJ...`.
-            &[r"eyJ[A-Za-z0-9_-]{8,}\.(?:eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?|[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"],
-            secret_group,
-        ),
-        "github-token" => (
-            |s| s.contains("gh") || s.contains("github_pat_"),
-            &[r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"],
-            secret_group,
-        ),
-        "aws-access-key-id" => {
-            (|s| s.contains("AKIA") || s.contains("ASIA"), &[r"\b(?:AKIA|ASIA)[A-Z2-7]{16}\b"], secret_group)
-        }
-        "url-credentials" => (
-            |s| s.contains("://") && s.contains('@'),
-            &[r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:(?P<s>[^\s/]+)@"],
-            secret_group,
-        ),
-        "bearer" => (
-            |s| contains_ci(s, "bearer") || contains_ci(s, "basic"),
-            &[r"\b(?i:bearer|basic)\s+(?P<s>[A-Za-z0-9._~+/-]+=*)"],
-            credential_like,
-        ),
-        "secret-assignment" => (
-            |s| {
-                (s.contains('=') || s.contains(':'))
-                    && (contains_ci(s, "secret") || contains_ci(s, "token") || contains_ci(s, "key"))
-            },
-            &[concat!(
-                r#"(?i)(?P<k>[a-z0-9_.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key)[a-z0-9_.-]*)"#,
-                r#"(?:["']?\s*=\s*["']?|["']?\s*:\s*["']|\s*:\s+)(?P<s>[^\s"',;&]+)"#
-            )],
-            secret_assignment,
-        ),
-        "password-flag" => (
-            |s| contains_ci(s, "pass") || s.contains("wd=") || contains_ci(s, "mysql") || contains_ci(s, "mariadb"),
-            &[
-                // --password=X, --password X, -pass X
-                r#"(?i)(?:^|[\s"'])--?(?:password|passwd|pass)(?:=|\s+)["']?(?P<s>[^\s"']+)"#,
-                // password=X, DB_PASSWORD=X, passwd = X
-                r#"(?i)(?:password|passwd|passphrase)\s*=\s*["']?(?P<s>[^\s"'&,;]+)"#,
-                // pwd=X and ODBC's Pwd=X, but not sudo's PWD=/home/x (a directory)
-                r#"\b(?:pwd|Pwd)=["']?(?P<s>[^\s"'&,;]+)"#,
-                // "password": "X", my_password: 'X', password := "X" (quoted values only,
-                // so that "password: incorrect" in prose is left alone)
-                r#"(?i)(?:password|passwd|passphrase)["']?\s*:=?\s*["'](?P<s>[^"']+)["']"#,
-                // mysql -u root -pX (lower-case -p: -P is the port)
-                r#"(?i:\b(?:mysql|mysqldump|mysqladmin|mariadb)\b)[^\n|;&]*?\s-p(?P<s>[^\s"']+)"#,
-            ],
-            password_value,
-        ),
-        "payment-card" => {
-            (|s| s.bytes().filter(u8::is_ascii_digit).count() >= 13, &[r"\b[2-6]\d(?:[ -]?\d){11,17}\b"], luhn_span)
-        }
-        "high-entropy-token" => (
-            |s| s.len() >= 16 && s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_lowercase()),
-            &[r"[A-Za-z0-9+/=_.-]{16,}"],
-            high_entropy,
-        ),
-        other => unreachable!("unknown rule {other}"),
-    };
-    let patterns = patterns.iter().map(|p| Regex::new(p).expect("rule pattern compiles")).collect();
-    ValueRule { id, prefilter, patterns, span, mask: mask_for(id) }
-}
-
-impl ValueRule {
-    /// The text with this rule's matches masked, or `None` if nothing matched.
-    pub fn apply(&self, text: &str) -> Option<String> {
-        if !(self.prefilter)(text) {
-            return None;
-        }
-        let mut current: Option<String> = None;
+    /// The secret spans of this rule in `text`, in order, not touching `masked`.
+    fn find(&self, text: &str, keys: &Keys, masked: &[(usize, usize)], allow: &[Regex]) -> Vec<(usize, usize)> {
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         for pattern in &self.patterns {
-            let input = current.as_deref().unwrap_or(text);
-            let mut out = String::new();
-            let mut last = 0;
-            let mut changed = false;
-            for caps in pattern.captures_iter(input) {
-                let Some((start, end)) = (self.span)(&caps, input) else {
+            for caps in pattern.captures_iter(text) {
+                let Some((start, end)) = self.accept(&caps, text, keys) else {
                     continue;
                 };
-                if start < last || is_masked(&input[start..end]) {
+                let secret = &text[start..end];
+                if self.text_keys
+                    && let Some(key) = key_before(text, start)
+                    && self.skip_keys.iter().any(|p| p.matches(key, &normalize(key)))
+                {
                     continue;
                 }
-                out.push_str(&input[last..start]);
-                out.push_str(&self.mask);
-                last = end;
-                changed = true;
-            }
-            if changed {
-                out.push_str(&input[last..]);
-                current = Some(out);
+                if masked.iter().any(|&(s, e)| start < e && s < end)
+                    || spans.iter().any(|&(s, e)| start < e && s < end)
+                    || self.allow.iter().chain(allow).any(|a| a.is_match(secret))
+                {
+                    continue;
+                }
+                spans.push((start, end));
             }
         }
-        current
+        spans.sort_unstable();
+        spans
+    }
+
+    /// The span to replace for one match, or `None` to leave it.
+    fn accept(&self, caps: &Captures, text: &str, keys: &Keys) -> Option<(usize, usize)> {
+        let whole = caps.get(0)?;
+        let group = ["s", "s1", "s2", "s3", "s4", "s5", "s6"].iter().find_map(|n| caps.name(n));
+        let (mut start, mut end) = group.map_or((whole.start(), whole.end()), |m| (m.start(), m.end()));
+        match self.check {
+            Check::None => {}
+            Check::Pem => {
+                let block = &text[start..end];
+                let body_start = block.find("-----").and_then(|i| block[i + 5..].find("-----").map(|j| i + 10 + j))?;
+                let body_end = block[body_start..].find("-----END").map(|i| body_start + i);
+                let body = &block[body_start..body_end.unwrap_or(block.len())];
+                // escaped newlines (`\n`, `\r\n`) are not body characters
+                let base64 = body.replace("\\n", "").replace("\\r", "");
+                let count = base64.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/').count();
+                let needed = if body_end.is_some() { 50 } else { 12 };
+                if count < needed || checks::is_placeholder(body.trim(), None) {
+                    return None;
+                }
+            }
+            Check::Base64Pem => {
+                let head: String = text[start..end].chars().take(64).collect();
+                let decoded = checks::base64_decode(&head)?;
+                if !String::from_utf8_lossy(&decoded).contains("PRIVATE KEY") {
+                    return None;
+                }
+            }
+            Check::Credential => {
+                let value = &text[start..end];
+                let kinds = [
+                    value.bytes().any(|b| b.is_ascii_lowercase()),
+                    value.bytes().any(|b| b.is_ascii_uppercase()),
+                    value.bytes().any(|b| b.is_ascii_digit()),
+                ];
+                if value.len() < 8 || kinds.iter().filter(|k| **k).count() < 2 {
+                    return None;
+                }
+            }
+            Check::Assignment => {
+                let key = caps.name("k")?;
+                let before = &text[..key.start()];
+                // `...:secret:prod/db` is an ARN segment and `/forgot-password`
+                // a path segment, not keys
+                if before.ends_with('/')
+                    || before.strip_suffix(':').is_some_and(|b| b.ends_with(|c: char| c.is_ascii_alphanumeric()))
+                {
+                    return None;
+                }
+                (start, end) = trim_span(text, start, end);
+                let value = &text[start..end];
+                // `password = getPassword(...)`: code, not a value
+                if text[end..].starts_with('(') {
+                    return None;
+                }
+                let alnum = value.bytes().filter(u8::is_ascii_alphanumeric).count();
+                // a URL is judged by what is in it (a password, a token in its path)
+                let url = value.contains("://");
+                match keys.classify(key.as_str(), true) {
+                    KeyClass::Strong if !url && alnum >= 3 && !checks::is_placeholder(value, Some(key.as_str())) => {}
+                    KeyClass::Strong | KeyClass::Weak if checks::credential_like(value) => {}
+                    _ => return None,
+                }
+            }
+            Check::Password => {
+                (start, end) = trim_span(text, start, end);
+                let value = &text[start..end];
+                if let Some(key) = caps.name("k") {
+                    const SWITCHES: [&str; 12] = [
+                        "no", "ask", "prompt", "use", "require", "skip", "show", "print", "reset", "change",
+                        "generate", "random",
+                    ];
+                    let norm = normalize(key.as_str());
+                    if SWITCHES.iter().any(|s| norm.starts_with(s)) {
+                        return None;
+                    }
+                    match keys.classify(key.as_str(), true) {
+                        KeyClass::Strong => {}
+                        KeyClass::Weak if checks::credential_like(value) => {}
+                        _ => return None,
+                    }
+                }
+                // `--password --host db`: the flag took the next flag as its value
+                if value.starts_with('-') || checks::is_placeholder(value, caps.name("k").map(|k| k.as_str())) {
+                    return None;
+                }
+            }
+            Check::UrlPassword => {
+                let value = &text[start..end];
+                let user = caps.name("u").map(|u| u.as_str());
+                if value.len() < 4 || user == Some(value) || checks::is_placeholder(value, None) {
+                    return None;
+                }
+            }
+            Check::Luhn => (start, end) = checks::luhn_span(text, start, end)?,
+            Check::Iban => end = start + checks::iban_len(&text[start..end])?,
+            Check::Email => {
+                let before = &text[..start];
+                if before.ends_with("://") || before.ends_with(':') {
+                    return None;
+                }
+            }
+            Check::Phone => {
+                let value = &text[start..end];
+                let digits = value.bytes().filter(u8::is_ascii_digit).count();
+                let after = text[end..].chars().next();
+                let ok = if value.starts_with('+') { (8..=15).contains(&digits) } else { digits == 10 };
+                if !ok || after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':') {
+                    return None;
+                }
+            }
+            Check::HighEntropy => (start, end) = high_entropy(text, start, end)?,
+        }
+        let secret = &text[start..end];
+        if secret.len() < self.min_len || self.entropy.is_some_and(|floor| checks::entropy(secret) < floor) {
+            return None;
+        }
+        let touches = |c: Option<char>| {
+            c.is_some_and(|c| match self.boundary {
+                Boundary::None => false,
+                Boundary::Alnum => c.is_ascii_alphanumeric(),
+                Boundary::Letter => c.is_ascii_alphabetic(),
+            })
+        };
+        if touches(text[..start].chars().next_back()) || touches(text[end..].chars().next()) {
+            return None;
+        }
+        if !self.stopwords.is_empty() {
+            let lower = secret.to_ascii_lowercase();
+            if self.stopwords.iter().any(|s| lower.contains(s.as_str())) {
+                return None;
+            }
+        }
+        (start < end).then_some((start, end))
     }
 }
 
-/// The `s` group if the pattern has one, else the whole match.
-fn secret_group(caps: &Captures, _text: &str) -> Option<(usize, usize)> {
-    let m = caps.name("s").or_else(|| caps.get(0))?;
-    Some((m.start(), m.end()))
-}
-
-/// Bearer / Basic credentials: at least 8 characters mixing two of lower case,
-/// upper case and digits, so that "Basic authentication failed" or
-/// "Bearer secret_name=x" is left alone.
-fn credential_like(caps: &Captures, text: &str) -> Option<(usize, usize)> {
-    let (start, end) = secret_group(caps, text)?;
-    let value = &text[start..end];
-    let kinds = [
-        value.bytes().any(|b| b.is_ascii_lowercase()),
-        value.bytes().any(|b| b.is_ascii_uppercase()),
-        value.bytes().any(|b| b.is_ascii_digit()),
-    ];
-    (value.len() >= 8 && kinds.iter().filter(|k| **k).count() >= 2).then_some((start, end))
-}
-
-/// `key=value` where the key names a secret, but not an identifier of one
-/// (`secret_name`, `token_type`, `access_key_id`), nor an ARN segment
-/// (`arn:aws:secretsmanager:...`), nor a placeholder value.
-fn secret_assignment(caps: &Captures, text: &str) -> Option<(usize, usize)> {
-    let key = caps.name("k")?;
-    let value = caps.name("s")?;
-    let normalized: String = key.as_str().to_ascii_lowercase().replace(['_', '-', '.'], "");
-    const NOT_SECRET_SUFFIXES: [&str; 8] = ["id", "ids", "name", "type", "arn", "uri", "url", "count"];
-    if NOT_SECRET_SUFFIXES.iter().any(|s| normalized.ends_with(s)) || text[..key.start()].ends_with(':') {
+/// The key of the `key=value`, `key: value`, `"key": "value"` or
+/// `<key>value</key>` whose value starts at `start`.
+pub fn key_before(text: &str, start: usize) -> Option<&str> {
+    let bytes = &text.as_bytes()[..start];
+    let mut i = bytes.len();
+    let skip = |i: &mut usize, set: &[u8]| {
+        while *i > 0 && set.contains(&bytes[*i - 1]) {
+            *i -= 1;
+        }
+    };
+    skip(&mut i, b" \t\"'\\");
+    let xml = i > 0 && bytes[i - 1] == b'>';
+    if xml {
+        i -= 1;
+    } else {
+        let sep_end = i;
+        skip(&mut i, b"=:>");
+        if i == sep_end || sep_end - i > 2 {
+            return None;
+        }
+        skip(&mut i, b" \t\"'\\");
+    }
+    let key_end = i;
+    while i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || b"_.-".contains(&bytes[i - 1])) {
+        i -= 1;
+    }
+    if i == key_end || (xml && (i == 0 || bytes[i - 1] != b'<')) {
         return None;
     }
-    let placeholder = ["null", "none", "true", "false"].iter().any(|p| value.as_str().eq_ignore_ascii_case(p));
-    (!placeholder).then_some((value.start(), value.end()))
+    Some(&text[i..key_end])
+}
+
+/// The span without surrounding white space.
+fn trim_span(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let inner = &text[start..end];
+    let lead = inner.len() - inner.trim_start().len();
+    let trail = inner.len() - inner.trim_end().len();
+    (start + lead, (end - trail).max(start + lead))
 }
 
 /// A free-standing token that looks random: 16+ characters mixing upper case,
-/// lower case and digits with at least 3 bits of entropy per character. Key
-/// fingerprints (`SHA256:...`), URLs and paths of plain words are left alone.
-fn high_entropy(caps: &Captures, text: &str) -> Option<(usize, usize)> {
-    let m = caps.get(0)?;
-    let token = m.as_str().trim_matches(|c| c == '.' || c == '-' || c == '/');
-    let start = m.start() + m.as_str().find(token)?;
+/// lower case and digits with at least 3 bits of entropy per character (or,
+/// without digits, 24+ characters whose case flips like random text). Left
+/// alone: hex strings (hashes), key fingerprints (`SHA256:...`), URLs, JWT
+/// headers, the body of a public key or certificate, and names: paths and
+/// dotted or dashed names of short parts, and identifiers made of words
+/// (`getServerAddressByClientCIDRs`, `SandboxConfigurationS3BucketPolicy`).
+pub fn high_entropy(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let raw = &text[start..end];
+    let token = raw.trim_matches(|c| c == '.' || c == '-' || c == '/');
+    let start = start + raw.find(token)?;
     let before = &text[..start];
-    // a lone JWT header (`eyJ...` without its parts) is left to the jwt rule
-    if ["SHA256:", "SHA1:", "MD5:", "sha256:", "sha1:", "://"].iter().any(|p| before.ends_with(p))
+    if ["SHA256:", "SHA1:", "MD5:", "sha256:", "sha1:", "sha512:", "://"].iter().any(|p| before.ends_with(p))
         || token.len() < 16
         || token.starts_with("eyJ")
     {
@@ -215,63 +503,253 @@ fn high_entropy(caps: &Captures, text: &str) -> Option<(usize, usize)> {
     if !(mixed || random_case) {
         return None;
     }
-    // every '/'-separated part short and word-like: a path, not a secret
-    if token.split('/').all(|part| part.len() < 12) {
+    // the parts of 12+ characters between separators decide: none (a path,
+    // a domain, a dashed name), or all of them hex (hashes) or words
+    // a part of letters in one case (a word) or of hex digits (a hash) is not
+    // random text either
+    let mut long: Vec<&str> = token.split(['/', '.', '-', '_']).filter(|part| part.len() >= 12).collect();
+    if long.is_empty() {
+        // only short parts: base64 with `/` or `+` in it (`73Nksk/x2cmAV/...`)
+        // is judged by its parts as well as a path is
+        long = token.split(['/', '.', '-', '_', '+']).filter(|part| part.len() >= 4).collect();
+    }
+    let plain = |part: &str| {
+        part.bytes().all(|b| b.is_ascii_lowercase())
+            || part.bytes().all(|b| b.is_ascii_uppercase())
+            || part.bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    // a short token that mixes all three classes is not an identifier made of
+    // words: random pieces pass the word test by chance (`Pa55-DneNubVTOijevv`)
+    // (a digit only at the end, `ConnectionString1`, does not count)
+    let inner_digit = token.trim_end_matches(|c: char| c.is_ascii_digit()).bytes().any(|b| b.is_ascii_digit());
+    let short_mixed = token.len() < 24 && upper > 0 && lower > 0 && inner_digit;
+    if long.iter().all(|part| plain(part) || (!short_mixed && wordy(part))) {
         return None;
     }
-    let mut counts = [0u32; 256];
-    for b in token.bytes() {
-        counts[b as usize] += 1;
-    }
-    let n = token.len() as f64;
-    let entropy: f64 = counts.iter().filter(|&&c| c > 0).map(|&c| -(c as f64 / n) * (c as f64 / n).log2()).sum();
-    (entropy >= 3.0).then_some((start, start + token.len()))
-}
-
-/// The password, unless a `--password -x` form took the next flag as its value.
-fn password_value(caps: &Captures, text: &str) -> Option<(usize, usize)> {
-    let (start, end) = secret_group(caps, text)?;
-    let after_space = text[..start].ends_with(char::is_whitespace);
-    (!(after_space && text[start..end].starts_with('-'))).then_some((start, end))
-}
-
-/// A 13-19 digit number (spaces or dashes allowed) that passes the Luhn check.
-/// If the whole run fails, shorter runs ending at a separator are tried, so
-/// "4111 1111 1111 1111 123" still masks the card.
-fn luhn_span(caps: &Captures, text: &str) -> Option<(usize, usize)> {
-    let m = caps.get(0)?;
-    let run = m.as_str();
-    // Digit groups inside a token with letters are part of an identifier (a
-    // UUID such as `32bf2d9f-b874-0020-1234-567812345670`, a hex hash), not a card.
-    let token_start = text[..m.start()].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(0, |i| i + 1);
-    let token_end =
-        text[m.end()..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).map_or(text.len(), |i| m.end() + i);
-    if text[token_start..token_end].bytes().any(|b| b.is_ascii_alphabetic()) {
+    // part of an ARN (`arn:aws:iam::1:role/GeneratedName-9S3E0UAE1MM0`) or of
+    // a public key or certificate block
+    let word_start = before.rfind(|c: char| c.is_whitespace() || "\"'([{=,".contains(c)).map_or(0, |i| i + 1);
+    if before[word_start..].starts_with("arn:") || inside_public_block(before) {
         return None;
     }
-    let mut ends: Vec<usize> = vec![run.len()];
-    ends.extend(run.char_indices().filter(|(_, c)| *c == ' ' || *c == '-').map(|(i, _)| i).rev());
-    ends.into_iter().find_map(|end| {
-        let digits: Vec<u8> = run[..end].bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
-        ((13..=19).contains(&digits.len()) && luhn_valid(&digits)).then_some((m.start(), m.start() + end))
-    })
+    if checks::entropy(token) < 3.0 {
+        return None;
+    }
+    // a path of plain directories before the random part stays readable:
+    // `fonts/xjAJXh38I15wypJXxuGMBp0EAVxt0G0biEntp43Qt6E.ttf`
+    let mut skip = 0;
+    for part in token.split('/') {
+        // lower-case words, or short names with digits (`scale11x`, `v1`)
+        let path_like = part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+            && (part.len() < 12 || !part.bytes().any(|b| b.is_ascii_digit()));
+        if !path_like || skip + part.len() + 1 >= token.len() {
+            break;
+        }
+        skip += part.len() + 1;
+    }
+    Some((start + skip, start + token.len()))
 }
 
-pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            let d = u32::from(d);
-            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
-        })
-        .sum();
-    sum.is_multiple_of(10)
+/// Whether a run of letters and digits reads as words: CamelCase words of 3+
+/// letters with a vowel (`getServerAddressByClientCIDRs`,
+/// `SandboxConfigurationS3BucketPolicy`), where random text has short,
+/// vowel-less pieces. Under 20 characters every piece must be a word.
+fn wordy(part: &str) -> bool {
+    let bytes = part.as_bytes();
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    let mut from = 0;
+    for i in 1..bytes.len() {
+        let (a, b) = (bytes[i - 1], bytes[i]);
+        let next_lower = bytes.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+        let split = a.is_ascii_digit() != b.is_ascii_digit()
+            || (a.is_ascii_lowercase() && b.is_ascii_uppercase())
+            || (a.is_ascii_uppercase() && b.is_ascii_uppercase() && next_lower)
+            || !b.is_ascii_alphanumeric()
+            || !a.is_ascii_alphanumeric();
+        if split {
+            pieces.push(&bytes[from..i]);
+            from = i;
+        }
+    }
+    pieces.push(&bytes[from..]);
+    let pieces: Vec<&[u8]> = pieces.into_iter().filter(|p| p.iter().all(u8::is_ascii_alphanumeric)).collect();
+    // a word: a capital and 2+ lower-case letters, or 3+ lower-case letters,
+    // with a vowel
+    let word = |p: &&[u8]| {
+        let caps = p.iter().take_while(|b| b.is_ascii_uppercase()).count();
+        let rest = &p[caps..];
+        caps <= 1
+            && rest.len() + caps >= 3
+            && rest.len() >= 2
+            && rest.iter().all(u8::is_ascii_lowercase)
+            && rest.iter().any(|b| b"aeiouy".contains(b))
+    };
+    let words = pieces.iter().filter(|p| word(p)).count();
+    if part.len() < 20 {
+        // short: random text passes loose tests, so every piece must be a
+        // word, a 2-4 letter acronym or one short number (`ConnectionString1`,
+        // `AmazonEC2FullAccess`)
+        let acronym = |p: &&[u8]| (2..=4).contains(&p.len()) && p.iter().all(u8::is_ascii_uppercase);
+        let number = |p: &&[u8]| p.len() <= 2 && p.iter().all(u8::is_ascii_digit);
+        return words >= 1
+            && pieces.iter().filter(|p| number(p)).count() <= 1
+            && pieces.iter().all(|p| word(p) || acronym(p) || number(p));
+    }
+    let singles = pieces.iter().filter(|p| p.len() == 1).count();
+    let in_words: usize = pieces.iter().filter(|p| word(p)).map(|p| p.len()).sum();
+    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    singles <= 2 && in_words * 5 >= total * 3
 }
 
-/// ASCII case-insensitive substring test; `needle` must be lower case.
-fn contains_ci(haystack: &str, needle: &str) -> bool {
-    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
-    h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+/// Whether `before` ends inside a `-----BEGIN ...-----` block of a public
+/// key or certificate (their bodies are random-looking but public).
+fn inside_public_block(before: &str) -> bool {
+    let Some(begin) = before.rfind("-----BEGIN ") else { return false };
+    let header = &before[begin..];
+    let header_line = header.split("-----").nth(1).unwrap_or("");
+    !header.contains("-----END") && (header_line.contains("PUBLIC KEY") || header_line.contains("CERTIFICATE"))
+}
+
+/// The spans of earlier replacements in `text`: `[REDACTED:...]`, `[PSEUDONYM:...]`.
+fn masked_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    for marker in ["[REDACTED:", "[PSEUDONYM:"] {
+        let mut from = 0;
+        while let Some(i) = text[from..].find(marker) {
+            let start = from + i;
+            let end = text[start..].find(']').map_or(text.len(), |j| start + j + 1);
+            spans.push((start, end));
+            from = end;
+        }
+    }
+    spans
+}
+
+/// What a rule's finding becomes.
+pub enum Replacement {
+    Text(String),
+    /// Remove the whole field.
+    Drop,
+}
+
+/// The result of redacting one string.
+pub enum Redacted {
+    Unchanged,
+    /// The new text and the indexes of the rules that changed it.
+    Changed(String, Vec<usize>),
+    /// A rule whose action is `drop` found something (its index).
+    Drop(usize),
+}
+
+/// Rules in the order they run, with the keyword automaton.
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub keys: Keys,
+    allow: Vec<Regex>,
+    automaton: Option<AhoCorasick>,
+    /// For each automaton pattern, the rules it belongs to.
+    keyword_rules: Vec<Vec<usize>>,
+    /// The shortest string any rule looks at.
+    min_len: usize,
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<Rule>, keys: Keys, allow: Vec<Regex>) -> Self {
+        let mut words: Vec<String> = Vec::new();
+        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            for keyword in &rule.keywords {
+                let keyword = keyword.to_ascii_lowercase();
+                match words.iter().position(|w| *w == keyword) {
+                    Some(p) => keyword_rules[p].push(index),
+                    None => {
+                        words.push(keyword);
+                        keyword_rules.push(vec![index]);
+                    }
+                }
+            }
+        }
+        let automaton = (!words.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(&words)
+                .expect("keywords build an automaton")
+        });
+        RuleSet { rules, keys, allow, automaton, keyword_rules, min_len: 6 }
+    }
+
+    /// Runs the rules that `applies` accepts over `text`; `replace` says what
+    /// each finding becomes.
+    pub fn redact(
+        &self,
+        text: &str,
+        applies: &dyn Fn(usize) -> bool,
+        replace: &mut dyn FnMut(usize, &str) -> Replacement,
+    ) -> Redacted {
+        if text.len() < self.min_len {
+            return Redacted::Unchanged;
+        }
+        let mut hit = vec![0u64; self.rules.len().div_ceil(64)];
+        if let Some(automaton) = &self.automaton {
+            for m in automaton.find_overlapping_iter(text) {
+                for &rule in &self.keyword_rules[m.pattern().as_usize()] {
+                    hit[rule / 64] |= 1 << (rule % 64);
+                }
+            }
+        }
+        let digits = std::cell::OnceCell::new();
+        let mut current: Option<String> = None;
+        let mut masked: Vec<(usize, usize)> = Vec::new();
+        let mut fired = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !rule.keywords.is_empty() && hit[index / 64] & (1 << (index % 64)) == 0 {
+                continue;
+            }
+            if rule.min_digits > 0
+                && *digits.get_or_init(|| text.bytes().filter(u8::is_ascii_digit).count()) < rule.min_digits
+            {
+                continue;
+            }
+            let input = current.as_deref().unwrap_or(text);
+            if input.len() < rule.min_len || !applies(index) {
+                continue;
+            }
+            let spans = rule.find(input, &self.keys, &masked, &self.allow);
+            if spans.is_empty() {
+                continue;
+            }
+            let mut out = String::with_capacity(input.len());
+            let mut last = 0;
+            for (start, end) in spans {
+                match replace(index, &input[start..end]) {
+                    Replacement::Drop => return Redacted::Drop(index),
+                    Replacement::Text(t) => {
+                        out.push_str(&input[last..start]);
+                        out.push_str(&t);
+                    }
+                }
+                last = end;
+            }
+            out.push_str(&input[last..]);
+            masked = masked_spans(&out);
+            current = Some(out);
+            fired.push(index);
+        }
+        match current {
+            Some(text) => Redacted::Changed(text, fired),
+            None => Redacted::Unchanged,
+        }
+    }
+
+    /// The index of a rule by id.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+
+    /// Whether rule `index` alone finds something in `text` (for examples).
+    pub fn rule_finds(&self, index: usize, text: &str) -> bool {
+        let rule = &self.rules[index];
+        !rule.find(text, &self.keys, &masked_spans(text), &self.allow).is_empty()
+    }
 }

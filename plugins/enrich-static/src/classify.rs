@@ -1,0 +1,322 @@
+//! Classification: rules (data) that tag an event and raise its severity:
+//! a privileged action, a failed authentication, access to secrets, a change
+//! to the audit configuration itself. The built-in rules are
+//! `default_classify.toml`; the pipeline can add its own.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sluice_plugin_sdk::Event;
+
+const DEFAULT_RULES: &str = include_str!("default_classify.toml");
+
+/// `classify` in the config (`classify = {}` turns the built-in rules on).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// Run the built-in rules (default `true`).
+    #[serde(default = "yes")]
+    pub defaults: bool,
+    /// More rules, run after the built-in ones.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// The key the tags are added to, an array of strings (default
+    /// `metadata_labels`, OCSF `metadata.labels`; not a column, so the host
+    /// keeps it in `unmapped` unless the stream declares it).
+    pub tags_field: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The tag added when the rule matches.
+    pub tag: String,
+    /// The least `severity_id` a matching event gets (raised, never lowered).
+    pub severity_id: Option<i64>,
+    /// The rule matches when one table matches; a table, when each of its
+    /// fields does. A field is a column or dotted path (any array element);
+    /// its pattern a glob string (`*`, case ignored, `!` negates), an
+    /// integer, or a list of them.
+    pub when: Vec<Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct RuleFile {
+    rules: Vec<RuleConfig>,
+}
+
+/// What one field must be.
+#[derive(Debug)]
+struct Condition {
+    path: Vec<String>,
+    /// Globs (lower case) of which one must match a string value.
+    globs: Vec<String>,
+    /// Globs none of which may match.
+    not: Vec<String>,
+    /// Integers of which one must equal a numeric value.
+    numbers: Vec<i64>,
+}
+
+struct Rule {
+    tag: String,
+    severity: Option<i64>,
+    when: Vec<Vec<Condition>>,
+}
+
+pub struct Classify {
+    rules: Vec<Rule>,
+    tags_field: String,
+}
+
+/// Glob match, ASCII case ignored (`pattern` is lower case): `*` is any run.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti].to_ascii_lowercase() {
+            pi += 1;
+            ti += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The values at a dotted path; arrays fan out.
+fn values<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+    match (value, path.split_first()) {
+        (Value::Array(items), _) => items.iter().for_each(|item| values(item, path, out)),
+        (_, None) => out.push(value),
+        (Value::Object(map), Some((head, rest))) => {
+            if let Some(next) = map.get(head) {
+                values(next, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Condition {
+    fn new(rule: &str, field: &str, pattern: &Value) -> Result<Self, String> {
+        let mut c = Condition {
+            path: field.split('.').map(str::to_string).collect(),
+            globs: vec![],
+            not: vec![],
+            numbers: vec![],
+        };
+        let items = match pattern {
+            Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        for item in items {
+            match item {
+                Value::String(s) => match s.strip_prefix('!') {
+                    Some(neg) => c.not.push(neg.to_ascii_lowercase()),
+                    None => c.globs.push(s.to_ascii_lowercase()),
+                },
+                Value::Number(n) if n.as_i64().is_some() => c.numbers.push(n.as_i64().unwrap_or_default()),
+                other => {
+                    return Err(format!(
+                        "enrich-static: classify rule `{rule}`: field `{field}`: expected a string, an integer or a list of them, got {other}"
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    fn matches(&self, event: &Value) -> bool {
+        let mut found = Vec::new();
+        values(event, &self.path, &mut found);
+        let text = |v: &&Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let positive = self.globs.is_empty() && self.numbers.is_empty()
+            || found.iter().any(|v| {
+                v.as_i64().is_some_and(|n| self.numbers.contains(&n))
+                    || text(v).is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
+            });
+        let negative = found.iter().filter_map(text).any(|s| self.not.iter().any(|g| glob(g, &s)));
+        positive && !negative
+    }
+}
+
+impl Classify {
+    pub fn new(config: ClassifyConfig) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        if config.defaults {
+            let file: RuleFile = toml::from_str(DEFAULT_RULES).expect("the built-in classification rules parse");
+            rules.extend(file.rules);
+        }
+        rules.extend(config.rules);
+        let rules = rules
+            .into_iter()
+            .map(|r| {
+                if r.when.is_empty() {
+                    return Err(format!("enrich-static: classify rule `{}` has no `when`", r.tag));
+                }
+                let when = r
+                    .when
+                    .iter()
+                    .map(|table| table.iter().map(|(f, p)| Condition::new(&r.tag, f, p)).collect::<Result<Vec<_>, _>>())
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Rule { tag: r.tag, severity: r.severity_id, when })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Classify { rules, tags_field: config.tags_field.unwrap_or_else(|| "metadata_labels".into()) })
+    }
+
+    /// Adds the tags of the matching rules (a rule sees the tags of the rules
+    /// before it) and raises `severity_id` to the highest of theirs.
+    pub fn apply(&self, event: &mut Event) {
+        let mut view = Value::Object(std::mem::take(event));
+        let mut severity = None;
+        for rule in &self.rules {
+            if rule.when.iter().any(|table| table.iter().all(|c| c.matches(&view))) {
+                severity = severity.max(rule.severity);
+                if let Value::Object(map) = &mut view {
+                    add_tag(map, &self.tags_field, &rule.tag);
+                }
+            }
+        }
+        let Value::Object(map) = view else { unreachable!("an event is an object") };
+        *event = map;
+        if let Some(severity) = severity {
+            // 99 (other) is not a level: a rule's severity replaces it
+            let current = event.get("severity_id").and_then(Value::as_i64).filter(|s| *s != 99);
+            if current.is_none_or(|c| c < severity) {
+                event.insert("severity_id".into(), severity.into());
+            }
+        }
+    }
+}
+
+/// Appends `tag` to the array at `field` (made one if it is not), once.
+fn add_tag(event: &mut Map<String, Value>, field: &str, tag: &str) {
+    let list = event.entry(field.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        let old = list.take();
+        *list = Value::Array(if old.is_null() { Vec::new() } else { vec![old] });
+    }
+    if let Value::Array(items) = list
+        && !items.iter().any(|t| t.as_str() == Some(tag))
+    {
+        items.push(tag.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn classify(config: Value, event: Value) -> Value {
+        let c = Classify::new(serde_json::from_value(config).unwrap()).unwrap();
+        let mut e = event.as_object().cloned().unwrap();
+        c.apply(&mut e);
+        Value::Object(e)
+    }
+
+    fn tags(event: &Value) -> Vec<&str> {
+        event["metadata_labels"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("attach*policy", "AttachRolePolicy"));
+        assert!(glob("*.setiampolicy", "google.iam.admin.v1.SetIamPolicy"));
+        assert!(!glob("attach*policy", "AttachRolePolicyX"));
+        assert!(glob("*", "") && glob("a*b*c", "aXbYc") && !glob("a*b", "ba"));
+    }
+
+    #[test]
+    fn failed_authentication() {
+        let out = classify(json!({}), json!({"class_uid": 3002, "status_id": 2, "severity_id": 1}));
+        assert_eq!((tags(&out), &out["severity_id"]), (vec!["failed-authentication"], &json!(3)));
+        let ok = classify(json!({}), json!({"class_uid": 3002, "status_id": 1, "severity_id": 1}));
+        assert_eq!((ok.get("metadata_labels"), &ok["severity_id"]), (None, &json!(1)));
+    }
+
+    #[test]
+    fn privileged_action() {
+        let sudo = classify(json!({}), json!({"class_uid": 3003, "activity_id": 1, "process_name": "sudo"}));
+        assert_eq!(tags(&sudo), ["privileged-action"]);
+        let iam = classify(json!({}), json!({"api_operation": "AttachRolePolicy", "severity_id": 4}));
+        assert_eq!((tags(&iam), &iam["severity_id"]), (vec!["privileged-action"], &json!(4)));
+        let rbac = classify(
+            json!({}),
+            json!({"api_operation": "create", "resources": [{"type": "clusterrolebindings", "name": "x"}]}),
+        );
+        assert_eq!(tags(&rbac), ["privileged-action"]);
+        let read = classify(json!({}), json!({"api_operation": "get", "resources": [{"type": "clusterrolebindings"}]}));
+        assert!(read.get("metadata_labels").is_none());
+        let exec = classify(json!({}), json!({"api_operation": "create", "resources": [{"type": "pods/exec"}]}));
+        assert_eq!(tags(&exec), ["privileged-action"]);
+    }
+
+    #[test]
+    fn secret_access() {
+        let aws = classify(json!({}), json!({"api_operation": "GetSecretValue"}));
+        assert_eq!(tags(&aws), ["secret-access"]);
+        let k8s = classify(
+            json!({}),
+            json!({"api_operation": "list", "resources": [{"type": "secrets", "namespace": "prod"}]}),
+        );
+        assert_eq!((tags(&k8s), &k8s["severity_id"]), (vec!["secret-access"], &json!(3)));
+        let shadow = classify(json!({}), json!({"file_path": "/etc/shadow"}));
+        assert_eq!(tags(&shadow), ["secret-access"]);
+        let cm = classify(json!({}), json!({"api_operation": "get", "resources": [{"type": "configmaps"}]}));
+        assert!(cm.get("metadata_labels").is_none());
+    }
+
+    #[test]
+    fn audit_config_change() {
+        let ct = classify(json!({}), json!({"api_operation": "StopLogging", "severity_id": 1}));
+        assert_eq!((tags(&ct), &ct["severity_id"]), (vec!["audit-config-change"], &json!(4)));
+        let auditd =
+            classify(json!({}), json!({"unmapped": {"records": [{"type": "SYSCALL"}, {"type": "CONFIG_CHANGE"}]}}));
+        assert_eq!(tags(&auditd), ["audit-config-change"]);
+        let gcp = classify(json!({}), json!({"api_operation": "google.logging.v2.ConfigServiceV2.DeleteSink"}));
+        assert_eq!(tags(&gcp), ["audit-config-change"]);
+    }
+
+    #[test]
+    fn custom_rules_negation_and_existing_tags() {
+        let config = json!({"defaults": false, "tags_field": "tags", "rules": [
+            {"tag": "off-hours-admin", "severity_id": 2, "when": [{"actor_user_name": "admin*", "src_endpoint_zone": "!corp"}]}
+        ]});
+        let out = classify(
+            config.clone(),
+            json!({"actor_user_name": "admin-bob", "src_endpoint_zone": "internet", "tags": ["x"]}),
+        );
+        assert_eq!(out["tags"], json!(["x", "off-hours-admin"]));
+        assert_eq!(out["severity_id"], 2);
+        let corp = classify(config, json!({"actor_user_name": "admin-bob", "src_endpoint_zone": "corp"}));
+        assert!(corp.get("tags").is_none());
+        // a failed sudo is both
+        let out = classify(json!({}), json!({"class_uid": 3002, "status_id": 2, "process_name": "/usr/bin/sudo"}));
+        assert_eq!(tags(&out), ["failed-authentication", "privileged-action"]);
+    }
+
+    #[test]
+    fn bad_rules_are_rejected() {
+        let err = |config: Value| Classify::new(serde_json::from_value(config).unwrap()).err().unwrap();
+        assert!(err(json!({"rules": [{"tag": "t", "when": []}]})).contains("`t`"));
+        assert!(err(json!({"rules": [{"tag": "t", "when": [{"a": {"b": 1}}]}]})).contains("field `a`"));
+    }
+}
