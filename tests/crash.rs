@@ -249,3 +249,85 @@ fn crash_positions_live_with_the_output() {
     ));
     assert_eq!(messages[0], serde_json::json!([166, 166]), "every line once in the first output");
 }
+
+#[test]
+fn crash_renamed_and_rotated_files_are_not_read_twice() {
+    let t = TestDir::new();
+    // lines long enough that a file's first KiB identifies it
+    let lines = |from: usize, to: usize| -> String {
+        (from..to)
+            .map(|i| format!("{{\"time\":\"2026-11-01T00:00:00Z\",\"message\":\"m{i} {}\"}}\n", "x".repeat(60)))
+            .collect()
+    };
+    std::fs::create_dir_all(t.path("logs")).unwrap();
+    t.write("logs/app.log", &lines(0, 100));
+    let pipeline = |follow: bool| {
+        format!(
+            "[sources.a]\ntype = \"file\"\npaths = [\"logs/app.log*\"]\nfollow = {follow}\nchain = [\"json\"]\n\
+             [stages.json]\nplugin = \"parse-json\"\nconfig = {{ time_field = \"time\", fields = {{ message = \"message\" }} }}\n\
+             [sink]\nurl = \"out\"\nroll_age_secs = 1\n"
+        )
+    };
+    let run = t.run_pipeline(&pipeline(false));
+    assert_eq!(run.summary().read, 100, "{run}");
+    // between runs: rotated to a name the glob also matches, a new file started
+    std::fs::rename(t.path("logs/app.log"), t.path("logs/app.log.1")).unwrap();
+    append(&t.path("logs/app.log.1"), &lines(100, 110));
+    t.write("logs/app.log", &lines(200, 205));
+    let run = t.run_pipeline(&pipeline(false));
+    assert_eq!(run.summary().read, 15, "only the 10 appended to the renamed file and the 5 new: {run}");
+
+    // while following: the same rotation under a running pipeline
+    let p = t.write("pipeline.toml", &pipeline(true));
+    let mut child = spawn_sluice(t.root(), &["run", p.to_str().unwrap()]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    append(&t.path("logs/app.log"), &lines(205, 215));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::fs::rename(t.path("logs/app.log"), t.path("logs/app.log.2")).unwrap();
+    append(&t.path("logs/app.log.2"), &lines(215, 220));
+    t.write("logs/app.log", &lines(300, 303));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let run = terminate(&mut child);
+    run.assert_success();
+    assert_eq!(run.summary().read, 18, "10 + 5 after the rename + 3 new: {run}");
+    let counts = duckdb(&format!(
+        "SELECT count(*), count(DISTINCT message) FROM read_parquet('{}/a/**/*.parquet')",
+        t.path("out").display()
+    ));
+    assert_eq!(counts, serde_json::json!([[133, 133]]), "every line once");
+}
+
+#[test]
+fn crash_a_file_that_started_empty_is_recognised_by_what_was_read() {
+    let t = TestDir::new();
+    let lines = |tag: &str, n: usize| -> String {
+        (0..n).map(|i| format!("{{\"time\":\"2026-11-01T00:00:00Z\",\"message\":\"{tag} {i}\"}}\n")).collect()
+    };
+    t.write("x.log", "");
+    let pipeline = |follow: bool| {
+        format!(
+            "[sources.a]\ntype = \"file\"\npaths = [\"x.log\"]\nfollow = {follow}\nchain = [\"json\"]\n\
+             [stages.json]\nplugin = \"parse-json\"\nconfig = {{ time_field = \"time\", fields = {{ message = \"message\" }} }}\n\
+             [sink]\nurl = \"out\"\nroll_age_secs = 1\n"
+        )
+    };
+    let p = t.write("pipeline.toml", &pipeline(true));
+    let mut child = command(t.root(), &["run", p.to_str().unwrap()]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    append(&t.path("x.log"), &lines("old", 10));
+    wait_for("a commit of the 10 lines", || {
+        list_files(&t.path("out"))
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "parquet") && !f.to_string_lossy().contains("_sluice"))
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // the same file, grown: resumed where the commit left it
+    append(&t.path("x.log"), &lines("more", 5));
+    let run = t.run_pipeline(&pipeline(false));
+    assert_eq!(run.summary().read, 5, "{run}");
+    // a different, longer file under the same name
+    t.write("x.log", &lines("new", 30));
+    let run = t.run_pipeline(&pipeline(false));
+    assert_eq!(run.summary().read, 30, "the new file is read whole, not from the old file's offset: {run}");
+}

@@ -118,3 +118,45 @@ fn quarantine_replay_of_one_source_only() {
     run.assert_success();
     assert_eq!(c.events(), 20);
 }
+
+#[test]
+fn quarantine_keeps_one_bad_event_of_a_list_whole_but_does_not_replay_it() {
+    let t = TestDir::new();
+    let item = |i: u32, user: &str| {
+        format!(
+            "{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"id-{i}\",\"stage\":\"ResponseComplete\",\"requestURI\":\"/api/v1/pods\",\"verb\":\"list\",\"user\":{{\"username\":\"{user}\"}},\"responseStatus\":{{\"code\":200}},\"requestReceivedTimestamp\":\"2026-11-01T10:00:0{i}.000000Z\",\"stageTimestamp\":\"2026-11-01T10:00:0{i}.100000Z\"}}"
+        )
+    };
+    // one EventList of three; the faulty stage traps on the second
+    t.write(
+        "k8s.ndjson",
+        &format!(
+            "{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{},{},{}]}}\n",
+            item(1, "a"),
+            item(2, "boom"),
+            item(3, "c")
+        ),
+    );
+    let pipeline = |chain: &str| {
+        format!(
+            "[sources.k8s]\ntype = \"file\"\npaths = [\"k8s.ndjson\"]\nchain = [{chain}]\n[stages.k8s]\nplugin = \"parse-k8s-audit\"\n\
+             [stages.faulty]\nplugin = \"{}\"\nconfig = {{ mode = \"trap\", field = \"actor_user_name\", equals = \"boom\" }}\n[sink]\nurl = \"out\"\n",
+            fixture_plugin("faulty")
+        )
+    };
+    let run = t.run_pipeline(&pipeline("\"k8s\", \"faulty\""));
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.expanded, s.written, s.quarantined), (1, 2, 2, 1), "{run}");
+    let q = t.quarantine("out", "k8s");
+    assert_eq!(q[0]["partial"], true, "{}", q[0]);
+    assert!(q[0]["record"].as_str().unwrap().contains("EventList"), "the whole record is kept as evidence");
+
+    // replaying the whole list would write events 1 and 3 again: it is kept instead
+    t.write("pipeline.toml", &pipeline("\"k8s\""));
+    let replay = sluice_in(t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
+    replay.assert_success();
+    assert!(replay.stdout.contains("kept in quarantine 1: one event of a record that became several"), "{replay}");
+    assert_eq!(duckdb_count(&format!("read_parquet('{}/k8s/**/*.parquet')", t.path("out").display())), 2);
+    assert_eq!(t.quarantine("out", "k8s").len(), 1);
+}

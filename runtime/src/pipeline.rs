@@ -372,9 +372,9 @@ impl Pipeline {
             sink.stop()?;
         }
         let stats = sink.stats.clone();
-        drop(sink); // releases the staging dir's lock
-        std::fs::remove_file(staging_dir.join(".lock")).ok();
-        std::fs::remove_dir(&staging_dir).ok();
+        // releases the staging dir's lock; the lock file stays (unlinking it
+        // would let two later runs lock two different files)
+        drop(sink);
 
         let summary = Summary {
             counts: stats.counts,
@@ -424,6 +424,12 @@ fn work(
             let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
             *counts.dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
         }
+        // records that became several events: a rejection of one of them must
+        // not be replayed as the whole record (the others were handled)
+        let mut per_origin: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for origin in out.events.iter().map(|(o, _)| *o).chain(rejected.iter().map(|r| r.origin)) {
+            *per_origin.entry(origin).or_default() += 1;
+        }
         // in order of first appearance, so that `seq` follows arrival order
         let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
         for (origin, text) in &out.events {
@@ -442,7 +448,8 @@ fn work(
                 Err(reason) => rejected.push(Rejected { origin: *origin, stage: None, reason }),
             }
         }
-        let quarantine = quarantine_lines(&rejected, source, &batch, redactor.as_deref_mut());
+        let partial = |origin: u32| per_origin.get(&origin).is_some_and(|n| *n > 1);
+        let quarantine = quarantine_lines(&rejected, &partial, source, &batch, redactor.as_deref_mut());
         let msg = SinkMsg {
             source: batch.source,
             no: batch.no,
@@ -460,9 +467,12 @@ fn work(
 /// The quarantine records of a batch: where each came from, who refused it
 /// and why, and the original bytes (text when UTF-8, else hex). With a
 /// redactor, the text and the reason pass through it first; where it fails,
-/// only the record's SHA-256 and length are kept.
+/// only the record's SHA-256 and length are kept. `partial` marks a rejection
+/// that is one event of a record that became several (`"partial": true`:
+/// the record is kept whole as evidence, but not replayed).
 fn quarantine_lines(
     rejected: &[Rejected],
+    partial: &dyn Fn(u32) -> bool,
     source: &SourceMeta,
     batch: &RawBatch,
     redactor: Option<&mut SharedStage>,
@@ -476,7 +486,7 @@ fn quarantine_lines(
                 Some(s) => (s.stage.as_str(), s.plugin.as_str(), s.version.as_str(), s.sha256.as_str()),
                 None => ("schema", "sluice", env!("CARGO_PKG_VERSION"), ""),
             };
-            json!({
+            let mut line = json!({
                 "observed_time": observed,
                 "source": source.name,
                 "stage": stage,
@@ -484,7 +494,11 @@ fn quarantine_lines(
                 "plugin_version": version,
                 "plugin_sha256": sha256,
                 "reason": r.reason,
-            })
+            });
+            if partial(r.origin) {
+                line["partial"] = true.into();
+            }
+            line
         })
         .collect();
     let Some(redactor) = redactor else {

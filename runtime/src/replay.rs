@@ -30,7 +30,10 @@ pub struct ReplayInput {
 /// Reads every quarantine file of the pipeline's streams. A line is replayed
 /// if its source is in the pipeline (and is `only`, if given) and it holds the
 /// record (`record` text or `record_hex`); lines whose record was withheld by
-/// the quarantine redactor, or from other sources, are kept.
+/// the quarantine redactor or decoded lossily, lines that are one event of a
+/// record that became several (`partial`), and lines of other sources are
+/// kept. A record the redactor masked is replayed masked: the original never
+/// reached the archive.
 pub async fn collect(
     archive: &Archive,
     streams: &[String],
@@ -60,6 +63,14 @@ pub async fn collect(
                     keep("its source is not in this pipeline");
                     continue;
                 };
+                if q["partial"] == true {
+                    keep("one event of a record that became several (replaying the record would duplicate the others)");
+                    continue;
+                }
+                if q["record_lossy"] == true {
+                    keep("the record was not valid UTF-8 and is kept only as lossy text");
+                    continue;
+                }
                 if only.is_some_and(|o| o != source) {
                     keep("another source (--source)");
                     continue;
@@ -94,7 +105,7 @@ pub struct ReplaySource {
 impl Source for ReplaySource {
     fn run(self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         for record in self.records {
-            if stop.load(Ordering::Relaxed) || !batcher.push(record, 0) {
+            if stop.load(Ordering::Relaxed) || !batcher.push_record(record) {
                 break;
             }
         }

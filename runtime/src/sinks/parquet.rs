@@ -346,7 +346,7 @@ impl Sink {
             }
         }
         self.stats.counts.add(&counts);
-        let state = &mut self.sources[source].state;
+        let SourceRun { name, state, .. } = &mut self.sources[source];
         state.positions.extend(positions);
         if self.replay.is_some() {
             // these records were counted as read and quarantined when they came
@@ -355,7 +355,10 @@ impl Sink {
             counts.read = 0;
             counts.quarantined = 0;
             state.counts.add(&counts);
-            state.counts.quarantined = (state.counts.quarantined + quarantined).saturating_sub(read);
+            state.counts.quarantined =
+                (state.counts.quarantined + quarantined).checked_sub(read).with_context(|| {
+                    format!("replay accounting: source `{name}` had fewer quarantined records than replayed")
+                })?;
         } else {
             state.counts.add(&counts);
         }

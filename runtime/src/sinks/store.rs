@@ -100,7 +100,8 @@ impl Archive {
         std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let path = path.canonicalize()?;
         Ok(Archive {
-            store: Arc::new(LocalFileSystem::new_with_prefix(&path)?),
+            // fsync: a commit record must never outlive (a power loss) the files it names
+            store: Arc::new(LocalFileSystem::new_with_prefix(&path)?.with_fsync(true)),
             prefix: ObjectPath::default(),
             location: path.display().to_string(),
             retry_for: RETRY_FOR,

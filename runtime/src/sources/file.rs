@@ -61,28 +61,68 @@ impl FileSource {
     }
 }
 
+/// Where reading a file stands: its position, and its first bytes while they
+/// are fewer than the fingerprint length (a new file still growing), so the
+/// fingerprint grows with them and always covers what was read.
+struct Cursor {
+    position: FilePosition,
+    head: Vec<u8>,
+    /// Whether `head` still follows the file (plain files under 1 KiB).
+    growing: bool,
+}
+
+impl Cursor {
+    /// Accounts for one complete line that starts at the current offset.
+    fn consume(&mut self, line: &[u8], batcher: &mut Batcher) {
+        let start = self.position.offset as usize;
+        self.position.offset += line.len() as u64;
+        if self.growing {
+            let have = self.head.len();
+            if start <= have && start + line.len() > have {
+                let take = (start + line.len() - have).min(FINGERPRINT_BYTES as usize - have);
+                self.head.extend_from_slice(&line[have - start..have - start + take]);
+                self.position.fingerprint = hex::encode(Sha256::digest(&self.head));
+                self.position.fingerprint_len = self.head.len() as u64;
+                batcher.set_fingerprint(&self.position.fingerprint, self.position.fingerprint_len);
+            }
+            self.growing = self.head.len() < FINGERPRINT_BYTES as usize;
+        }
+    }
+}
+
 struct Opened {
     reader: Box<dyn BufRead + Send>,
     gz: bool,
-    position: FilePosition,
+    cursor: Cursor,
 }
 
-/// Opens a file where `resume` left it if it is the same file (its first
-/// bytes hash to the recorded fingerprint), else at its start.
-fn open(path: &Path, resume: Option<&FilePosition>) -> anyhow::Result<Opened> {
+/// Whether `head` (a file's first bytes) is the file `position` was taken
+/// from. A short fingerprint that does not cover what was read is no proof
+/// (for gzip the fingerprint is of the compressed bytes, the offset of the
+/// decompressed stream: a short gzip file is fingerprinted whole).
+fn same_file(head: &[u8], position: &FilePosition) -> bool {
+    let n = position.fingerprint_len as usize;
+    let gz = head.starts_with(&[0x1f, 0x8b]);
+    n <= head.len()
+        && (gz || n as u64 >= position.offset.min(FINGERPRINT_BYTES))
+        && hex::encode(Sha256::digest(&head[..n])) == position.fingerprint
+}
+
+/// Opens a file where it was left: by the position recorded under its path if
+/// it is the same file, else by a position of a file with the same full
+/// fingerprint under another name (a rename, a rotation), else at its start.
+fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> anyhow::Result<Opened> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = Vec::with_capacity(FINGERPRINT_BYTES as usize);
     (&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut head)?;
-    let fingerprint = |n: usize| hex::encode(Sha256::digest(&head[..n]));
     let gz = head.starts_with(&[0x1f, 0x8b]);
     let len = file.metadata()?.len();
+    let renamed = || {
+        known.iter().filter(|k| k.fingerprint_len == FINGERPRINT_BYTES && same_file(&head, k)).map(|k| k.offset).max()
+    };
     let mut offset = match resume {
-        Some(r)
-            if r.fingerprint_len as usize <= head.len() && fingerprint(r.fingerprint_len as usize) == r.fingerprint =>
-        {
-            r.offset
-        }
-        _ => 0,
+        Some(r) if same_file(&head, r) => r.offset,
+        _ => renamed().unwrap_or(0),
     };
     if !gz && offset > len {
         tracing::warn!(path = %path.display(), offset, len, "File is shorter than where it was left; reading it from the start.");
@@ -103,17 +143,18 @@ fn open(path: &Path, resume: Option<&FilePosition>) -> anyhow::Result<Opened> {
     if offset > 0 {
         tracing::info!(path = %path.display(), offset, "Resuming where the last commit left off.");
     }
-    let position = FilePosition { fingerprint: fingerprint(head.len()), fingerprint_len: head.len() as u64, offset };
-    Ok(Opened { reader, gz, position })
+    let position =
+        FilePosition { fingerprint: hex::encode(Sha256::digest(&head)), fingerprint_len: head.len() as u64, offset };
+    let growing = !gz && head.len() < FINGERPRINT_BYTES as usize;
+    Ok(Opened { reader, gz, cursor: Cursor { position, head, growing } })
 }
 
-/// Reads complete lines until EOF; `offset` follows the end of the last
-/// complete line. A last line without a newline is left in `partial` (the
-/// file may still be growing).
+/// Reads complete lines until EOF. A last line without a newline is left in
+/// `partial` (the file may still be growing).
 fn read_lines(
     reader: &mut dyn BufRead,
     partial: &mut Vec<u8>,
-    offset: &mut u64,
+    cursor: &mut Cursor,
     batcher: &mut Batcher,
     stop: &AtomicBool,
 ) -> anyhow::Result<bool> {
@@ -125,11 +166,20 @@ fn read_lines(
         if n == 0 || partial.last() != Some(&b'\n') {
             return Ok(true);
         }
-        *offset += partial.len() as u64;
-        if !batcher.push(std::mem::take(partial), *offset) {
+        cursor.consume(partial, batcher);
+        if !batcher.push(std::mem::take(partial), cursor.position.offset) {
             return Ok(false);
         }
     }
+}
+
+/// Takes a last line that has no newline as a record.
+fn finish_partial(partial: Vec<u8>, cursor: &mut Cursor, batcher: &mut Batcher) -> bool {
+    if partial.is_empty() {
+        return true;
+    }
+    cursor.consume(&partial, batcher);
+    batcher.push(partial, cursor.position.offset)
 }
 
 struct Tailed {
@@ -138,38 +188,42 @@ struct Tailed {
     ino: u64,
     pos_check: u64,
     gz: bool,
-    position: FilePosition,
+    cursor: Cursor,
 }
 
 impl Tailed {
     /// Reads what the file holds now. Returns false when the pipeline stops.
     fn read(&mut self, key: &str, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<bool> {
-        batcher.begin_file(key, self.position.clone());
-        read_lines(self.reader.as_mut(), &mut self.partial, &mut self.position.offset, batcher, stop)
+        batcher.begin_file(key, self.cursor.position.clone());
+        read_lines(self.reader.as_mut(), &mut self.partial, &mut self.cursor, batcher, stop)
             .with_context(|| format!("reading {key}"))
+    }
+
+    /// Reads it to its end (it was rotated away or deleted) and returns where it ended.
+    fn finish(mut self, key: &str, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<FilePosition> {
+        self.read(key, batcher, stop)?;
+        finish_partial(std::mem::take(&mut self.partial), &mut self.cursor, batcher);
+        Ok(self.cursor.position)
     }
 }
 
 impl Source for FileSource {
     fn run(mut self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+        // positions of files by fingerprint, for files that changed name
+        let mut known: Vec<FilePosition> = self.resume.values().cloned().collect();
         if !self.follow {
             for path in self.expand()? {
                 let key = path.display().to_string();
-                let Opened { mut reader, mut position, .. } = open(&path, self.resume.get(&key))?;
-                batcher.begin_file(&key, position.clone());
+                let Opened { mut reader, mut cursor, .. } = open(&path, self.resume.get(&key), &known)?;
+                batcher.begin_file(&key, cursor.position.clone());
                 let mut partial = Vec::new();
-                let go_on = read_lines(reader.as_mut(), &mut partial, &mut position.offset, &mut batcher, &stop)
+                let go_on = read_lines(reader.as_mut(), &mut partial, &mut cursor, &mut batcher, &stop)
                     .with_context(|| format!("reading {key}"))?;
-                if !go_on {
+                // a last line without a newline is still a record
+                if !go_on || !finish_partial(partial, &mut cursor, &mut batcher) {
                     break;
                 }
-                // a last line without a newline is still a record
-                if !partial.is_empty() {
-                    position.offset += partial.len() as u64;
-                    if !batcher.push(partial, position.offset) {
-                        break;
-                    }
-                }
+                known.push(cursor.position);
             }
             batcher.flush();
             return Ok(());
@@ -181,13 +235,9 @@ impl Source for FileSource {
             // leaves no successor) is still open: read what it holds, then let go
             let gone: Vec<PathBuf> = open_files.keys().filter(|p| !paths.contains(p) || !p.exists()).cloned().collect();
             for path in gone {
-                let mut old = open_files.remove(&path).expect("listed");
+                let old = open_files.remove(&path).expect("listed");
                 let key = path.display().to_string();
-                old.read(&key, &mut batcher, &stop)?;
-                if !old.partial.is_empty() {
-                    old.position.offset += old.partial.len() as u64;
-                    batcher.push(old.partial, old.position.offset);
-                }
+                known.push(old.finish(&key, &mut batcher, &stop)?);
                 tracing::info!(path = %key, "File is gone; finished reading it.");
             }
             for path in paths {
@@ -195,24 +245,31 @@ impl Source for FileSource {
                     continue;
                 };
                 let key = path.display().to_string();
+                if !open_files.contains_key(&path) {
+                    // a file already open under another name (renamed by a
+                    // rotation) goes on under its new name
+                    let moved = open_files
+                        .iter()
+                        .find(|(p, t)| t.ino == meta.ino() && std::fs::metadata(p).map_or(true, |m| m.ino() != t.ino))
+                        .map(|(p, _)| p.clone());
+                    if let Some(old) = moved.and_then(|p| open_files.remove(&p)) {
+                        open_files.insert(path.clone(), old);
+                    }
+                }
                 let replaced = match open_files.get(&path) {
                     None => true,
                     Some(t) => !t.gz && (t.ino != meta.ino() || meta.len() < t.pos_check),
                 };
                 if replaced {
-                    if let Some(mut old) = open_files.remove(&path) {
+                    if let Some(old) = open_files.remove(&path) {
                         // finish what the rotated file still holds
-                        old.read(&key, &mut batcher, &stop)?;
-                        if !old.partial.is_empty() {
-                            old.position.offset += old.partial.len() as u64;
-                            batcher.push(old.partial, old.position.offset);
-                        }
+                        known.push(old.finish(&key, &mut batcher, &stop)?);
                     }
                     // the committed position applies to the first file seen under this path
-                    let Opened { reader, gz, position } = open(&path, self.resume.remove(&key).as_ref())?;
+                    let Opened { reader, gz, cursor } = open(&path, self.resume.remove(&key).as_ref(), &known)?;
                     open_files.insert(
                         path.clone(),
-                        Tailed { reader, partial: Vec::new(), ino: meta.ino(), pos_check: 0, gz, position },
+                        Tailed { reader, partial: Vec::new(), ino: meta.ino(), pos_check: 0, gz, cursor },
                     );
                 }
                 let t = open_files.get_mut(&path).expect("inserted above");

@@ -61,10 +61,11 @@ pub struct Batcher {
     no: u64,
     /// The file being read and how far.
     current: Option<(String, FilePosition)>,
-    /// Whether `current` moved since the last batch.
-    moved: bool,
     /// Files left since the last batch, with their final positions.
     left: Vec<(String, FilePosition)>,
+    /// The last position sent per file: a position is sent only when it moved,
+    /// so an idle source sends nothing (and causes no commits).
+    sent: std::collections::HashMap<String, FilePosition>,
 }
 
 /// A batch is sent once it has this many bytes, whatever its record count.
@@ -80,9 +81,13 @@ impl Batcher {
             tx,
             no: 0,
             current: None,
-            moved: false,
             left: Vec::new(),
+            sent: std::collections::HashMap::new(),
         }
+    }
+
+    fn unsent(&self, (path, position): &(String, FilePosition)) -> bool {
+        self.sent.get(path) != Some(position)
     }
 
     /// The lines that follow come from this file, which has been read up to
@@ -95,12 +100,20 @@ impl Batcher {
             return;
         }
         if let Some(previous) = self.current.take()
-            && self.moved
+            && self.unsent(&previous)
         {
             self.left.push(previous);
         }
         self.current = Some((path.to_string(), position));
-        self.moved = true;
+    }
+
+    /// The current file's fingerprint grew (it was shorter than the
+    /// fingerprint length when opened).
+    pub fn set_fingerprint(&mut self, fingerprint: &str, len: u64) {
+        if let Some((_, position)) = &mut self.current {
+            position.fingerprint = fingerprint.to_string();
+            position.fingerprint_len = len;
+        }
     }
 
     /// Adds one line (without its line ending) that ends at `offset` in the
@@ -109,7 +122,6 @@ impl Batcher {
     pub fn push(&mut self, mut line: Vec<u8>, offset: u64) -> bool {
         if let Some((_, position)) = &mut self.current {
             position.offset = offset;
-            self.moved = true;
         }
         if line.last() == Some(&b'\n') {
             line.pop();
@@ -128,21 +140,35 @@ impl Batcher {
         true
     }
 
-    /// Sends what has been collected (also a batch of no records whose
-    /// position moved, so that skipped lines are committed too). Returns false
-    /// when nobody listens.
-    pub fn flush(&mut self) -> bool {
-        if self.records.is_empty() && !self.moved {
-            return true;
+    /// Adds one record as it is: no line ending stripped, kept even if empty
+    /// (a quarantined record being replayed). Returns false when the
+    /// pipeline has shut down.
+    pub fn push_record(&mut self, record: Vec<u8>) -> bool {
+        self.bytes += record.len();
+        self.records.push(record);
+        if self.records.len() >= self.batch_size || self.bytes >= BATCH_BYTES {
+            return self.flush();
         }
-        let records = std::mem::replace(&mut self.records, Vec::with_capacity(self.batch_size));
+        true
+    }
+
+    /// Sends what has been collected (also a batch of no records whose
+    /// positions moved, so that skipped lines are committed too). Returns
+    /// false when nobody listens.
+    pub fn flush(&mut self) -> bool {
         let mut positions = std::mem::take(&mut self.left);
-        if self.moved
-            && let Some(current) = &self.current
+        if let Some(current) = &self.current
+            && self.unsent(current)
         {
             positions.push(current.clone());
         }
-        self.moved = false;
+        if self.records.is_empty() && positions.is_empty() {
+            return true;
+        }
+        for (path, position) in &positions {
+            self.sent.insert(path.clone(), position.clone());
+        }
+        let records = std::mem::replace(&mut self.records, Vec::with_capacity(self.batch_size));
         self.bytes = 0;
         let batch = RawBatch { source: self.source, no: self.no, records, observed: now_micros(), positions };
         self.no += 1;
