@@ -20,7 +20,7 @@
 //! reader of `<stream>/**/*.parquet` sees each input record once, and a crash
 //! at any point loses nothing that was committed.
 
-use super::store::{Archive, Conflict, commit_file, retrying};
+use super::store::{Archive, Conflict, commit_file, commit_single, retrying};
 use crate::sources::Positions;
 use anyhow::Context;
 use object_store::ObjectStoreExt;
@@ -145,7 +145,7 @@ pub async fn write_pending(archive: &Archive, n: u64, paths: &[String]) -> anyho
 pub async fn write_record(archive: &Archive, record: &CommitRecord) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(record).expect("records serialize");
     let path = state_path(archive, COMMITS, record.commit);
-    commit_file(archive, &path, bytes.into()).await.map_err(|e| match e.downcast_ref::<Conflict>() {
+    commit_single(archive, &path, bytes.into()).await.map_err(|e| match e.downcast_ref::<Conflict>() {
         Some(_) => anyhow::anyhow!(
             "commit {} of {} already exists: is another sluice writing to this archive?",
             record.commit,

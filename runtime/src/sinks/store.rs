@@ -161,11 +161,17 @@ static CREATE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// fresh UUIDv7 (or an index the writer owns) either way, so an object that
 /// exists already with the same bytes is this upload's own earlier attempt.
 pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
-    retrying(archive, &format!("upload of {path}"), || put_once(archive, path, bytes.clone())).await
+    retrying(archive, &format!("upload of {path}"), || put_once(archive, path, bytes.clone(), true)).await
 }
 
-async fn put_once(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
-    if bytes.len() > MULTIPART_ABOVE {
+/// Like [`commit_file`], but always one create-only put, whatever the size
+/// (commit records: a multipart upload cannot refuse an existing object).
+pub async fn commit_single(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
+    retrying(archive, &format!("upload of {path}"), || put_once(archive, path, bytes.clone(), false)).await
+}
+
+async fn put_once(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes, multipart: bool) -> anyhow::Result<()> {
+    if multipart && bytes.len() > MULTIPART_ABOVE {
         let upload = archive.store.put_multipart(path).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         for chunk in bytes.chunks(PART_SIZE) {

@@ -237,7 +237,12 @@ impl Source for FileSource {
             for path in gone {
                 let old = open_files.remove(&path).expect("listed");
                 let key = path.display().to_string();
-                known.push(old.finish(&key, &mut batcher, &stop)?);
+                match old.finish(&key, &mut batcher, &stop) {
+                    Ok(position) => known.push(position),
+                    Err(e) => {
+                        tracing::warn!(path = %key, error = %format!("{e:#}"), "Could not finish a vanished file.")
+                    }
+                }
                 tracing::info!(path = %key, "File is gone; finished reading it.");
             }
             for path in paths {
@@ -263,18 +268,37 @@ impl Source for FileSource {
                 if replaced {
                     if let Some(old) = open_files.remove(&path) {
                         // finish what the rotated file still holds
-                        known.push(old.finish(&key, &mut batcher, &stop)?);
+                        match old.finish(&key, &mut batcher, &stop) {
+                            Ok(position) => known.push(position),
+                            Err(e) => {
+                                tracing::warn!(path = %key, error = %format!("{e:#}"), "Could not finish a rotated file.")
+                            }
+                        }
                     }
-                    // the committed position applies to the first file seen under this path
-                    let Opened { reader, gz, cursor } = open(&path, self.resume.remove(&key).as_ref(), &known)?;
+                    // the committed position applies to the first file seen under this path;
+                    // a file that cannot be opened now (gone again, no permission) is tried at the next poll
+                    let opened = match open(&path, self.resume.get(&key), &known) {
+                        Ok(opened) => opened,
+                        Err(e) => {
+                            tracing::warn!(path = %key, error = %format!("{e:#}"), "Cannot open a followed file; will retry.");
+                            continue;
+                        }
+                    };
+                    self.resume.remove(&key);
+                    let Opened { reader, gz, cursor } = opened;
                     open_files.insert(
                         path.clone(),
                         Tailed { reader, partial: Vec::new(), ino: meta.ino(), pos_check: 0, gz, cursor },
                     );
                 }
                 let t = open_files.get_mut(&path).expect("inserted above");
-                if !t.read(&key, &mut batcher, &stop)? {
-                    break;
+                match t.read(&key, &mut batcher, &stop) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    // kept open where it is: read again at the next poll
+                    Err(e) => {
+                        tracing::warn!(path = %key, error = %format!("{e:#}"), "Read error on a followed file; will retry.")
+                    }
                 }
                 t.pos_check = std::fs::metadata(&path).map_or(0, |m| m.len());
             }
