@@ -482,3 +482,40 @@ mod integrity;
 mod quarantine;
 mod self_audit;
 mod store;
+
+#[test]
+fn a_stage_reads_only_the_files_it_is_granted() {
+    let t = TestDir::new();
+    t.write(
+        "in.ndjson",
+        "{\"time\":\"2026-11-01T00:00:00Z\",\"message\":\"m\",\"actor_user_name\":\"alice\"}\n\
+         {\"time\":\"2026-11-01T00:00:00Z\",\"message\":\"m\",\"actor_user_name\":\"bob\"}\n",
+    );
+    t.write("tables/users.csv", "name,department,manager\nalice,payroll,\"Grace, CFO\"\n");
+    let pipeline = |grant: &str, file: &str| {
+        format!(
+            "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\", \"enrich\"]\n{JSON_PARSER}\n\
+             [stages.enrich]\nplugin = \"enrich-static\"\n{grant}\n\
+             config = {{ lookups = {{ users = {{ key = \"actor_user_name\", file = \"{file}\" }} }} }}\n\
+             [sink]\nurl = \"out\"\n"
+        )
+    };
+    let run = t.run_pipeline(&pipeline("read_files = [\"tables/users.csv\"]", "/grants/users.csv"));
+    run.assert_success();
+    let rows = duckdb(&format!(
+        "SELECT actor_user_name, unmapped FROM read_parquet('{}/a/**/*.parquet') ORDER BY 1",
+        t.path("out").display()
+    ));
+    let alice: serde_json::Value = serde_json::from_str(rows[0][1].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&alice["actor_user_department"], &alice["actor_user_manager"]),
+        (&"payroll".into(), &"Grace, CFO".into())
+    );
+    assert!(rows[1][1].is_null() || !rows[1][1].as_str().unwrap().contains("department"), "{rows}");
+    // without the grant, or for any other file of the host, the plugin sees nothing
+    for (grant, file) in [("", "/grants/users.csv"), ("read_files = [\"tables/users.csv\"]", "/etc/passwd")] {
+        let run = t.run_pipeline(&pipeline(grant, file));
+        run.assert_failure();
+        assert!(run.stderr.contains("refused its config") && run.stderr.contains("cannot read"), "{run}");
+    }
+}

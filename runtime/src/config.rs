@@ -128,6 +128,12 @@ pub struct StageConfig {
     /// wall clock reads the Unix epoch and the monotonic clock stands still.
     #[serde(default)]
     pub clocks: bool,
+    /// Files the plugin may read (paths relative to the pipeline file): each is
+    /// copied at start into a directory of its own that the plugin sees,
+    /// read-only, as `/grants/<file name>`. Nothing else of the host's file
+    /// system is visible to it.
+    #[serde(default)]
+    pub read_files: Vec<Spanned<String>>,
     /// Cap on each plugin instance's linear memory, in MiB.
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u64,

@@ -97,6 +97,7 @@ impl Pipeline {
                 timeout: Duration::from_millis(stage.timeout_ms),
                 memory_bytes: (stage.memory_mb as usize) << 20,
                 clocks: stage.clocks,
+                read_files: stage.read_files.iter().map(|f| config.base_dir().join(f.get_ref())).collect(),
             };
             let plugin = host.load(spec).map_err(located)?;
             stages.insert(name.clone(), LoadedStage { name: name.clone(), plugin });

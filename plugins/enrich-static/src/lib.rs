@@ -9,7 +9,8 @@
 //! - `set`: table `field → value`, always set (overwrites).
 //! - `lookups`: named tables: the value of a field selects a row whose
 //!   columns are added (`actor_user_name = alice` → `actor_user_department`);
-//!   see [`lookups::LookupConfig`]. Rows are inline.
+//!   see [`lookups::LookupConfig`]. Rows are inline, or read at init from a
+//!   file the pipeline grants the stage (`read_files`, seen as `/grants/<name>`).
 //! - `networks`: a CIDR table giving zone, site and owner of the addresses in
 //!   `src_endpoint_ip` / `dst_endpoint_ip` (longest prefix wins, IPv4 and
 //!   IPv6), written as `src_endpoint_zone`, `src_endpoint_site`,

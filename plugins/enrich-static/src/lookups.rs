@@ -2,9 +2,12 @@
 //! added to the event (`actor_user_name = alice` → `actor_user_department`,
 //! `actor_user_manager`).
 //!
-//! Rows are given inline in the config today. Reading a table from a file is
-//! host work (a plugin has no file system); the host will then hand the rows
-//! to the plugin in this same `rows` shape, so configs written now keep working.
+//! Rows are given inline (`rows`), or read at `init` from a file the pipeline
+//! grants the stage (`read_files = ["users.csv"]` on the stage; the plugin
+//! sees it, read-only, as `/grants/users.csv` and nothing else of the host's
+//! file system): CSV with a header row, or JSON (an object of rows by key, or
+//! an array of row objects). `key_column` names the column that holds the key
+//! (default: the first CSV column; required for a JSON array).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -29,7 +32,92 @@ pub struct LookupConfig {
     #[serde(default)]
     pub overwrite: bool,
     /// Rows by key value; each row is a table of column → value.
+    #[serde(default)]
     pub rows: Map<String, Value>,
+    /// A granted file to read the rows from (`/grants/<name>.csv` or `.json`).
+    pub file: Option<String>,
+    /// The column of the file that holds the key.
+    pub key_column: Option<String>,
+}
+
+/// Rows read from a granted file, in the inline `rows` shape.
+fn rows_from_file(name: &str, path: &str, key_column: Option<&str>) -> Result<Map<String, Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("enrich-static: `lookups.{name}.file`: cannot read {path}: {e} (is it in the stage's read_files?)")
+    })?;
+    let keyed = |rows: Vec<Map<String, Value>>, column: &str| -> Result<Map<String, Value>, String> {
+        let mut out = Map::new();
+        for mut row in rows {
+            let key = match row.remove(column) {
+                Some(Value::String(s)) => s,
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(format!("enrich-static: `lookups.{name}.file`: a row has no `{column}`")),
+            };
+            out.insert(key, Value::Object(row));
+        }
+        Ok(out)
+    };
+    if path.ends_with(".json") {
+        return match serde_json::from_str(&text).map_err(|e| format!("enrich-static: {path}: {e}"))? {
+            Value::Object(rows) => Ok(rows),
+            Value::Array(rows) => {
+                let column = key_column
+                    .ok_or_else(|| format!("enrich-static: `lookups.{name}.key_column` is needed for a JSON array"))?;
+                let rows = rows
+                    .into_iter()
+                    .map(|r| match r {
+                        Value::Object(o) => Ok(o),
+                        _ => Err(format!("enrich-static: {path}: every row must be an object")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                keyed(rows, column)
+            }
+            _ => Err(format!("enrich-static: {path}: expected an object or an array of rows")),
+        };
+    }
+    let mut records = csv_records(&text).into_iter();
+    let header = records.next().ok_or_else(|| format!("enrich-static: {path}: empty CSV file"))?;
+    let column = key_column.unwrap_or_else(|| header.first().map_or("", String::as_str)).to_string();
+    if !header.contains(&column) {
+        return Err(format!("enrich-static: {path}: no column `{column}` in the header"));
+    }
+    let rows = records
+        .filter(|r| !(r.len() == 1 && r[0].is_empty()))
+        .map(|r| header.iter().cloned().zip(r.into_iter().map(Value::String)).collect())
+        .collect();
+    keyed(rows, &column)
+}
+
+/// RFC 4180 records: fields separated by commas, quoted fields may hold
+/// commas, newlines and doubled quotes.
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let (mut record, mut field) = (Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
 }
 
 pub struct Lookup {
@@ -46,8 +134,12 @@ impl Lookup {
             Some(i) if !config.key.contains('.') => config.key[..=i].to_string(),
             _ => format!("{name}_"),
         });
+        let mut inline = config.rows;
+        if let Some(path) = &config.file {
+            inline.extend(rows_from_file(name, path, config.key_column.as_deref())?);
+        }
         let mut rows = HashMap::new();
-        for (value, row) in config.rows {
+        for (value, row) in inline {
             let Value::Object(columns) = row else {
                 return Err(format!("enrich-static: `lookups.{name}.rows.{value}` must be a table of columns"));
             };
@@ -123,6 +215,19 @@ mod tests {
         assert_eq!(out["owner_team"], "red");
         let default_prefix = lookup(json!({"key": "unmapped.user.login", "rows": {}}));
         assert_eq!(default_prefix.prefix(), "users_");
+    }
+
+    #[test]
+    fn csv_records_follow_rfc_4180() {
+        let r = csv_records("name,team\r\nalice,\"red, blue\"\n\"bob \"\"b\"\"\",\"two\nlines\"\n");
+        assert_eq!(r, [vec!["name", "team"], vec!["alice", "red, blue"], vec!["bob \"b\"", "two\nlines"]]);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_says_so() {
+        let err =
+            Lookup::new("users", serde_json::from_value(json!({"key": "k", "file": "/grants/none.csv"})).unwrap());
+        assert!(err.err().unwrap().contains("cannot read /grants/none.csv"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum LoadError {
     Init { name: String, version: String, message: String },
     #[error("plugin {path} failed to start: {message}")]
     Start { path: String, message: String },
+    #[error("{message}")]
+    Grant { message: String },
 }
 
 /// Which world a plugin implements.
@@ -109,6 +111,7 @@ impl WasmHost {
             PluginKind::Parser => Pre::Parser(parser::ParserPluginPre::new(pre).map_err(link)?),
             PluginKind::Transform => Pre::Transform(transform::TransformPluginPre::new(pre).map_err(link)?),
         };
+        let grants = Grants::new(&spec.stage, &spec.read_files).map_err(|message| LoadError::Grant { message })?;
         let mut plugin = Plugin {
             engine: self.engine.clone(),
             stage: spec.stage,
@@ -119,6 +122,7 @@ impl WasmHost {
             timeout: spec.timeout,
             memory_bytes: spec.memory_bytes,
             clocks: spec.clocks,
+            grants,
             pre,
         };
         // Start one instance now: it reads the plugin's identity and proves
@@ -155,6 +159,8 @@ pub struct PluginSpec {
     pub memory_bytes: usize,
     /// Whether the plugin may read the host's clocks.
     pub clocks: bool,
+    /// Files the plugin may read, as `/grants/<file name>` (read-only copies).
+    pub read_files: Vec<std::path::PathBuf>,
 }
 
 fn plugin_kind(engine: &Engine, component: &Component, path: &str) -> Result<PluginKind, LoadError> {
@@ -198,7 +204,43 @@ pub struct Plugin {
     timeout: Duration,
     memory_bytes: usize,
     clocks: bool,
+    /// The directory holding the copies of the files it may read.
+    grants: Option<Grants>,
     pre: Pre,
+}
+
+/// Read-only copies of the files a plugin was granted, in a directory of
+/// their own (removed with the plugin): a copy taken at start, so the plugin
+/// sees neither the directory the file lives in nor later changes to it.
+struct Grants {
+    dir: std::path::PathBuf,
+}
+
+impl Grants {
+    fn new(stage: &str, files: &[std::path::PathBuf]) -> Result<Option<Grants>, String> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let dir =
+            std::env::temp_dir().join(format!("sluice-grants-{}-{stage}-{}", std::process::id(), uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let grants = Grants { dir };
+        for file in files {
+            let name = file.file_name().ok_or_else(|| format!("{} is not a file", file.display()))?;
+            let to = grants.dir.join(name);
+            if to.exists() {
+                return Err(format!("two granted files are named {}", name.to_string_lossy()));
+            }
+            std::fs::copy(file, &to).map_err(|e| format!("cannot read granted file {}: {e}", file.display()))?;
+        }
+        Ok(Some(grants))
+    }
+}
+
+impl Drop for Grants {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
 }
 
 impl Plugin {
@@ -220,7 +262,7 @@ impl Plugin {
 
     fn try_instantiate(&self) -> wasmtime::Result<Instance> {
         let state = HostState {
-            wasi: sandbox(self.clocks),
+            wasi: sandbox(self.clocks, self.grants.as_ref().map(|g| g.dir.as_path()))?,
             table: ResourceTable::new(),
             limits: Limits { memory_bytes: self.memory_bytes, memory_denied: false },
             stage: self.stage.clone(),
@@ -303,12 +345,15 @@ impl Instance {
 /// The WASI context of an instance: no preopened directories, environment,
 /// arguments or network addresses, stdin closed, stdout/stderr discarded; and
 /// unless `clocks`, clocks that read the Unix epoch and never move.
-fn sandbox(clocks: bool) -> WasiCtx {
+fn sandbox(clocks: bool, grants: Option<&std::path::Path>) -> wasmtime::Result<WasiCtx> {
     let mut builder = WasiCtx::builder();
     if !clocks {
         builder.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
     }
-    builder.build()
+    if let Some(dir) = grants {
+        builder.preopened_dir(dir, "/grants", wasmtime_wasi::FsPerms::ReadOnly)?;
+    }
+    Ok(builder.build())
 }
 
 /// The clock a plugin gets when it is granted none.
