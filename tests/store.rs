@@ -81,7 +81,9 @@ async fn store_checks(base: &str, options: &Options_) -> Facts {
     // a commit that never happened: recovery removes what its pending note lists
     let orphan = archive.path_of(["s", "orphan.parquet"]);
     commit_file(&archive, &orphan, Bytes::from_static(b"PAR1")).await.unwrap();
-    commit::write_pending(&archive, 1, &[archive.relative(&orphan)]).await.unwrap();
+    // (and a path it lists that never got uploaded is not counted as removed)
+    let never = archive.relative(&archive.path_of(["s", "never-uploaded.parquet"]));
+    commit::write_pending(&archive, 1, &[archive.relative(&orphan), never]).await.unwrap();
     let recovered = commit::recover(&archive).await.unwrap();
     assert_eq!((recovered.record.is_none(), recovered.removed_files), (true, 1));
     assert!(matches!(archive.store.get(&orphan).await, Err(object_store::Error::NotFound { .. })));

@@ -196,7 +196,15 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
             let bytes = archive.store.get(&note).await?.bytes().await?;
             let paths: Vec<String> = serde_json::from_slice(&bytes).with_context(|| format!("pending note {note}"))?;
             for relative in &paths {
-                match archive.store.delete(&archive.path_from_relative(relative)?).await {
+                let path = archive.path_from_relative(relative)?;
+                // S3 deletes a missing key without complaint: look first, so
+                // that only files that were there are counted
+                match archive.store.head(&path).await {
+                    Ok(_) => {}
+                    Err(object_store::Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(e).with_context(|| format!("looking for uncommitted {relative}")),
+                }
+                match archive.store.delete(&path).await {
                     Ok(()) => {
                         tracing::warn!(path = %relative, "Removed a file of an unfinished commit.");
                         removed_files += 1;
