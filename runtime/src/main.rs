@@ -96,8 +96,10 @@ enum QuarantineCommand {
     /// fixing a plugin or the config). In one commit: the records that now
     /// land are written, those that fail again are quarantined again with
     /// their new reason, and the old quarantine files are removed. Interrupted,
-    /// it changes nothing. Records whose text the quarantine redactor withheld
-    /// cannot be replayed and stay.
+    /// it changes nothing. Records that cannot be replayed stay as they are:
+    /// those the quarantine redactor withheld, those kept only as lossy text,
+    /// and single events of a record that became several (replaying the whole
+    /// record would duplicate the others).
     Replay {
         /// The pipeline file (TOML); its sink is the archive whose quarantine is replayed.
         pipeline: PathBuf,
