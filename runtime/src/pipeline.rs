@@ -12,7 +12,7 @@ use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
 use crate::replay::ReplaySource;
-use crate::schema::{self, BatchBuilder, StreamSchema};
+use crate::schema::{self, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
@@ -425,28 +425,23 @@ fn work(
             let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
             *counts.dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
         }
-        // records that became several events: a rejection of one of them must
-        // not be replayed as the whole record (the others were handled)
-        let mut per_origin: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-        for origin in out.events.iter().map(|(o, _)| *o).chain(rejected.iter().map(|r| r.origin)) {
-            *per_origin.entry(origin).or_default() += 1;
-        }
-        // in order of first appearance, so that `seq` follows arrival order
-        let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
+        // rejected by the chain, before the schema check adds its own
+        let chain_rejected = rejected.len();
+        let mut rows = schema::PartitionedRows::new(&source.schema, partition_by);
         for (origin, text) in &out.events {
             match schema::check_event(text, batch.observed, &source.name, &source.schema) {
-                Ok(row) => {
-                    let segments = partition_by.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
-                    match partitions.iter_mut().find(|(p, _)| *p == segments) {
-                        Some((_, builder)) => builder.push(row),
-                        None => {
-                            let mut builder = BatchBuilder::new(&source.schema);
-                            builder.push(row);
-                            partitions.push((segments, builder));
-                        }
-                    }
-                }
+                Ok(row) => rows.push(row),
                 Err(reason) => rejected.push(Rejected { origin: *origin, stage: None, reason }),
+            }
+        }
+        // records that became several events: a rejection of one of them must
+        // not be replayed as the whole record (the others were handled); only
+        // counted when something was rejected
+        let mut per_origin: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        if !rejected.is_empty() {
+            for origin in out.events.iter().map(|(o, _)| *o).chain(rejected[..chain_rejected].iter().map(|r| r.origin))
+            {
+                *per_origin.entry(origin).or_default() += 1;
             }
         }
         let partial = |origin: u32| per_origin.get(&origin).is_some_and(|n| *n > 1);
@@ -456,7 +451,7 @@ fn work(
             no: batch.no,
             positions: batch.positions,
             counts,
-            partitions: partitions.into_iter().map(|(p, b)| (p, b.finish())).collect(),
+            partitions: rows.finish(),
             quarantine,
         };
         if tx.send(msg).is_err() {

@@ -374,6 +374,37 @@ enum ColumnBuilder {
     StructList(ListBuilder<StructBuilder>),
 }
 
+/// Checked rows split by partition (`key=value` path segments), in order of
+/// first appearance, so that `seq` follows arrival order.
+pub struct PartitionedRows<'a> {
+    schema: &'a StreamSchema,
+    keys: &'a [String],
+    parts: Vec<(Vec<String>, BatchBuilder)>,
+}
+
+impl<'a> PartitionedRows<'a> {
+    pub fn new(schema: &'a StreamSchema, keys: &'a [String]) -> Self {
+        PartitionedRows { schema, keys, parts: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: Row) {
+        let segments: Vec<String> = self.keys.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
+        match self.parts.iter_mut().find(|(p, _)| *p == segments) {
+            Some((_, builder)) => builder.push(row),
+            None => {
+                let mut builder = BatchBuilder::new(self.schema);
+                builder.push(row);
+                self.parts.push((segments, builder));
+            }
+        }
+    }
+
+    /// Per partition, its segments and its columns.
+    pub fn finish(self) -> Vec<(Vec<String>, Vec<ArrayRef>)> {
+        self.parts.into_iter().map(|(p, b)| (p, b.finish())).collect()
+    }
+}
+
 /// Accumulates checked rows into Arrow columns.
 pub struct BatchBuilder {
     columns: Vec<ColumnBuilder>,

@@ -204,20 +204,12 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
                     Err(object_store::Error::NotFound { .. }) => continue,
                     Err(e) => return Err(e).with_context(|| format!("looking for uncommitted {relative}")),
                 }
-                match archive.store.delete(&path).await {
-                    Ok(()) => {
-                        tracing::warn!(path = %relative, "Removed a file of an unfinished commit.");
-                        removed_files += 1;
-                    }
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e).with_context(|| format!("removing uncommitted {relative}")),
-                }
+                delete(archive, &path).await.with_context(|| format!("removing uncommitted {relative}"))?;
+                tracing::warn!(path = %relative, "Removed a file of an unfinished commit.");
+                removed_files += 1;
             }
         }
-        archive.store.delete(&note).await.or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(()),
-            e => Err(e),
-        })?;
+        delete(archive, &note).await?;
     }
     Ok(Recovered { record, removed_files, restored_entries })
 }

@@ -13,7 +13,7 @@ use super::store::{Archive, commit_file};
 use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
 use crate::integrity::merkle;
 use crate::integrity::note::NoteSigner;
-use crate::schema::{self, BatchBuilder, StreamSchema};
+use crate::schema::{self, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity, Previous};
 use crate::sources::FilePosition;
 use anyhow::Context;
@@ -289,23 +289,15 @@ impl Sink {
     fn record_self(&mut self, events: Vec<String>) -> anyhow::Result<()> {
         let stream = self.settings.streams.iter().position(|s| s == self_audit::STREAM).expect("always a stream");
         let schema = self.settings.schemas[stream].clone();
-        let mut partitions: Vec<(Vec<String>, BatchBuilder)> = Vec::new();
+        let mut rows = schema::PartitionedRows::new(&schema, &self.settings.partition_by);
         for text in events {
             let row = schema::check_event(&text, crate::sources::now_micros(), self_audit::STREAM, &schema)
                 .map_err(|e| anyhow::anyhow!("the pipeline's own event does not fit the schema: {e}"))?;
-            let segments: Vec<String> =
-                self.settings.partition_by.iter().map(|k| format!("{k}={}", row.partition_value(k))).collect();
-            match partitions.iter_mut().find(|(p, _)| *p == segments) {
-                Some((_, b)) => b.push(row),
-                None => {
-                    let mut b = BatchBuilder::new(&schema);
-                    b.push(row);
-                    partitions.push((segments, b));
-                }
-            }
+            rows.push(row);
         }
-        for (segments, builder) in partitions {
-            self.append(stream, segments, builder.finish())?;
+        let partitions = rows.finish();
+        for (segments, columns) in partitions {
+            self.append(stream, segments, columns)?;
         }
         self.dirty = true;
         Ok(())
@@ -332,18 +324,9 @@ impl Sink {
             counts.written += columns.first().map_or(0, |c| c.len()) as u64;
             self.append(stream, partition, columns)?;
         }
-        if !quarantine.is_empty() {
-            let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
-                lines: Vec::new(),
-                count: 0,
-                opened: Instant::now(),
-            });
-            for line in quarantine {
-                q.lines.extend_from_slice(line.as_bytes());
-                q.lines.push(b'\n');
-                q.count += 1;
-                counts.quarantined += 1;
-            }
+        for line in quarantine {
+            self.quarantine_line(stream, &line);
+            counts.quarantined += 1;
         }
         self.stats.counts.add(&counts);
         let SourceRun { name, state, .. } = &mut self.sources[source];
@@ -364,6 +347,18 @@ impl Sink {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Adds one line to the stream's open quarantine file.
+    fn quarantine_line(&mut self, stream: usize, line: &str) {
+        let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
+            lines: Vec::new(),
+            count: 0,
+            opened: Instant::now(),
+        });
+        q.lines.extend_from_slice(line.as_bytes());
+        q.lines.push(b'\n');
+        q.count += 1;
     }
 
     fn append(&mut self, stream: usize, partition: Vec<String>, columns: Vec<ArrayRef>) -> anyhow::Result<()> {
@@ -504,16 +499,11 @@ impl Sink {
         }
         let retire = match &mut self.replay {
             Some(replay) if self.stopping => {
-                for (stream, line) in std::mem::take(&mut replay.keep) {
-                    let q = self.quarantine.entry(stream).or_insert_with(|| OpenQuarantine {
-                        lines: Vec::new(),
-                        count: 0,
-                        opened: Instant::now(),
-                    });
-                    q.lines.extend_from_slice(line.as_bytes());
-                    q.lines.push(b'\n');
+                let (keep, retire) = (std::mem::take(&mut replay.keep), std::mem::take(&mut replay.retire));
+                for (stream, line) in keep {
+                    self.quarantine_line(stream, &line);
                 }
-                std::mem::take(&mut replay.retire)
+                retire
             }
             _ => Vec::new(),
         };
@@ -525,7 +515,7 @@ impl Sink {
         let n = self.commit_no + 1;
         let started = Instant::now();
         let bytes_before = self.stats.bytes;
-        let quarantine: Vec<(ObjectPath, OpenQuarantine)> = quarantine
+        let mut quarantine: Vec<(ObjectPath, OpenQuarantine)> = quarantine
             .into_iter()
             .map(|(stream, q)| {
                 let name = &self.settings.streams[stream];
@@ -561,9 +551,10 @@ impl Sink {
             let entry = serde_json::to_vec(&sealed.entry).expect("entries serialize");
             entries.push((sealed.stream, sealed.entry.index, entry));
         }
-        for (path, q) in &quarantine {
+        for (path, q) in &mut quarantine {
             self.stats.bytes += q.lines.len() as u64;
-            self.runtime.block_on(commit_file(archive, path, q.lines.clone().into()))?;
+            let lines = std::mem::take(&mut q.lines);
+            self.runtime.block_on(commit_file(archive, path, lines.into()))?;
         }
 
         let mut record = CommitRecord {

@@ -199,11 +199,15 @@ impl Tailed {
             .with_context(|| format!("reading {key}"))
     }
 
-    /// Reads it to its end (it was rotated away or deleted) and returns where it ended.
-    fn finish(mut self, key: &str, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<FilePosition> {
-        self.read(key, batcher, stop)?;
+    /// Reads it to its end (it was rotated away or deleted) and returns where
+    /// it ended; a read error is logged (the source goes on) and gives none.
+    fn finish(mut self, key: &str, batcher: &mut Batcher, stop: &AtomicBool) -> Option<FilePosition> {
+        if let Err(e) = self.read(key, batcher, stop) {
+            tracing::warn!(path = %key, error = %format!("{e:#}"), "Could not finish reading a rotated or vanished file.");
+            return None;
+        }
         finish_partial(std::mem::take(&mut self.partial), &mut self.cursor, batcher);
-        Ok(self.cursor.position)
+        Some(self.cursor.position)
     }
 }
 
@@ -237,12 +241,7 @@ impl Source for FileSource {
             for path in gone {
                 let old = open_files.remove(&path).expect("listed");
                 let key = path.display().to_string();
-                match old.finish(&key, &mut batcher, &stop) {
-                    Ok(position) => known.push(position),
-                    Err(e) => {
-                        tracing::warn!(path = %key, error = %format!("{e:#}"), "Could not finish a vanished file.")
-                    }
-                }
+                known.extend(old.finish(&key, &mut batcher, &stop));
                 tracing::info!(path = %key, "File is gone; finished reading it.");
             }
             for path in paths {
@@ -268,12 +267,7 @@ impl Source for FileSource {
                 if replaced {
                     if let Some(old) = open_files.remove(&path) {
                         // finish what the rotated file still holds
-                        match old.finish(&key, &mut batcher, &stop) {
-                            Ok(position) => known.push(position),
-                            Err(e) => {
-                                tracing::warn!(path = %key, error = %format!("{e:#}"), "Could not finish a rotated file.")
-                            }
-                        }
+                        known.extend(old.finish(&key, &mut batcher, &stop));
                     }
                     // the committed position applies to the first file seen under this path;
                     // a file that cannot be opened now (gone again, no permission) is tried at the next poll
