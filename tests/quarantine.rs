@@ -71,6 +71,12 @@ fn quarantine_replay_lands_fixed_records_once_and_keeps_the_rest() {
     assert_eq!(q[0]["record"], "{not json");
     assert_eq!(q[0]["stage"], "json");
     c.assert_accounts(20, 1);
+    // the quarantine is queryable like the archive
+    let by_stage = duckdb(&format!(
+        "SELECT source, stage, count(*) FROM read_json('{}/_quarantine/**/*.ndjson') GROUP BY ALL",
+        c.t.path("out").display()
+    ));
+    assert_eq!(by_stage, serde_json::json!([["a", "json", 1]]));
 
     // again: nothing new lands, nothing is duplicated
     let again = c.replay(&[]);
