@@ -479,7 +479,9 @@ mod corpus;
 mod crash;
 mod garage;
 mod integrity;
+mod object_lock;
 mod quarantine;
+mod retention;
 mod self_audit;
 mod store;
 

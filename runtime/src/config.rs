@@ -29,6 +29,36 @@ pub struct PipelineConfig {
     /// signed when a key is given.
     #[serde(default)]
     pub integrity: IntegrityConfig,
+    /// How long streams are kept (see `[streams.<name>] retention`).
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Retention periods and when they are applied.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Named periods a stream's `retention` can refer to, e.g.
+    /// `pci = "13 months"`, `hipaa = "6 years"`.
+    #[serde(default)]
+    pub classes: BTreeMap<String, Spanned<String>>,
+    /// Retention of streams that set none: a period or a class. Without it
+    /// they are kept forever. The pipeline's own stream `_sluice` is never expired.
+    pub default: Option<Spanned<String>>,
+    /// A running pipeline applies retention when it starts and then this often
+    /// (hours); 0: only `sluice retention apply` does.
+    #[serde(default = "default_apply_every_hours")]
+    pub apply_every_hours: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { classes: BTreeMap::new(), default: None, apply_every_hours: default_apply_every_hours() }
+    }
+}
+
+fn default_apply_every_hours() -> u64 {
+    24
 }
 
 /// How the integrity log is checkpointed.
@@ -100,6 +130,10 @@ pub struct StreamConfig {
     /// name goes to the column (checked against its type) instead of `unmapped`.
     #[serde(default)]
     pub columns: BTreeMap<String, Spanned<String>>,
+    /// How long the stream's files (and its quarantine) are kept: a period
+    /// (`"400d"`, `"13 months"`, `"7y"`) or a class of `[retention.classes]`.
+    /// A file goes when its newest event is older than that.
+    pub retention: Option<Spanned<String>>,
 }
 
 /// The kinds of source.
@@ -193,6 +227,12 @@ pub struct SinkConfig {
     /// archive. If it fails on a record, only that record's SHA-256 and length
     /// are kept (fail closed).
     pub quarantine_redactor: Option<Spanned<String>>,
+    /// S3 Object Lock (`"compliance"` or `"governance"`; s3:// only, in a
+    /// bucket created with Object Lock on): every Parquet file of a stream with
+    /// a retention is locked until its newest event plus that period — the
+    /// moment `retention apply` may delete it — and the `_sluice` stream's
+    /// files for the longest period of any stream.
+    pub object_lock: Option<Spanned<crate::sinks::LockMode>>,
 }
 
 fn default_partition_by() -> Vec<Spanned<String>> {
@@ -306,6 +346,55 @@ impl LoadedConfig {
         crate::schema::StreamSchema::new(extras)
     }
 
+    /// The retention of every stream that has one (streams of `streams`
+    /// without one are kept forever).
+    pub fn retention_policies(&self, streams: &[String]) -> BTreeMap<String, crate::retention::Policy> {
+        let r = &self.config.retention;
+        streams
+            .iter()
+            .filter_map(|stream| {
+                let value =
+                    self.config.streams.get(stream).and_then(|s| s.retention.as_ref()).or(r.default.as_ref())?;
+                Some((stream.clone(), self.policy(value.get_ref()).expect("checked at load")))
+            })
+            .collect()
+    }
+
+    /// A class name or a period.
+    fn policy(&self, value: &str) -> Result<crate::retention::Policy, String> {
+        use crate::retention::{Period, Policy};
+        if let Some(period) = self.config.retention.classes.get(value) {
+            return Ok(Policy { period: Period::parse(period.get_ref())?, class: Some(value.to_string()) });
+        }
+        Period::parse(value).map(|period| Policy { period, class: None }).map_err(|e| {
+            let classes: Vec<&str> = self.config.retention.classes.keys().map(String::as_str).collect();
+            match classes.is_empty() {
+                true => e,
+                false => format!("{e}, nor a class ({})", classes.join(", ")),
+            }
+        })
+    }
+
+    /// The streams the sources write to, in source order, each once.
+    pub fn streams(&self) -> Vec<String> {
+        let mut streams: Vec<String> = Vec::new();
+        for name in self.config.sources.keys() {
+            let stream = self.stream_of(name).to_string();
+            if !streams.contains(&stream) {
+                streams.push(stream);
+            }
+        }
+        streams
+    }
+
+    /// The archive the sink writes to, with its store options and retry budget.
+    pub fn archive(&self) -> anyhow::Result<crate::sinks::Archive> {
+        let sink = &self.config.sink;
+        let mut archive = crate::sinks::Archive::open_with(sink.url.get_ref(), &sink.options)?;
+        archive.retry_for = std::time::Duration::from_secs(sink.retry_for_secs);
+        Ok(archive)
+    }
+
     /// The stream a source writes to.
     pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
         self.config.sources[source].stream.as_deref().unwrap_or(source)
@@ -370,9 +459,20 @@ impl LoadedConfig {
                 ));
             }
         }
+        for (class, period) in &c.retention.classes {
+            crate::retention::Period::parse(period.get_ref())
+                .map_err(|m| self.error_at(period.span(), format!("retention.classes.{class}: {m}")))?;
+        }
+        if let Some(value) = &c.retention.default {
+            self.policy(value.get_ref()).map_err(|m| self.error_at(value.span(), format!("retention.default: {m}")))?;
+        }
         for (stream, config) in &c.streams {
+            if let Some(value) = &config.retention {
+                self.policy(value.get_ref())
+                    .map_err(|m| self.error_at(value.span(), format!("streams.{stream}.retention: {m}")))?;
+            }
             if !c.sources.keys().any(|source| self.stream_of(source) == stream) {
-                let span = config.columns.values().next().map_or(0..0, |t| t.span());
+                let span = config.columns.values().next().or(config.retention.as_ref()).map_or(0..0, |t| t.span());
                 return Err(self.error_at(span, format!("streams.{stream}: no source writes to this stream")));
             }
             for (column, kind) in &config.columns {
@@ -416,6 +516,13 @@ impl LoadedConfig {
                     ),
                 ));
             }
+        }
+        if let Some(lock) = &c.sink.object_lock
+            && !c.sink.url.get_ref().starts_with("s3://")
+        {
+            return Err(
+                self.error_at(lock.span(), "sink.object_lock: Object Lock is an S3 feature; the sink is not s3://")
+            );
         }
         if !c.sink.options.is_empty() && !c.sink.url.get_ref().starts_with("s3://") {
             return Err(self.error_at(c.sink.url.span(), "sink.options: options are for s3:// URLs only"));
@@ -609,6 +716,30 @@ url = "${OUT}"
         assert!(e.message.contains("not a core column"), "{e}");
         let e = parse(&format!("{VALID}\n[streams.nobody]\ncolumns = {{ x = \"string\" }}\n")).unwrap_err();
         assert!(e.message.contains("streams.nobody: no source writes to this stream"), "{e}");
+    }
+
+    #[test]
+    fn retention_is_a_period_or_a_class_and_is_checked() {
+        use crate::retention::{Period, Policy};
+        let ok = parse(&format!(
+            "{VALID}\n[retention]\ndefault = \"400d\"\nclasses = {{ pci = \"13 months\" }}\n[streams.auth]\nretention = \"pci\"\n"
+        ))
+        .unwrap();
+        let policies = ok.retention_policies(&["auth".to_string(), "other".to_string()]);
+        assert_eq!(policies["auth"], Policy { period: Period::Months(13), class: Some("pci".into()) });
+        assert_eq!(policies["other"], Policy { period: Period::Days(400), class: None });
+        let e = parse(&format!(
+            "{VALID}\n[retention]\nclasses = {{ pci = \"13 months\" }}\n[streams.auth]\nretention = \"sox\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.starts_with("streams.auth.retention: `sox` is not a period"), "{e}");
+        assert!(e.message.contains("nor a class (pci)"), "{e}");
+        assert_eq!(e.line, 16, "{e}");
+        let e = parse(&format!("{VALID}\n[retention]\nclasses = {{ pci = \"13 parsecs\" }}\n")).unwrap_err();
+        assert!(e.message.starts_with("retention.classes.pci: `13 parsecs`: the unit must be"), "{e}");
+        // without a default, a stream without retention is kept forever
+        let forever = parse(VALID).unwrap();
+        assert!(forever.retention_policies(&["auth".to_string()]).is_empty());
     }
 
     #[test]

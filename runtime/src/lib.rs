@@ -20,6 +20,7 @@ pub mod config;
 pub mod integrity;
 pub mod pipeline;
 pub mod replay;
+pub mod retention;
 pub mod schema;
 pub mod self_audit;
 pub mod sinks;

@@ -88,6 +88,67 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// How long streams are kept: `[streams.<name>] retention` and `[retention]`
+    /// in the pipeline file.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// Legal holds: what they cover never expires, whatever the retention.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete the files (and quarantine files) whose newest event is older than
+    /// their stream's retention, except what a hold keeps. Each deletion is a
+    /// retired entry in the stream's integrity log and a `retention.delete`
+    /// event in the `_sluice` stream, committed before the file goes. Takes the
+    /// archive's writer lock, so it runs between runs; a running pipeline
+    /// applies retention itself (`retention.apply_every_hours`).
+    Apply {
+        /// The pipeline file (TOML): its streams' retention and its sink's archive.
+        pipeline: PathBuf,
+        /// Only print what would be deleted and what holds keep.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Place a hold on a stream, or on the paths of a stream that start with a
+    /// prefix (e.g. `event_day=202601`). Any hold on a stream also keeps its
+    /// quarantine. Needs no lock: it can be placed while a pipeline runs.
+    Add {
+        /// The pipeline file (TOML) whose archive is held.
+        pipeline: PathBuf,
+        #[arg(long)]
+        stream: String,
+        /// Start of the held paths below the stream (default: the whole stream).
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Why (a case or ticket), recorded with the hold.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a hold (recorded, with the reason; the hold's record stays).
+    Remove {
+        pipeline: PathBuf,
+        /// The hold's id, as `sluice hold list` shows it.
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the holds in force (with `--all`, also released ones).
+    List {
+        pipeline: PathBuf,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +202,10 @@ fn main() -> ExitCode {
         Command::Keys { command: KeysCommand::Generate { out, name } } => generate_keys(&out, &name),
         Command::Prove { archive, stream, event, key } => prove(&archive, &stream, &event, &key),
         Command::VerifyProof { proof, key } => verify_proof(&proof, &key),
+        Command::Retention { command: RetentionCommand::Apply { pipeline, dry_run } } => {
+            apply_retention(&pipeline, dry_run)
+        }
+        Command::Hold { command } => hold(command),
     };
     match result {
         Ok(code) => code,
@@ -296,13 +361,99 @@ fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) 
     let c = &report.counts;
     let verdict = if report.problems.is_empty() { "ok" } else { "FAILED" };
     println!(
-        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} problems",
+        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} retired files, {} problems",
         c.streams,
         c.entries,
         c.files,
         c.events,
         c.checkpoints,
+        c.retired,
         report.problems.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn apply_retention(path: &Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let plan = if dry_run {
+        let config = LoadedConfig::load(path)?;
+        let archive = config.archive()?;
+        let policies = config.retention_policies(&config.streams());
+        runtime.block_on(sluice::retention::plan(&archive, &policies, chrono::Utc::now()))?
+    } else {
+        load(path)?.apply_retention(runtime.handle().clone())?
+    };
+    let (verb, summary) = if dry_run { ("would expire", "would delete") } else { ("expired", "deleted") };
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp_micros(t)
+            .map_or_else(|| t.to_string(), |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    for e in &plan.expire {
+        let f = &e.entry;
+        println!("{verb} {} ({} events, newest {}; {}: {})", f.path, f.rows, time(f.time_max), e.stream, e.policy);
+    }
+    for q in &plan.quarantine {
+        println!("{verb} {} (quarantine written {}; {}: {})", q.path, time(q.written), q.stream, q.policy);
+    }
+    for (path, hold) in &plan.held {
+        println!("held {path} (hold {hold})");
+    }
+    let events: u64 = plan.expire.iter().map(|e| e.entry.rows).sum();
+    println!(
+        "{summary} {} files ({events} events) and {} quarantine files; {} past their retention kept by {} holds",
+        plan.expire.len(),
+        plan.quarantine.len(),
+        plan.held.len(),
+        plan.holds.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hold(command: HoldCommand) -> anyhow::Result<ExitCode> {
+    use sluice::retention;
+    let pipeline = match &command {
+        HoldCommand::Add { pipeline, .. }
+        | HoldCommand::Remove { pipeline, .. }
+        | HoldCommand::List { pipeline, .. } => pipeline,
+    };
+    let config = LoadedConfig::load(pipeline)?;
+    let archive = config.archive()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    match command {
+        HoldCommand::Add { stream, prefix, reason, .. } => {
+            let streams = config.streams();
+            anyhow::ensure!(
+                streams.contains(&stream),
+                "the pipeline has no stream `{stream}` (streams: {})",
+                streams.join(", ")
+            );
+            let hold = runtime.block_on(retention::add_hold(&archive, &stream, &prefix, &reason))?;
+            println!("hold {} placed on {}/{} ({})", hold.id, hold.stream, hold.prefix, hold.reason);
+        }
+        HoldCommand::Remove { id, reason, .. } => {
+            let (hold, release) = runtime.block_on(retention::release_hold(&archive, &id, &reason))?;
+            println!(
+                "hold {} on {}/{} released at {} ({})",
+                hold.id, hold.stream, hold.prefix, release.released, reason
+            );
+        }
+        HoldCommand::List { all, .. } => {
+            let holds = runtime.block_on(retention::holds(&archive))?;
+            for (h, released) in &holds {
+                match released {
+                    None => {
+                        println!("{}  {}/{}  since {} by {}: {}", h.id, h.stream, h.prefix, h.created, h.by, h.reason)
+                    }
+                    Some(r) if all => println!(
+                        "{}  {}/{}  {} .. {} (released by {}: {}): {}",
+                        h.id, h.stream, h.prefix, h.created, r.released, r.by, r.reason, h.reason
+                    ),
+                    Some(_) => {}
+                }
+            }
+            let active = holds.iter().filter(|(_, r)| r.is_none()).count();
+            println!("{active} holds in force, {} released", holds.len() - active);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

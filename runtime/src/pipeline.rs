@@ -130,13 +130,7 @@ impl Pipeline {
                 )
                 .into());
         }
-        let mut streams: Vec<String> = Vec::new();
-        for name in config.config.sources.keys() {
-            let stream = config.stream_of(name).to_string();
-            if !streams.contains(&stream) {
-                streams.push(stream);
-            }
-        }
+        let streams = config.streams();
         Ok(Pipeline { config, stages, streams })
     }
 
@@ -196,21 +190,33 @@ impl Pipeline {
         self.run_with(runtime, stop, Some(only))
     }
 
-    fn run_with(
-        self,
-        runtime: tokio::runtime::Handle,
-        stop: Arc<AtomicBool>,
-        replay: Option<Option<String>>,
-    ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
-        let started = Instant::now();
+    /// The archive the sink writes to.
+    pub fn archive(&self) -> anyhow::Result<Archive> {
+        self.config.archive()
+    }
+
+    /// Every stream's retention (by stream name; see `retention.rs`).
+    pub fn retention_policies(&self) -> BTreeMap<String, crate::retention::Policy> {
+        self.config.retention_policies(&self.streams)
+    }
+
+    /// Applies the streams' retention to the archive now, as its writer (the
+    /// archive's staging lock is taken, so not while a run holds it): the pass
+    /// is recorded in `_sluice` between a start and a stop event.
+    pub fn apply_retention(&self, runtime: tokio::runtime::Handle) -> anyhow::Result<crate::retention::Plan> {
+        let archive = self.archive()?;
+        let mut settings = self.sink_settings(&archive)?;
+        settings.retention_every = None;
+        let mut sink = Sink::new(archive, runtime, settings)?;
+        sink.record_start()?;
+        let plan = sink.apply_retention()?;
+        sink.stop()?;
+        Ok(plan)
+    }
+
+    /// How the sink lays out, rolls, signs and expires this pipeline's streams.
+    fn sink_settings(&self, archive: &Archive) -> anyhow::Result<SinkSettings> {
         let c = &self.config.config;
-        let mut archive = Archive::open_with(c.sink.url.get_ref(), &c.sink.options)?;
-        archive.retry_for = Duration::from_secs(c.sink.retry_for_secs);
-        let workers = if c.runtime.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            c.runtime.workers
-        };
         // one staging dir per archive: what a dead run left there is cleared at start
         let staging_dir = c.sink.staging_dir.clone().unwrap_or_else(|| {
             let digest = hex::encode(&sha2::Sha256::digest(archive.location.as_bytes())[..8]);
@@ -251,7 +257,7 @@ impl Pipeline {
             schemas: sink_schemas,
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
-            staging_dir: staging_dir.clone(),
+            staging_dir,
             zstd_level: c.sink.zstd_level,
             plugins: sink_plugins,
             integrity: IntegritySettings {
@@ -263,7 +269,33 @@ impl Pipeline {
             },
             partition_by: c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect(),
             identity,
+            retention: self.retention_policies(),
+            object_lock: c.sink.object_lock.as_ref().map(|m| *m.get_ref()),
+            retention_every: match c.retention.apply_every_hours {
+                0 => None,
+                hours => Some(Duration::from_secs(hours * 3600)),
+            },
         };
+        Ok(settings)
+    }
+
+    fn run_with(
+        self,
+        runtime: tokio::runtime::Handle,
+        stop: Arc<AtomicBool>,
+        replay: Option<Option<String>>,
+    ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
+        let started = Instant::now();
+        let c = &self.config.config;
+        let archive = self.archive()?;
+        let workers = if c.runtime.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            c.runtime.workers
+        };
+        let schemas: Vec<Arc<StreamSchema>> =
+            self.streams.iter().map(|s| Arc::new(self.config.stream_schema(s))).collect();
+        let settings = self.sink_settings(&archive)?;
         let replay_streams = settings.streams.clone();
         let replay_sources = settings.sources.clone();
         let mut sink = Sink::new(archive.clone(), runtime.clone(), settings)?;

@@ -150,3 +150,83 @@ pub fn stop_event(time: i64, counts: &crate::sinks::commit::Counts) -> String {
         serde_json::to_value(counts).expect("counts serialize"),
     )
 }
+
+const DELETE: i64 = 2;
+
+/// The events of a retention pass: one `retention.delete` per file taken out
+/// (what, why, which policy), then a `retention.apply` summary naming the
+/// holds in force and what they kept.
+pub fn retention_events(time: i64, plan: &crate::retention::Plan) -> Vec<String> {
+    let micros = |t: i64| {
+        chrono::DateTime::from_timestamp_micros(t)
+            .map_or_else(|| t.to_string(), |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    let mut events = Vec::new();
+    for e in &plan.expire {
+        let f = &e.entry;
+        events.push(event(
+            time,
+            DELETE,
+            "retention.delete",
+            1,
+            format!(
+                "deleted {} ({} events, newest {}): older than the {} retention of stream `{}`",
+                f.path,
+                f.rows,
+                micros(f.time_max),
+                e.policy,
+                e.stream
+            ),
+            json!({
+                "stream": e.stream, "path": f.path, "sha256": f.sha256, "rows": f.rows,
+                "seq_first": f.seq_first, "seq_last": f.seq_last, "time_min": f.time_min, "time_max": f.time_max,
+                "log_entry": f.index, "reason": "retention", "policy": e.policy.to_string(),
+                "period": e.policy.period.to_string(), "cutoff": e.cutoff,
+            }),
+        ));
+    }
+    for q in &plan.quarantine {
+        events.push(event(
+            time,
+            DELETE,
+            "retention.delete",
+            1,
+            format!(
+                "deleted quarantine file {} (written {}): older than the {} retention of stream `{}`",
+                q.path,
+                micros(q.written),
+                q.policy,
+                q.stream
+            ),
+            json!({
+                "stream": q.stream, "path": q.path, "quarantine": true, "written": q.written,
+                "reason": "retention", "policy": q.policy.to_string(), "period": q.policy.period.to_string(),
+                "cutoff": q.cutoff,
+            }),
+        ));
+    }
+    let rows: u64 = plan.expire.iter().map(|e| e.entry.rows).sum();
+    let holds: Vec<Value> = plan
+        .holds
+        .iter()
+        .map(|h| {
+            let kept = plan.held.iter().filter(|(_, id)| *id == h.id).count();
+            json!({"id": h.id, "stream": h.stream, "prefix": h.prefix, "reason": h.reason, "by": h.by, "kept_files": kept})
+        })
+        .collect();
+    events.push(event(
+        time,
+        OTHER,
+        "retention.apply",
+        1,
+        format!(
+            "retention deleted {} files ({rows} events) and {} quarantine files; holds kept {} files past their policy",
+            plan.expire.len(),
+            plan.quarantine.len(),
+            plan.held.len()
+        ),
+        json!({"files": plan.expire.len(), "events": rows, "quarantine_files": plan.quarantine.len(),
+               "held_files": plan.held.len(), "holds": holds}),
+    ));
+    events
+}

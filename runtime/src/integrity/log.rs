@@ -50,6 +50,84 @@ pub struct LogEntry {
     pub committed: String,
 }
 
+/// A file taken out of the archive by retention, as recorded in the log: the
+/// log keeps proving the stream's completeness (`seq` range, rows) after the
+/// file is gone, and `verify` checks the expiry against the period it names.
+/// Field order is fixed, as for [`LogEntry`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredEntry {
+    pub index: u64,
+    /// Index of the retired file's entry.
+    pub retires: u64,
+    pub path: String,
+    pub sha256: String,
+    pub rows: u64,
+    pub seq_first: i64,
+    pub seq_last: i64,
+    /// The file's newest event (µs), which must be older than `cutoff`.
+    pub time_max: i64,
+    /// Why: `retention`.
+    pub reason: String,
+    /// The stream's policy as configured (`pci (13 months)`, `400d`).
+    pub policy: String,
+    /// Its period (`13 months`, `400d`): `cutoff` is at most this long before `committed`.
+    pub period: String,
+    /// µs.
+    pub cutoff: i64,
+    pub committed: String,
+}
+
+/// An entry of the log: a committed file, or the retirement of one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Entry {
+    File(LogEntry),
+    Retired(RetiredEntry),
+}
+
+impl Entry {
+    pub fn index(&self) -> u64 {
+        match self {
+            Entry::File(e) => e.index,
+            Entry::Retired(e) => e.index,
+        }
+    }
+
+    pub fn seq_last(&self) -> i64 {
+        match self {
+            Entry::File(e) => e.seq_last,
+            Entry::Retired(e) => e.seq_last,
+        }
+    }
+}
+
+/// Reads a stream's log: every entry, parsed, with its exact bytes, in index
+/// order; fails on a hole or an entry that is not valid.
+pub async fn read_entries(archive: &Archive, stream: &str) -> anyhow::Result<Vec<(Entry, bytes::Bytes)>> {
+    let prefix = archive.path_of(entries_prefix(stream).split('/'));
+    let mut names: Vec<(u64, object_store::path::Path)> = Vec::new();
+    let listing = archive.store.list_with_delimiter(Some(&prefix)).await?;
+    for meta in listing.objects {
+        let name = meta.location.filename().unwrap_or_default().to_string();
+        let index =
+            entry_index(&name).with_context(|| format!("unexpected object {} in the integrity log", meta.location))?;
+        names.push((index, meta.location));
+    }
+    names.sort();
+    let mut entries = Vec::with_capacity(names.len());
+    for (expected, (index, location)) in names.iter().enumerate() {
+        anyhow::ensure!(
+            *index == expected as u64,
+            "the integrity log of stream `{stream}` has no entry {expected}; run `sluice verify` on the archive"
+        );
+        let bytes = archive.store.get(location).await?.bytes().await?;
+        let entry: Entry = serde_json::from_slice(&bytes).with_context(|| format!("entry {location}"))?;
+        entries.push((entry, bytes));
+    }
+    Ok(entries)
+}
+
 pub fn entries_prefix(stream: &str) -> String {
     format!("_integrity/{stream}/entries")
 }
@@ -89,26 +167,10 @@ impl StreamLog {
     /// Reads what the archive already holds for `stream`, so that indices and
     /// `seq` go on where they stopped.
     pub async fn load(archive: &Archive, stream: &str, origin: String) -> anyhow::Result<StreamLog> {
-        let prefix = archive.path_of(entries_prefix(stream).split('/'));
-        let mut names: Vec<(u64, object_store::path::Path)> = Vec::new();
-        let listing = archive.store.list_with_delimiter(Some(&prefix)).await?;
-        for meta in listing.objects {
-            let name = meta.location.filename().unwrap_or_default().to_string();
-            let index = entry_index(&name)
-                .with_context(|| format!("unexpected object {} in the integrity log", meta.location))?;
-            names.push((index, meta.location));
-        }
-        names.sort();
-        let mut leaves = Vec::with_capacity(names.len());
+        let mut leaves = Vec::new();
         let mut next_seq = 0;
-        for (expected, (index, location)) in names.iter().enumerate() {
-            anyhow::ensure!(
-                *index == expected as u64,
-                "the integrity log of stream `{stream}` has no entry {expected}; run `sluice verify` on the archive"
-            );
-            let bytes = archive.store.get(location).await?.bytes().await?;
-            let entry: LogEntry = serde_json::from_slice(&bytes).with_context(|| format!("entry {location}"))?;
-            next_seq = next_seq.max(entry.seq_last + 1);
+        for (entry, bytes) in read_entries(archive, stream).await? {
+            next_seq = next_seq.max(entry.seq_last() + 1);
             leaves.push(merkle::leaf_hash(&bytes));
         }
         let checkpointed = leaves.len() as u64;

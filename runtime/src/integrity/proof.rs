@@ -4,7 +4,7 @@
 //! trusted keys.
 
 use super::canonical::{canonical_order, text_in_order};
-use super::log::{LogEntry, checkpoints_prefix, entries_prefix, entry_index};
+use super::log::{Entry, LogEntry, checkpoints_prefix, entries_prefix, entry_index};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteVerifier};
 use crate::sinks::Archive;
@@ -69,9 +69,26 @@ pub async fn prove(
     anyhow::ensure!(!entries.is_empty(), "stream `{stream}` has no integrity log in this archive");
     let leaves: Vec<Hash> = entries.iter().map(|(_, b)| merkle::leaf_hash(b)).collect();
     let seq: Option<i64> = event_id.parse().ok();
-    for (index, bytes) in &entries {
-        let entry: LogEntry = serde_json::from_slice(bytes)?;
+    let parsed: Vec<Entry> = entries.iter().map(|(_, b)| serde_json::from_slice(b)).collect::<Result<_, _>>()?;
+    for ((index, bytes), parsed_entry) in entries.iter().zip(&parsed) {
+        let Entry::File(entry) = parsed_entry else { continue };
         if seq.is_some_and(|s| s < entry.seq_first || s > entry.seq_last) {
+            continue;
+        }
+        let retirement = parsed.iter().find_map(|e| match e {
+            Entry::Retired(r) if r.retires == *index => Some(r),
+            _ => None,
+        });
+        if let Some(r) = retirement {
+            if seq.is_some() {
+                bail!(
+                    "event {event_id} of stream `{stream}` was in {}, which retention took out (log entry {}, policy {}, cutoff {})",
+                    r.path,
+                    r.index,
+                    r.policy,
+                    r.cutoff
+                );
+            }
             continue;
         }
         let file = archive.store.get(&archive.path_from_relative(&entry.path)?).await?.bytes().await?;

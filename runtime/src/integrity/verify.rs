@@ -2,7 +2,7 @@
 //! every problem: which stream, which file or entry or checkpoint, which check.
 
 use super::canonical::{EVENT_HASH, event_hashes};
-use super::log::{LogEntry, checkpoints_prefix, entries_prefix, entry_index};
+use super::log::{Entry, LogEntry, RetiredEntry, checkpoints_prefix, entries_prefix, entry_index};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteVerifier};
 use crate::sinks::Archive;
@@ -54,6 +54,8 @@ pub struct Counts {
     pub files: u64,
     pub events: u64,
     pub checkpoints: u64,
+    /// Files retention took out (each a retired entry in its log).
+    pub retired: u64,
 }
 
 struct Ctx<'a> {
@@ -134,7 +136,7 @@ async fn verify_stream(
 ) -> anyhow::Result<()> {
     let stream = ctx.stream.to_string();
     // 1. the log: entries 0..n, contiguous, each naming its own index
-    let mut entries: Vec<(LogEntry, Hash)> = Vec::new();
+    let mut entries: Vec<(Entry, Hash)> = Vec::new();
     let mut by_index: BTreeMap<u64, ObjectPath> = BTreeMap::new();
     for path in list_all(archive, &archive.path_of(entries_prefix(&stream).split('/'))).await? {
         let name = path.filename().unwrap_or_default().to_string();
@@ -155,13 +157,13 @@ async fn verify_stream(
             break;
         }
         let bytes = archive.store.get(path).await?.bytes().await?;
-        match serde_json::from_slice::<LogEntry>(&bytes) {
-            Ok(entry) if entry.index == *index => entries.push((entry, merkle::leaf_hash(&bytes))),
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(entry) if entry.index() == *index => entries.push((entry, merkle::leaf_hash(&bytes))),
             Ok(entry) => {
                 ctx.problem(
                     format!("entry {index}"),
                     "log",
-                    format!("records index {} (moved or reordered)", entry.index),
+                    format!("records index {} (moved or reordered)", entry.index()),
                 );
                 entries.push((entry, merkle::leaf_hash(&bytes)));
             }
@@ -276,10 +278,39 @@ async fn verify_stream(
         }
     }
 
-    // 3. every file the log names: bytes, rows, event hashes, seq and time ranges
+    // 3. retirements: each names an earlier file entry exactly, once, and
+    // respects the period it names
+    let mut retired: BTreeMap<u64, &RetiredEntry> = BTreeMap::new();
+    for (entry, _) in &entries {
+        let Entry::Retired(r) = entry else { continue };
+        let subject = format!("{} (entry {})", r.path, r.index);
+        let file = match entries.get(r.retires as usize) {
+            Some((Entry::File(f), _)) if r.retires < r.index => f,
+            _ => {
+                ctx.problem(subject, "retention", format!("retires entry {}, which is not an earlier file", r.retires));
+                continue;
+            }
+        };
+        let same = (&file.path, &file.sha256, file.rows, file.seq_first, file.seq_last, file.time_max)
+            == (&r.path, &r.sha256, r.rows, r.seq_first, r.seq_last, r.time_max);
+        if !same {
+            ctx.problem(subject.clone(), "retention", format!("does not describe the file of entry {}", r.retires));
+        }
+        if let Some(period) = expiry_problem(r) {
+            ctx.problem(subject.clone(), "retention", period);
+        }
+        if retired.insert(r.retires, r).is_some() {
+            ctx.problem(subject, "retention", format!("entry {} is retired twice", r.retires));
+        }
+    }
+
+    // 4. every file the log names (and has not retired): bytes, rows, event
+    // hashes, seq and time ranges
     let mut named: BTreeSet<String> = BTreeSet::new();
     let mut all_seqs: Vec<i64> = Vec::new();
+    let mut retired_ranges: Vec<(i64, i64)> = Vec::new();
     for (entry, _) in &entries {
+        let Entry::File(entry) = entry else { continue };
         named.insert(entry.path.clone());
         let subject = format!("{} (entry {})", entry.path, entry.index);
         let Ok(path) = archive.path_from_relative(&entry.path) else {
@@ -288,6 +319,13 @@ async fn verify_stream(
         };
         let bytes = match archive.store.get(&path).await {
             Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) if retired.contains_key(&entry.index) => {
+                counts.retired += 1;
+                if entry.rows > 0 {
+                    retired_ranges.push((entry.seq_first, entry.seq_last));
+                }
+                continue;
+            }
             Err(object_store::Error::NotFound { .. }) => {
                 ctx.problem(subject, "file", "deleted");
                 continue;
@@ -305,9 +343,9 @@ async fn verify_stream(
         }
         check_rows(bytes, entry, &subject, ctx, counts, &mut all_seqs);
     }
-    check_sequence(all_seqs, ctx);
+    check_sequence(all_seqs, retired_ranges, ctx);
 
-    // 4. files in the stream that the log does not name
+    // 5. files in the stream that the log does not name
     for path in list_all(archive, &archive.path_of([stream.as_str()])).await? {
         let rel = archive.relative(&path);
         if !named.contains(&rel) {
@@ -317,25 +355,75 @@ async fn verify_stream(
     Ok(())
 }
 
-/// The stream's `seq` values over all its files must be exactly 0..N: a gap is
-/// a lost or deleted event, a repeat a duplicated one.
-fn check_sequence(mut seqs: Vec<i64>, ctx: &mut Ctx<'_>) {
+/// Why a retirement came before its period allowed, if it did: its cutoff
+/// must be at least the period before the time it was committed, and the
+/// file's newest event older than the cutoff.
+fn expiry_problem(r: &RetiredEntry) -> Option<String> {
+    let period = match crate::retention::Period::parse(&r.period) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("names no valid period: {e}")),
+    };
+    let committed = match chrono::DateTime::parse_from_rfc3339(&r.committed) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(e) => return Some(format!("commit time `{}` is not a time: {e}", r.committed)),
+    };
+    let latest = period.cutoff(committed).timestamp_micros();
+    if r.cutoff > latest {
+        return Some(format!("cutoff is later than {} before its commit: expired early", r.period));
+    }
+    if r.time_max >= r.cutoff {
+        return Some("the file's newest event is not older than the cutoff: expired early".into());
+    }
+    None
+}
+
+/// The stream's `seq` values over all its files must be exactly 0..N (files
+/// retention took out count by their recorded range): a gap is a lost or
+/// deleted event, a repeat a duplicated one.
+fn check_sequence(mut seqs: Vec<i64>, retired: Vec<(i64, i64)>, ctx: &mut Ctx<'_>) {
     seqs.sort_unstable();
-    let mut expected = 0i64;
+    // the present events as runs of consecutive values; repeats within them are reported here
+    let mut ranges: Vec<(i64, i64)> = retired;
     let mut reported = 0;
+    let mut run: Option<(i64, i64)> = None;
     for s in seqs {
-        if s < expected {
+        run = match run {
+            Some((first, last)) if s == last => {
+                if reported < 10 {
+                    ctx.problem(format!("seq {s}"), "sequence", "appears more than once (duplicated event)");
+                }
+                reported += 1;
+                Some((first, last))
+            }
+            Some((first, last)) if s == last + 1 => Some((first, s)),
+            Some(done) => {
+                ranges.push(done);
+                Some((s, s))
+            }
+            None => Some((s, s)),
+        };
+    }
+    ranges.extend(run);
+    ranges.sort_unstable();
+    let mut expected = 0i64;
+    for (first, last) in ranges {
+        if first < expected {
             if reported < 10 {
-                ctx.problem(format!("seq {s}"), "sequence", "appears more than once (duplicated event)");
+                let to = last.min(expected - 1);
+                ctx.problem(format!("seq {first}..{to}"), "sequence", "appears more than once (duplicated event)");
             }
             reported += 1;
-        } else if s > expected {
+        } else if first > expected {
             if reported < 10 {
-                ctx.problem(format!("seq {expected}..{}", s - 1), "sequence", "missing: events were lost or deleted");
+                ctx.problem(
+                    format!("seq {expected}..{}", first - 1),
+                    "sequence",
+                    "missing: events were lost or deleted",
+                );
             }
             reported += 1;
         }
-        expected = expected.max(s + 1);
+        expected = expected.max(last + 1);
     }
 }
 
@@ -408,5 +496,58 @@ fn check_rows(
     all_seqs.extend(seqs);
     if !hashes.is_empty() && (tmin, tmax) != (entry.time_min, entry.time_max) {
         ctx.problem(subject, "time", "time range differs from the log");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retired(period: &str, cutoff: &str, time_max_before_cutoff: i64) -> RetiredEntry {
+        let cutoff = chrono::DateTime::parse_from_rfc3339(cutoff).unwrap().timestamp_micros();
+        RetiredEntry {
+            index: 9,
+            retires: 1,
+            path: "a/x.parquet".into(),
+            sha256: String::new(),
+            rows: 1,
+            seq_first: 0,
+            seq_last: 0,
+            time_max: cutoff - time_max_before_cutoff,
+            reason: "retention".into(),
+            policy: period.into(),
+            period: period.into(),
+            cutoff,
+            committed: "2026-11-26T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn an_expiry_before_its_period_is_reported() {
+        assert_eq!(expiry_problem(&retired("30d", "2026-10-27T00:00:00Z", 1)), None);
+        assert_eq!(expiry_problem(&retired("13 months", "2025-10-26T00:00:00Z", 1)), None);
+        let early = expiry_problem(&retired("30d", "2026-10-28T00:00:00Z", 1)).unwrap();
+        assert!(early.contains("cutoff is later than 30d before its commit"), "{early}");
+        let recent = expiry_problem(&retired("30d", "2026-10-27T00:00:00Z", 0)).unwrap();
+        assert!(recent.contains("newest event is not older than the cutoff"), "{recent}");
+        let bad = expiry_problem(&retired("soon", "2026-10-27T00:00:00Z", 1)).unwrap();
+        assert!(bad.contains("names no valid period"), "{bad}");
+    }
+
+    #[test]
+    fn retired_ranges_count_toward_the_sequence() {
+        let check = |seqs: Vec<i64>, retired: Vec<(i64, i64)>| {
+            let mut problems = Vec::new();
+            check_sequence(seqs, retired, &mut Ctx { stream: "a", problems: &mut problems });
+            problems.into_iter().map(|p| format!("{}: {}", p.subject, p.detail)).collect::<Vec<_>>()
+        };
+        assert!(check(vec![3, 4, 5, 8], vec![(0, 2), (6, 7)]).is_empty());
+        assert_eq!(
+            check(vec![3, 4, 5, 5, 9], vec![(0, 2), (6, 7)]),
+            ["seq 5: appears more than once (duplicated event)", "seq 8..8: missing: events were lost or deleted"]
+        );
+        // an event both present and in a retired range is there twice
+        assert_eq!(check(vec![0, 1, 2], vec![(2, 4)]), ["seq 2..2: appears more than once (duplicated event)"]);
+        assert_eq!(check(vec![2], vec![]), ["seq 0..1: missing: events were lost or deleted"]);
     }
 }

@@ -96,6 +96,11 @@ pub struct CommitRecord {
     /// written (and by recovery, if a crash came first).
     #[serde(default)]
     pub retired_quarantine: Vec<String>,
+    /// Files retention took out (each has a retired entry in this commit's
+    /// log entries): deleted after those entries are written (and by recovery,
+    /// if a crash came first).
+    #[serde(default)]
+    pub expired: Vec<String>,
 }
 
 /// What [`recover`] found and did.
@@ -189,7 +194,8 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
                 }
             }
         }
-        retire_quarantine(archive, &record.retired_quarantine).await?;
+        delete_retired(archive, &record.retired_quarantine).await?;
+        delete_retired(archive, &record.expired).await?;
     }
     for (n, note) in numbered(archive, PENDING).await? {
         if n > last {
@@ -214,11 +220,12 @@ pub async fn recover(archive: &Archive) -> anyhow::Result<Recovered> {
     Ok(Recovered { record, removed_files, restored_entries })
 }
 
-/// Deletes quarantine files a committed replay took out (if still there).
-pub async fn retire_quarantine(archive: &Archive, paths: &[String]) -> anyhow::Result<()> {
+/// Deletes files a commit took out of the archive (quarantine a replay
+/// took out, files retention expired), if still there.
+pub async fn delete_retired(archive: &Archive, paths: &[String]) -> anyhow::Result<()> {
     for relative in paths {
         let path = archive.path_from_relative(relative)?;
-        retrying(archive, &format!("removing replayed quarantine file {relative}"), || delete(archive, &path)).await?;
+        retrying(archive, &format!("removing retired file {relative}"), || delete(archive, &path)).await?;
     }
     Ok(())
 }

@@ -5,4 +5,4 @@ mod parquet;
 mod store;
 
 pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
-pub use store::{Archive, Conflict, commit_file, retrying};
+pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, lock_object, retrying};

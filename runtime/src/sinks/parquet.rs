@@ -10,9 +10,10 @@
 
 use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file};
-use crate::integrity::log::{LogEntry, PluginRef, StreamLog};
+use crate::integrity::log::{LogEntry, PluginRef, RetiredEntry, StreamLog};
 use crate::integrity::merkle;
 use crate::integrity::note::NoteSigner;
+use crate::retention::{self, Plan, Policy};
 use crate::schema::{self, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity, Previous};
 use crate::sources::FilePosition;
@@ -73,6 +74,12 @@ pub struct SinkSettings {
     pub partition_by: Vec<String>,
     /// Recorded with each commit; compared at the next start (`self_audit`).
     pub identity: PipelineIdentity,
+    /// Per stream name, its retention (streams without one are kept forever).
+    pub retention: BTreeMap<String, Policy>,
+    /// Apply retention at the first tick and then this often (`None`: only when asked).
+    pub retention_every: Option<Duration>,
+    /// S3 Object Lock on every file of a stream with a retention (see `sink.object_lock`).
+    pub object_lock: Option<super::LockMode>,
 }
 
 /// How the integrity log is checkpointed.
@@ -168,6 +175,11 @@ pub struct Sink {
     stopping: bool,
     /// Set when this run replays quarantine (`Sink::replay`).
     replay: Option<Replay>,
+    /// Files retention takes out in the next commit: per stream, their
+    /// retired entries (indexed at the commit), and quarantine files.
+    retiring: Vec<(usize, RetiredEntry)>,
+    expiring_quarantine: Vec<String>,
+    last_retention: Option<Instant>,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
     pub stats: SinkStats,
@@ -251,6 +263,9 @@ impl Sink {
             previous,
             stopping: false,
             replay: None,
+            retiring: Vec::new(),
+            expiring_quarantine: Vec::new(),
+            last_retention: None,
             _lock: lock,
             stats: SinkStats::default(),
         })
@@ -271,10 +286,14 @@ impl Sink {
     }
 
     /// Records the pipeline's start (and what changed since the last commit)
-    /// in its own stream.
+    /// in its own stream; then applies retention if the run does.
     pub fn record_start(&mut self) -> anyhow::Result<()> {
         let events = self_audit::start_events(crate::sources::now_micros(), &self.settings.identity, &self.previous);
-        self.record_self(events)
+        self.record_self(events)?;
+        if self.settings.retention_every.is_some() && !self.settings.retention.is_empty() {
+            self.apply_retention()?;
+        }
+        Ok(())
     }
 
     /// Records a clean stop, and commits everything with it.
@@ -301,6 +320,45 @@ impl Sink {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Applies retention now (see `retention.rs`): finds the files that have
+    /// outlived their stream's policy and no hold keeps, records each deletion
+    /// in `_sluice`, and commits — retired log entries first, then the files
+    /// are deleted. Returns what it found.
+    pub fn apply_retention(&mut self) -> anyhow::Result<Plan> {
+        let now = chrono::Utc::now();
+        let plan = self.runtime.block_on(retention::plan(&self.archive, &self.settings.retention, now))?;
+        self.last_retention = Some(Instant::now());
+        if plan.is_empty() && plan.held.is_empty() {
+            return Ok(plan);
+        }
+        for expired in &plan.expire {
+            let stream = self.settings.streams.iter().position(|s| *s == expired.stream).expect("a policy's stream");
+            let e = &expired.entry;
+            self.retiring.push((
+                stream,
+                RetiredEntry {
+                    index: 0,
+                    retires: e.index,
+                    path: e.path.clone(),
+                    sha256: e.sha256.clone(),
+                    rows: e.rows,
+                    seq_first: e.seq_first,
+                    seq_last: e.seq_last,
+                    time_max: e.time_max,
+                    reason: "retention".into(),
+                    policy: expired.policy.to_string(),
+                    period: expired.policy.period.to_string(),
+                    cutoff: expired.cutoff,
+                    committed: String::new(),
+                },
+            ));
+        }
+        self.expiring_quarantine.extend(plan.quarantine.iter().map(|q| q.path.clone()));
+        self.record_self(self_audit::retention_events(now.timestamp_micros(), &plan))?;
+        self.commit()?;
+        Ok(plan)
     }
 
     /// Takes one batch's output; applies it, and any that waited for it, in
@@ -428,6 +486,22 @@ impl Sink {
         if due {
             self.commit()?;
         }
+        if let Some(every) = self.settings.retention_every
+            && !shutdown
+            && self.replay.is_none()
+            && !self.settings.retention.is_empty()
+            && self.last_retention.is_none_or(|t| t.elapsed() >= every)
+        {
+            let plan = self.apply_retention()?;
+            if !plan.expire.is_empty() || !plan.quarantine.is_empty() {
+                tracing::info!(
+                    files = plan.expire.len(),
+                    quarantine = plan.quarantine.len(),
+                    held = plan.held.len(),
+                    "Retention applied."
+                );
+            }
+        }
         self.checkpoint(shutdown)
     }
 
@@ -480,6 +554,24 @@ impl Sink {
         Ok(())
     }
 
+    /// The Object Lock of a new file of `stream` whose newest event is
+    /// `time_max`: until its retention lets it go (`_sluice`: the longest
+    /// retention of any stream). `None` without a lock, a retention, or a
+    /// date still ahead (old data past its period is expired, not locked).
+    fn lock_until(&self, stream: usize, time_max: i64) -> Option<(super::LockMode, chrono::DateTime<chrono::Utc>)> {
+        let mode = self.settings.object_lock?;
+        let policies = &self.settings.retention;
+        let period = match policies.get(&self.settings.streams[stream]) {
+            Some(policy) => policy.period,
+            None if self.settings.streams[stream] == self_audit::STREAM => {
+                policies.values().map(|p| p.period).max_by_key(|p| p.max_days())?
+            }
+            None => return None,
+        };
+        let until = period.after(chrono::DateTime::from_timestamp_micros(time_max)?);
+        (until > chrono::Utc::now()).then_some((mode, until))
+    }
+
     /// Aborts the process at a named commit step when `SLUICE_FAILPOINT` names
     /// it: the crash tests' way to hit each step exactly.
     fn failpoint(set: &Option<String>, step: &str) {
@@ -509,7 +601,10 @@ impl Sink {
         };
         let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
         quarantine.sort_by_key(|(stream, _)| *stream);
-        if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() {
+        let mut retire = retire;
+        retire.append(&mut self.expiring_quarantine);
+        let retiring = std::mem::take(&mut self.retiring);
+        if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() && retiring.is_empty() {
             return Ok(());
         }
         let n = self.commit_no + 1;
@@ -535,6 +630,7 @@ impl Sink {
         let committed = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut next_index: Vec<u64> = self.logs.iter().map(StreamLog::size).collect();
         let mut entries: Vec<(usize, u64, Vec<u8>)> = Vec::new();
+        let locks: Vec<_> = self.sealed.iter().map(|s| self.lock_until(s.stream, s.entry.time_max)).collect();
         for (i, sealed) in self.sealed.iter_mut().enumerate() {
             let bytes = std::fs::read(&sealed.staging)
                 .with_context(|| format!("cannot read back {}", sealed.staging.display()))?;
@@ -545,11 +641,23 @@ impl Sink {
             next_index[sealed.stream] += 1;
             self.stats.bytes += bytes.len() as u64;
             self.runtime.block_on(commit_file(archive, &sealed.path, bytes.into()))?;
+            // locked before the commit names it: no committed file is ever unlocked
+            if let Some((mode, until)) = locks[i] {
+                self.runtime.block_on(super::lock_object(archive, &sealed.path, mode, until))?;
+            }
             if i == 0 {
                 Self::failpoint(&self.failpoint, "after-upload");
             }
             let entry = serde_json::to_vec(&sealed.entry).expect("entries serialize");
             entries.push((sealed.stream, sealed.entry.index, entry));
+        }
+        let mut expired = Vec::new();
+        for (stream, mut entry) in retiring {
+            entry.index = next_index[stream];
+            next_index[stream] += 1;
+            entry.committed = committed.clone();
+            expired.push(entry.path.clone());
+            entries.push((stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
         }
         for (path, q) in &mut quarantine {
             self.stats.bytes += q.lines.len() as u64;
@@ -566,6 +674,7 @@ impl Sink {
             pipeline: Some(self.settings.identity.clone()),
             clean_stop: self.stopping,
             retired_quarantine: retire,
+            expired,
         };
         for run in &self.sources {
             record.sources.insert(run.name.clone(), run.state.clone());
@@ -583,7 +692,11 @@ impl Sink {
                 Self::failpoint(&self.failpoint, "after-first-entry");
             }
         }
-        self.runtime.block_on(commit::retire_quarantine(archive, &record.retired_quarantine))?;
+        self.runtime.block_on(commit::delete_retired(archive, &record.retired_quarantine))?;
+        self.runtime.block_on(commit::delete_retired(archive, &record.expired))?;
+        for path in &record.expired {
+            tracing::info!(%path, "Expired file deleted.");
+        }
         self.runtime.block_on(commit::clear_pending(archive, n))?;
         for sealed in self.sealed.drain(..) {
             std::fs::remove_file(&sealed.staging).ok();

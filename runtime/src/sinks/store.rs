@@ -1,7 +1,7 @@
 //! Opening the object store a sink URL names, and committing whole files to it.
 
 use anyhow::{Context, bail};
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -19,6 +19,8 @@ pub struct Archive {
     pub location: String,
     /// How long writes are retried through a store outage (`retrying`).
     pub retry_for: Duration,
+    /// The S3 client, for what `ObjectStore` has no call for (Object Lock).
+    s3: Option<Arc<AmazonS3>>,
 }
 
 /// The default of [`Archive::retry_for`]; the sink sets `sink.retry_for_secs`.
@@ -28,6 +30,11 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Conflict(pub String);
+
+/// The store refused a request for good (a client error): never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// Runs `op` until it succeeds, waiting 1 s, 2 s, 4 s … (at most 30 s)
 /// between attempts, for up to `archive.retry_for`; a [`Conflict`] is final.
@@ -43,7 +50,11 @@ where
     loop {
         match op().await {
             Ok(value) => return Ok(value),
-            Err(e) if e.downcast_ref::<Conflict>().is_none() && start.elapsed() + wait <= archive.retry_for => {
+            Err(e)
+                if e.downcast_ref::<Conflict>().is_none()
+                    && e.downcast_ref::<Refused>().is_none()
+                    && start.elapsed() + wait <= archive.retry_for =>
+            {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "{what} failed; retrying.");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(30));
@@ -75,6 +86,7 @@ impl Archive {
                 prefix: ObjectPath::from(prefix.trim_matches('/')),
                 location: url.into(),
                 retry_for: RETRY_FOR,
+                s3: None,
             });
         }
         if url.starts_with("s3://") {
@@ -85,12 +97,13 @@ impl Archive {
                 let key: AmazonS3ConfigKey = key.parse().with_context(|| format!("unknown S3 option `{key}`"))?;
                 builder = builder.with_config(key, value);
             }
-            let store = builder.build().with_context(|| format!("cannot configure S3 for `{url}`"))?;
+            let store = Arc::new(builder.build().with_context(|| format!("cannot configure S3 for `{url}`"))?);
             return Ok(Archive {
-                store: Arc::new(store),
+                store: store.clone(),
                 prefix: ObjectPath::from(parsed.path().trim_matches('/')),
                 location: url.into(),
                 retry_for: RETRY_FOR,
+                s3: Some(store),
             });
         }
         if url.contains("://") && !url.starts_with("file://") {
@@ -105,6 +118,7 @@ impl Archive {
             prefix: ObjectPath::default(),
             location: path.display().to_string(),
             retry_for: RETRY_FOR,
+            s3: None,
         })
     }
 
@@ -202,4 +216,82 @@ async fn put_once(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes, mul
     }
     archive.store.put(path, payload).await.with_context(|| format!("upload of {path}"))?;
     Ok(())
+}
+
+/// S3 Object Lock retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Nobody, the root account included, can delete or shorten it before the date.
+    Compliance,
+    /// Users with `s3:BypassGovernanceRetention` can.
+    Governance,
+}
+
+/// Sets S3 Object Lock retention on an object (`PutObjectRetention`):
+/// its current version cannot be deleted or overwritten before `until`.
+/// `object_store` has no call for it, so this signs the request with the
+/// store's credentials (a presigned URL with its headers bound to the
+/// signature) and sends it. A bucket without Object Lock, or a store without
+/// the API, refuses it: that is final, never retried.
+pub async fn lock_object(
+    archive: &Archive,
+    path: &ObjectPath,
+    mode: LockMode,
+    until: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    use md5::Digest;
+    use object_store::signer::{HeaderName, HeaderValue, Method, SignedUrlOptions, Signer};
+    let s3 =
+        archive.s3.as_ref().with_context(|| format!("Object Lock needs an s3:// archive, not {}", archive.location))?;
+    let mode_name = match mode {
+        LockMode::Compliance => "COMPLIANCE",
+        LockMode::Governance => "GOVERNANCE",
+    };
+    let body = format!(
+        "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode_name}</Mode><RetainUntilDate>{}</RetainUntilDate></Retention>",
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()));
+    let md5_header = HeaderValue::from_str(&md5).expect("base64 is a header value");
+    let options = SignedUrlOptions::new()
+        .with_query([("retention", "")])
+        .with_signed_header(HeaderName::from_static("content-md5"), md5_header.clone());
+    retrying(archive, &format!("Object Lock on {path}"), || async {
+        let url = s3.signed_url_opts(Method::PUT, path, Duration::from_secs(300), &options).await?;
+        let response = lock_client()
+            .put(url)
+            .header("content-md5", md5_header.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .with_context(|| format!("Object Lock on {path}"))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        // an S3 error body: <Error><Code>…</Code><Message>…</Message>…</Error>
+        let tag = |name: &str| {
+            let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+            Some(text[start..].split('<').next()?.to_string())
+        };
+        let why = match (tag("Code"), tag("Message")) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => text.trim().chars().take(300).collect(),
+        };
+        let message = format!("the store refused Object Lock on {path} ({status}; {why})");
+        // a client error, or an API the store does not have, is final
+        match status.is_client_error() || status == reqwest::StatusCode::NOT_IMPLEMENTED {
+            true => Err(Refused(message).into()),
+            false => Err(anyhow::anyhow!(message)),
+        }
+    })
+    .await
+}
+
+fn lock_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
 }
