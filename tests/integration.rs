@@ -482,8 +482,10 @@ mod integrity;
 mod object_lock;
 mod quarantine;
 mod retention;
+mod routing;
 mod self_audit;
 mod store;
+mod volume;
 
 #[test]
 fn a_stage_reads_only_the_files_it_is_granted() {

@@ -103,6 +103,7 @@ fn pipeline_checks(t: &TestDir, base: &str, options: &Options_, rt: &tokio::runt
     let text = format!(
         "[sources.a]\ntype = \"file\"\npaths = [\"{}\"]\nchain = [\"json\"]\n\
          [stages.json]\nplugin = \"parse-json\"\nconfig = {{ time_field = \"time\", fields = {{ message = \"message\" }} }}\n\
+         [runtime]\nvolume_interval_secs = 0\n\
          [sink]\nurl = \"{url}\"\nstaging_dir = \"{}\"\n[integrity]\nsigning_key = \"{}\"\n[sink.options]\n{}",
         input.display(),
         t.path("staging").display(),

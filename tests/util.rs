@@ -109,12 +109,14 @@ pub struct Summary {
     pub files: u64,
     /// Extra events from records that became several.
     pub expanded: u64,
+    /// Extra copies of events routed to several streams.
+    pub copies: u64,
 }
 
 impl Summary {
-    /// Every record is accounted for: read + expanded = written + quarantined + dropped.
+    /// Every record is accounted for: read + expanded + copies = written + quarantined + dropped.
     pub fn assert_balanced(&self) {
-        assert_eq!(self.read + self.expanded, self.written + self.quarantined + self.dropped, "{self:?}");
+        assert_eq!(self.read + self.expanded + self.copies, self.written + self.quarantined + self.dropped, "{self:?}");
     }
 }
 
@@ -158,6 +160,11 @@ impl Run {
                 .stdout
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("expanded ")?.split(':').next()?.parse().ok())
+                .unwrap_or(0),
+            copies: self
+                .stdout
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("copies ")?.split(':').next()?.parse().ok())
                 .unwrap_or(0),
         }
     }

@@ -32,6 +32,105 @@ pub struct PipelineConfig {
     /// How long streams are kept (see `[streams.<name>] retention`).
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Routes, by name: a source with `route = "<name>"` has each event sent
+    /// to the streams whose conditions it matches.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Noise rules, in order: the first whose condition matches an event
+    /// decides (drop, sample or limit it), unless the event is protected.
+    #[serde(default)]
+    pub filters: Vec<FilterConfig>,
+    /// Events that no filter may drop.
+    #[serde(default)]
+    pub protected: ProtectedConfig,
+    /// Where findings go besides the archive.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// The pipeline's counters for Prometheus.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The counters (records in, events out, quarantined, dropped and protected
+/// per rule, per stream and class, silent sources), as Prometheus text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A file rewritten every 5 s (and at shutdown), e.g. for node_exporter's
+    /// textfile collector.
+    pub file: Option<PathBuf>,
+}
+
+/// A route: conditions (see `route.rs` for their form) and the streams they send to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The stream of events that match no rule (also where the source's
+    /// quarantine goes). Nothing falls through.
+    pub default: Spanned<String>,
+    /// Every rule an event matches adds its streams (an event can go to several).
+    #[serde(default)]
+    pub rules: Vec<RouteRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// A condition, e.g. `class_uid in [3001, 3002] or status_id == 2`.
+    pub when: Spanned<String>,
+    /// The streams the matching events go to.
+    pub to: Vec<Spanned<String>>,
+}
+
+/// A rule for known noise. Without `keep_one_in` or `limit` it drops what it matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Names the rule in the counts (`filter: <name>`, `sample: <name>`, `limit: <name>`).
+    pub name: Spanned<String>,
+    pub when: Spanned<String>,
+    /// Only for events bound to these streams (default: all).
+    #[serde(default)]
+    pub streams: Vec<Spanned<String>>,
+    /// Sample: keep one matching event in this many (chosen by a hash of the
+    /// event, so the same events on every run).
+    pub keep_one_in: Option<u64>,
+    /// Limit: keep the first this many matching events per value of `per`
+    /// per `window_secs` of event time.
+    pub limit: Option<u64>,
+    /// The field a limit counts by, e.g. `actor_user_name`.
+    pub per: Option<Spanned<String>>,
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+}
+
+fn default_window_secs() -> u64 {
+    60
+}
+
+/// The protected set: events a filter would drop are kept (and counted) when
+/// they match one of these.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedConfig {
+    /// The built-in rules (`route::PROTECTED`: failed authentication, failures
+    /// and denials, account, permission, IAM and RBAC changes, changes to audit
+    /// configuration, events the enricher classified as such).
+    #[serde(default = "default_true")]
+    pub builtin: bool,
+    /// More, by name: conditions.
+    #[serde(default)]
+    pub rules: BTreeMap<String, Spanned<String>>,
+}
+
+impl Default for ProtectedConfig {
+    fn default() -> Self {
+        ProtectedConfig { builtin: true, rules: BTreeMap::new() }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Retention periods and when they are applied.
@@ -119,6 +218,14 @@ pub struct SourceConfig {
     pub chain: Vec<Spanned<String>>,
     /// The stream this source's events are written to (default: the source's name).
     pub stream: Option<String>,
+    /// Or a route (`[routes.<name>]`) that picks the streams of each event.
+    pub route: Option<Spanned<String>>,
+    /// A finding is raised when the source reads nothing for this long
+    /// (`"10m"`, `"24h"`), and a recovery note when it resumes.
+    pub silent_after: Option<Spanned<String>>,
+    /// A finding is raised when the records read in one volume interval pass
+    /// this many times the average of the trailing intervals.
+    pub spike_factor: Option<f64>,
 }
 
 /// Settings of one stream.
@@ -134,6 +241,10 @@ pub struct StreamConfig {
     /// (`"400d"`, `"13 months"`, `"7y"`) or a class of `[retention.classes]`.
     /// A file goes when its newest event is older than that.
     pub retention: Option<Spanned<String>>,
+    /// Partition keys of this stream (default: `sink.partition_by`).
+    pub partition_by: Option<Vec<Spanned<String>>>,
+    /// A file of this stream closes at this size (default: `sink.roll_size_mb`).
+    pub roll_size_mb: Option<u64>,
 }
 
 /// The kinds of source.
@@ -261,16 +372,50 @@ pub struct RuntimeConfig {
     /// Records per plugin call.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Resolution of the volume time series (the `_volume` stream, silence and
+    /// spike detection), in seconds; 0 turns the `_volume` stream off.
+    #[serde(default = "default_volume_interval")]
+    pub volume_interval_secs: u64,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { workers: 0, batch_size: default_batch_size() }
+        RuntimeConfig { workers: 0, batch_size: default_batch_size(), volume_interval_secs: default_volume_interval() }
     }
 }
 
 fn default_batch_size() -> usize {
     256
+}
+fn default_volume_interval() -> u64 {
+    60
+}
+
+/// Where findings (a silent source, a spike) are sent besides the archive.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A file each finding is appended to as one JSON line.
+    pub file: Option<PathBuf>,
+}
+
+/// Parses `90s`, `10m`, `24h`, `2d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 =
+        t[..split].parse().map_err(|_| format!("`{text}` is not a duration like \"90s\", \"10m\" or \"24h\""))?;
+    let unit = match t[split..].trim() {
+        "s" | "sec" | "secs" => 1,
+        "m" | "min" | "mins" => 60,
+        "h" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    match n {
+        0 => Err(format!("`{text}` must be longer than zero")),
+        _ => Ok(std::time::Duration::from_secs(n * unit)),
+    }
 }
 
 /// A config problem, located in the file.
@@ -375,16 +520,127 @@ impl LoadedConfig {
         })
     }
 
-    /// The streams the sources write to, in source order, each once.
+    /// The streams the sources write to (through their routes), in source
+    /// order, each once.
     pub fn streams(&self) -> Vec<String> {
         let mut streams: Vec<String> = Vec::new();
-        for name in self.config.sources.keys() {
-            let stream = self.stream_of(name).to_string();
-            if !streams.contains(&stream) {
-                streams.push(stream);
+        let mut add = |s: &str| {
+            if !streams.iter().any(|x| x == s) {
+                streams.push(s.to_string());
+            }
+        };
+        for (name, source) in &self.config.sources {
+            match source.route.as_ref().and_then(|r| self.config.routes.get(r.get_ref())) {
+                Some(route) => {
+                    add(route.default.get_ref());
+                    route.rules.iter().flat_map(|r| &r.to).for_each(|s| add(s.get_ref()));
+                }
+                None => add(self.stream_of(name)),
             }
         }
         streams
+    }
+
+    /// The place in the file of byte `offset` of the string value at `span`.
+    fn inside(&self, span: std::ops::Range<usize>, offset: usize) -> std::ops::Range<usize> {
+        let triple = |q: &str| self.text[span.clone()].starts_with(&q.repeat(3));
+        let quotes = if triple("\"") || triple("'") { 3 } else { 1 };
+        let at = span.start + quotes + offset;
+        at..at
+    }
+
+    /// Parses a condition of the file, or reports where it is wrong.
+    fn condition(&self, key: &str, when: &Spanned<String>) -> Result<crate::route::Expr, ConfigError> {
+        crate::route::Expr::parse(when.get_ref())
+            .map_err(|e| self.error_at(self.inside(when.span(), e.offset), format!("{key}: {}", e.message)))
+    }
+
+    /// The routes, filters and protected set, compiled against `streams`.
+    pub fn router(&self, streams: &[String]) -> Result<crate::route::Router, ConfigError> {
+        use crate::route::{Action, Destination, Expr, Filter, Router};
+        let c = &self.config;
+        let index = |s: &Spanned<String>, key: &str| {
+            streams
+                .iter()
+                .position(|x| x == s.get_ref())
+                .ok_or_else(|| self.error_at(s.span(), format!("{key}: no stream `{}`", s.get_ref())))
+        };
+        let mut destinations = Vec::new();
+        for (name, source) in &c.sources {
+            destinations.push(match &source.route {
+                None => Destination::Stream(streams.iter().position(|s| s == self.stream_of(name)).expect("listed")),
+                Some(r) => {
+                    let route = &c.routes[r.get_ref()];
+                    let mut rules = Vec::new();
+                    for (i, rule) in route.rules.iter().enumerate() {
+                        let key = format!("routes.{}.rules[{i}]", r.get_ref());
+                        let to = rule.to.iter().map(|s| index(s, &format!("{key}.to"))).collect::<Result<_, _>>()?;
+                        rules.push((self.condition(&format!("{key}.when"), &rule.when)?, to));
+                    }
+                    Destination::Route { rules, default: index(&route.default, "default")? }
+                }
+            });
+        }
+        let mut filters = Vec::new();
+        for f in &c.filters {
+            let name = f.name.get_ref();
+            let key = format!("filters.{name}");
+            let action = match (f.keep_one_in, f.limit, &f.per) {
+                (None, None, None) => Action::Drop,
+                (Some(n), None, None) if n >= 2 => Action::Sample(n),
+                (None, Some(n), Some(per)) if n >= 1 && f.window_secs >= 1 => {
+                    let field = crate::route::Expr::field(per.get_ref())
+                        .map_err(|m| self.error_at(per.span(), format!("{key}.per: {m}")))?;
+                    Action::Limit { n, per: field, window_us: f.window_secs as i64 * 1_000_000 }
+                }
+                _ => {
+                    return Err(self.error_at(
+                        f.name.span(),
+                        format!(
+                            "{key}: give `keep_one_in` (at least 2), or `limit` (at least 1) with `per`, or neither (drop)"
+                        ),
+                    ));
+                }
+            };
+            filters.push(Filter {
+                name: name.clone(),
+                when: self.condition(&format!("{key}.when"), &f.when)?,
+                streams: f.streams.iter().map(|s| index(s, &format!("{key}.streams"))).collect::<Result<_, _>>()?,
+                action,
+            });
+        }
+        let mut protected = Vec::new();
+        if c.protected.builtin {
+            for (name, text) in crate::route::PROTECTED {
+                protected.push((name.to_string(), Expr::parse(text).expect("the built-in rules parse")));
+            }
+        }
+        for (name, when) in &c.protected.rules {
+            protected.push((name.clone(), self.condition(&format!("protected.rules.{name}"), when)?));
+        }
+        Ok(Router::new(destinations, filters, protected))
+    }
+
+    /// What `validate` warns about: filters that could match protected events
+    /// (those are kept and counted, not dropped).
+    pub fn warnings(&self) -> Vec<String> {
+        let Ok(router) = self.router(&self.streams()) else { return Vec::new() };
+        router
+            .overlaps()
+            .into_iter()
+            .map(|(name, rules)| {
+                let span =
+                    self.config.filters.iter().find(|f| f.name.get_ref() == name).map_or(0..0, |f| f.name.span());
+                let at = self.error_at(span, String::new());
+                format!(
+                    "{}:{}:{}: filters.{name}: may match protected events ({}); those are kept and counted, not dropped",
+                    at.file,
+                    at.line,
+                    at.column,
+                    rules.join(", ")
+                )
+            })
+            .collect()
     }
 
     /// The archive the sink writes to, with its store options and retry budget.
@@ -395,9 +651,14 @@ impl LoadedConfig {
         Ok(archive)
     }
 
-    /// The stream a source writes to.
+    /// The stream a source writes to (its route's default stream, if routed;
+    /// where its quarantine goes).
     pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
-        self.config.sources[source].stream.as_deref().unwrap_or(source)
+        let s = &self.config.sources[source];
+        if let Some(route) = s.route.as_ref().and_then(|r| self.config.routes.get(r.get_ref())) {
+            return route.default.get_ref();
+        }
+        s.stream.as_deref().unwrap_or(source)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -438,7 +699,31 @@ impl LoadedConfig {
                     ));
                 }
             }
-            if let Some(stream) = &source.stream {
+            if let Some(after) = &source.silent_after {
+                parse_duration(after.get_ref())
+                    .map_err(|m| self.error_at(after.span(), format!("sources.{name}.silent_after: {m}")))?;
+            }
+            if source.spike_factor.is_some_and(|f| f.is_nan() || f <= 1.0) {
+                return Err(self.error_at(source.kind.span(), format!("sources.{name}.spike_factor: must be above 1")));
+            }
+            if let Some(route) = &source.route {
+                if source.stream.is_some() {
+                    return Err(
+                        self.error_at(route.span(), format!("sources.{name}: give `stream` or `route`, not both"))
+                    );
+                }
+                if !c.routes.contains_key(route.get_ref()) {
+                    let known: Vec<_> = c.routes.keys().map(String::as_str).collect();
+                    return Err(self.error_at(
+                        route.span(),
+                        format!(
+                            "sources.{name}.route: unknown route `{}` (routes: {})",
+                            route.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            } else if let Some(stream) = &source.stream {
                 check_name(stream)
                     .map_err(|m| self.error_at(source.kind.span(), format!("sources.{name}.stream: {m}")))?;
             } else {
@@ -466,12 +751,38 @@ impl LoadedConfig {
         if let Some(value) = &c.retention.default {
             self.policy(value.get_ref()).map_err(|m| self.error_at(value.span(), format!("retention.default: {m}")))?;
         }
+        for (name, route) in &c.routes {
+            for s in std::iter::once(&route.default).chain(route.rules.iter().flat_map(|r| &r.to)) {
+                check_name(s.get_ref()).map_err(|m| self.error_at(s.span(), format!("routes.{name}: {m}")))?;
+            }
+        }
+        let mut filter_names = std::collections::BTreeSet::new();
+        for f in &c.filters {
+            if !filter_names.insert(f.name.get_ref()) {
+                return Err(self.error_at(f.name.span(), format!("filters: two filters named `{}`", f.name.get_ref())));
+            }
+        }
+        self.router(&self.streams())?;
         for (stream, config) in &c.streams {
+            for key in config.partition_by.iter().flatten() {
+                if !crate::schema::is_partition_key(key.get_ref()) {
+                    return Err(self.error_at(
+                        key.span(),
+                        format!(
+                            "streams.{stream}.partition_by: `{}` is not `event_day`, `hour` or a string/integer column",
+                            key.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if config.roll_size_mb == Some(0) {
+                return Err(self.error_at(0..0, format!("streams.{stream}.roll_size_mb: must be positive")));
+            }
             if let Some(value) = &config.retention {
                 self.policy(value.get_ref())
                     .map_err(|m| self.error_at(value.span(), format!("streams.{stream}.retention: {m}")))?;
             }
-            if !c.sources.keys().any(|source| self.stream_of(source) == stream) {
+            if !self.streams().contains(stream) {
                 let span = config.columns.values().next().or(config.retention.as_ref()).map_or(0..0, |t| t.span());
                 return Err(self.error_at(span, format!("streams.{stream}: no source writes to this stream")));
             }

@@ -21,6 +21,7 @@ pub mod integrity;
 pub mod pipeline;
 pub mod replay;
 pub mod retention;
+pub mod route;
 pub mod schema;
 pub mod self_audit;
 pub mod sinks;

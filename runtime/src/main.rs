@@ -228,6 +228,9 @@ fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         let p = &stage.plugin;
         println!("stage {}: {} {} ({}), sha256 {}", stage.name, p.name(), p.version(), p.kind, p.digest);
     }
+    for warning in pipeline.warnings() {
+        println!("warning: {warning}");
+    }
     println!("ok: {} is valid; streams: {}", path.display(), pipeline.streams().join(", "));
     Ok(ExitCode::SUCCESS)
 }
@@ -235,6 +238,9 @@ fn validate(path: &Path) -> anyhow::Result<ExitCode> {
 /// Runs a pipeline, or with `replay`, replays its quarantine (of one source, or all).
 fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> {
     let pipeline = load(path)?;
+    for warning in pipeline.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -274,13 +280,19 @@ fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> 
     if summary.counts.expanded > 0 {
         println!("  expanded {}: extra events from records that held several", summary.counts.expanded);
     }
+    if summary.counts.copies > 0 {
+        println!("  copies {}: extra copies of events routed to several streams", summary.counts.copies);
+    }
     for (rule, count) in &summary.counts.dropped {
         println!("  dropped {count}: {rule}");
     }
+    for (rule, count) in &summary.counts.protected {
+        println!("  protected {count}: kept by {rule}");
+    }
     if !summary.balanced() {
         eprintln!(
-            "error: counts do not balance: read {} + expanded {} != written + quarantined + dropped",
-            summary.counts.read, summary.counts.expanded
+            "error: counts do not balance: read {} + expanded {} + copies {} != written + quarantined + dropped",
+            summary.counts.read, summary.counts.expanded, summary.counts.copies
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -6,12 +6,14 @@
 //! Shutdown: when the stop flag is set (Ctrl-C) or the sources are exhausted,
 //! the channels drain in order, the sink commits, and the run ends with a
 //! summary whose counts must balance:
-//! records read + expanded = events written + quarantined + dropped.
+//! records read + expanded + routed copies = events written + quarantined +
+//! dropped (by a named rule).
 
 use crate::config::{LoadedConfig, SourceKind};
 use crate::integrity::log::PluginRef;
 use crate::integrity::note::NoteSigner;
 use crate::replay::ReplaySource;
+use crate::route::{Router, RowView, Verdict};
 use crate::schema::{self, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
@@ -40,6 +42,7 @@ pub struct Pipeline {
     config: LoadedConfig,
     stages: BTreeMap<String, LoadedStage>,
     streams: Vec<String>,
+    router: Arc<Router>,
 }
 
 /// Why a pipeline could not be built.
@@ -131,7 +134,8 @@ impl Pipeline {
                 .into());
         }
         let streams = config.streams();
-        Ok(Pipeline { config, stages, streams })
+        let router = Arc::new(config.router(&streams)?);
+        Ok(Pipeline { config, stages, streams, router })
     }
 
     /// For each stream, the plugins of every chain that feeds it.
@@ -170,6 +174,11 @@ impl Pipeline {
         &self.streams
     }
 
+    /// Filters that could match protected events (see `LoadedConfig::warnings`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.config.warnings()
+    }
+
     /// Runs until the sources are exhausted or `stop` is set, then commits.
     pub fn run(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
         self.run_with(runtime, stop, None).map(|(summary, _)| summary)
@@ -193,6 +202,13 @@ impl Pipeline {
     /// The archive the sink writes to.
     pub fn archive(&self) -> anyhow::Result<Archive> {
         self.config.archive()
+    }
+
+    /// A stream's partition keys: its own, else the sink's.
+    fn partition_keys(&self, stream: &str) -> Vec<String> {
+        let c = &self.config.config;
+        let keys = c.streams.get(stream).and_then(|s| s.partition_by.as_ref()).unwrap_or(&c.sink.partition_by);
+        keys.iter().map(|k| k.get_ref().clone()).collect()
     }
 
     /// Every stream's retention (by stream name; see `retention.rs`).
@@ -239,6 +255,12 @@ impl Pipeline {
         sink_schemas.push(Arc::new(StreamSchema::new(Vec::new())));
         let mut sink_plugins = self.plugins_per_stream();
         sink_plugins.push(Vec::new());
+        // and the volume counts, if kept
+        if c.runtime.volume_interval_secs > 0 {
+            sink_streams.push(crate::sinks::volume::STREAM.to_string());
+            sink_schemas.push(Arc::new(crate::sinks::volume::schema()));
+            sink_plugins.push(Vec::new());
+        }
         let signer = match c.integrity.signing_key.as_str() {
             "" => None,
             path => {
@@ -251,11 +273,16 @@ impl Pipeline {
             plugins: self.stages.iter().map(|(name, s)| (name.clone(), s.plugin.digest.clone())).collect(),
             signing_key: signer.as_ref().map(|s| s.verifier().to_text()),
         };
+        let stream_roll_bytes = sink_streams
+            .iter()
+            .map(|s| (c.streams.get(s).and_then(|s| s.roll_size_mb).unwrap_or(c.sink.roll_size_mb) as usize) << 20)
+            .collect();
         let settings = SinkSettings {
             streams: sink_streams,
             sources: source_streams,
             schemas: sink_schemas,
             roll_bytes: (c.sink.roll_size_mb as usize) << 20,
+            stream_roll_bytes,
             roll_age: Duration::from_secs(c.sink.roll_age_secs),
             staging_dir,
             zstd_level: c.sink.zstd_level,
@@ -271,6 +298,21 @@ impl Pipeline {
             identity,
             retention: self.retention_policies(),
             object_lock: c.sink.object_lock.as_ref().map(|m| *m.get_ref()),
+            volume_interval: (c.runtime.volume_interval_secs > 0)
+                .then(|| Duration::from_secs(c.runtime.volume_interval_secs)),
+            expectations: c
+                .sources
+                .values()
+                .map(|s| crate::sinks::volume::Expectation {
+                    silent_after: s
+                        .silent_after
+                        .as_ref()
+                        .map(|d| crate::config::parse_duration(d.get_ref()).expect("checked at load")),
+                    spike_factor: s.spike_factor,
+                })
+                .collect(),
+            alert_file: c.alerts.file.clone(),
+            metrics_file: c.metrics.file.clone(),
             retention_every: match c.retention.apply_every_hours {
                 0 => None,
                 hours => Some(Duration::from_secs(hours * 3600)),
@@ -293,8 +335,16 @@ impl Pipeline {
         } else {
             c.runtime.workers
         };
-        let schemas: Vec<Arc<StreamSchema>> =
-            self.streams.iter().map(|s| Arc::new(self.config.stream_schema(s))).collect();
+        let stream_meta: Arc<Vec<StreamMeta>> = Arc::new(
+            self.streams
+                .iter()
+                .map(|s| StreamMeta {
+                    name: s.clone(),
+                    schema: Arc::new(self.config.stream_schema(s)),
+                    partition_by: self.partition_keys(s),
+                })
+                .collect(),
+        );
         let settings = self.sink_settings(&archive)?;
         let replay_streams = settings.streams.clone();
         let replay_sources = settings.sources.clone();
@@ -325,7 +375,7 @@ impl Pipeline {
                 self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected in build");
             let chain_stages: Vec<Arc<Plugin>> =
                 source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
-            source_meta.push(SourceMeta { name: name.clone(), chain: chain_stages, schema: schemas[stream].clone() });
+            source_meta.push(SourceMeta { name: name.clone(), chain: chain_stages, stream });
             let reader: Box<dyn Source> = match (&mut replay_records, *source.kind.get_ref()) {
                 (Some(records), _) => Box::new(ReplaySource { records: std::mem::take(&mut records[index]) }),
                 (None, SourceKind::File) => Box::new(FileSource {
@@ -348,8 +398,6 @@ impl Pipeline {
 
         // Workers
         let source_meta = Arc::new(source_meta);
-        let partition_by: Arc<Vec<String>> =
-            Arc::new(c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect());
         let redactor: Option<Arc<Plugin>> =
             c.sink.quarantine_redactor.as_ref().map(|s| self.stages[s.get_ref()].plugin.clone());
         let mut worker_threads = Vec::new();
@@ -358,7 +406,8 @@ impl Pipeline {
             let rx = raw_rx.clone();
             let tx = sink_tx.clone();
             let meta = source_meta.clone();
-            let keys = partition_by.clone();
+            let streams = stream_meta.clone();
+            let router = self.router.clone();
             worker_threads.push(std::thread::Builder::new().name(format!("worker-{w}")).spawn(move || {
                 // one instance per stage per worker, whichever chains use it
                 // (a redactor shared by four sources is one instance, not four)
@@ -370,7 +419,8 @@ impl Pipeline {
                     .map(|m| Chain::new(m.chain.iter().map(|p| Box::new(instance(p)) as Box<dyn Stage>).collect()))
                     .collect();
                 let mut redactor = redactor.as_ref().map(instance);
-                work(&rx, &tx, &meta, &keys, &mut chains, redactor.as_mut())
+                let targets = Targets { sources: &meta, streams: &streams, router: &router };
+                work(&rx, &tx, &targets, &mut chains, redactor.as_mut())
             })?);
         }
         drop(raw_rx);
@@ -425,7 +475,21 @@ impl Pipeline {
 struct SourceMeta {
     name: String,
     chain: Vec<Arc<Plugin>>,
+    /// Its stream, or its route's default stream (where its quarantine goes).
+    stream: usize,
+}
+
+struct StreamMeta {
+    name: String,
     schema: Arc<StreamSchema>,
+    partition_by: Vec<String>,
+}
+
+/// What a worker needs to know of where events go.
+struct Targets<'a> {
+    sources: &'a [SourceMeta],
+    streams: &'a [StreamMeta],
+    router: &'a Router,
 }
 
 fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
@@ -443,13 +507,12 @@ fn drain_into(sink: &mut Sink, rx: &Receiver<SinkMsg>) -> anyhow::Result<()> {
 fn work(
     rx: &Receiver<RawBatch>,
     tx: &Sender<SinkMsg>,
-    meta: &[SourceMeta],
-    partition_by: &[String],
+    targets: &Targets,
     chains: &mut [Chain],
     mut redactor: Option<&mut SharedStage>,
 ) {
     for batch in rx {
-        let source = &meta[batch.source];
+        let source = &targets.sources[batch.source];
         let out = chains[batch.source].run(&batch.records);
         let mut counts = Counts { read: batch.records.len() as u64, expanded: out.expanded, ..Counts::default() };
         let mut rejected = out.quarantined;
@@ -459,11 +522,53 @@ fn work(
         }
         // rejected by the chain, before the schema check adds its own
         let chain_rejected = rejected.len();
-        let mut rows = schema::PartitionedRows::new(&source.schema, partition_by);
+        // records with an event sent to several streams: a rejected copy is partial
+        let mut copied: std::collections::HashSet<u32> = std::collections::HashSet::new();
+        let mut rows: BTreeMap<usize, schema::PartitionedRows> = BTreeMap::new();
+        let base = &targets.streams[source.stream];
         for (origin, text) in &out.events {
-            match schema::check_event(text, batch.observed, &source.name, &source.schema) {
-                Ok(row) => rows.push(row),
-                Err(reason) => rejected.push(Rejected { origin: *origin, stage: None, reason }),
+            let row = match schema::check_event(text, batch.observed, &source.name, &base.schema) {
+                Ok(row) => row,
+                Err(reason) => {
+                    rejected.push(Rejected { origin: *origin, stage: None, reason });
+                    continue;
+                }
+            };
+            let view = RowView::new(&row, &source.name);
+            let mut kept: Vec<usize> = Vec::new();
+            let to = targets.router.route(batch.source, &view);
+            counts.copies += to.len() as u64 - 1;
+            if to.len() > 1 {
+                copied.insert(*origin);
+            }
+            for stream in to {
+                match targets.router.filter(stream, &view, text) {
+                    Verdict::Keep => kept.push(stream),
+                    Verdict::Drop(rule) => *counts.dropped.entry(rule).or_default() += 1,
+                    Verdict::Protected { rule, filter } => {
+                        *counts.protected.entry(format!("{rule} (over {filter})")).or_default() += 1;
+                        kept.push(stream);
+                    }
+                }
+            }
+            drop(view);
+            for stream in kept {
+                let target = &targets.streams[stream];
+                let row = if Arc::ptr_eq(&target.schema, &base.schema) || target.schema.same_columns(&base.schema) {
+                    row.clone()
+                } else {
+                    match schema::check_event(text, batch.observed, &source.name, &target.schema) {
+                        Ok(row) => row,
+                        Err(reason) => {
+                            let reason = format!("stream `{}`: {reason}", target.name);
+                            rejected.push(Rejected { origin: *origin, stage: None, reason });
+                            continue;
+                        }
+                    }
+                };
+                rows.entry(stream)
+                    .or_insert_with(|| schema::PartitionedRows::new(&target.schema, &target.partition_by))
+                    .push(row);
             }
         }
         // records that became several events: a rejection of one of them must
@@ -476,16 +581,14 @@ fn work(
                 *per_origin.entry(origin).or_default() += 1;
             }
         }
-        let partial = |origin: u32| per_origin.get(&origin).is_some_and(|n| *n > 1);
+        let partial = |origin: u32| per_origin.get(&origin).is_some_and(|n| *n > 1) || copied.contains(&origin);
         let quarantine = quarantine_lines(&rejected, &partial, source, &batch, redactor.as_deref_mut());
-        let msg = SinkMsg {
-            source: batch.source,
-            no: batch.no,
-            positions: batch.positions,
-            counts,
-            partitions: rows.finish(),
-            quarantine,
-        };
+        let partitions = rows
+            .into_iter()
+            .flat_map(|(stream, rows)| rows.finish().into_iter().map(move |(p, columns)| (stream, p, columns)))
+            .collect();
+        let msg =
+            SinkMsg { source: batch.source, no: batch.no, positions: batch.positions, counts, partitions, quarantine };
         if tx.send(msg).is_err() {
             return;
         }

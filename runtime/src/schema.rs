@@ -156,6 +156,11 @@ impl StreamSchema {
     fn len(&self) -> usize {
         COLUMNS.len() + self.extras.len()
     }
+
+    /// Whether two streams have the same columns (a row checked for one fits the other).
+    pub fn same_columns(&self, other: &StreamSchema) -> bool {
+        self.extras == other.extras
+    }
 }
 
 /// The schema of a stream without extra columns.
@@ -172,6 +177,18 @@ pub fn schema_hash(schema: &Schema) -> String {
     hex::encode(Sha256::digest(description.as_bytes()))
 }
 
+/// A core column's index and type.
+pub fn column(name: &str) -> Option<(usize, Kind)> {
+    column_index(name).map(|i| (i, COLUMNS[i].1))
+}
+
+/// A cell as routing conditions read it.
+pub enum CellRef<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+}
+
 fn column_index(name: &str) -> Option<usize> {
     COLUMNS.iter().position(|(n, _)| *n == name)
 }
@@ -185,6 +202,7 @@ pub fn is_partition_key(key: &str) -> bool {
 }
 
 /// One typed value of a row, checked but not yet appended.
+#[derive(Debug, Clone)]
 enum Cell {
     Null,
     Int(i64),
@@ -193,6 +211,7 @@ enum Cell {
 }
 
 /// A checked event: its cells, in column order.
+#[derive(Debug, Clone)]
 pub struct Row {
     cells: Vec<Cell>,
 }
@@ -208,6 +227,31 @@ impl Row {
 
     /// The value of a partition key for its `key=value` path segment (the
     /// object store percent-encodes what a path segment cannot hold).
+    /// A scalar cell (text, integer or timestamp column).
+    pub fn cell(&self, i: usize) -> CellRef<'_> {
+        match &self.cells[i] {
+            Cell::Int(v) => CellRef::Int(*v),
+            Cell::Text(s) => CellRef::Text(s),
+            Cell::Null | Cell::StructList(_) => CellRef::Null,
+        }
+    }
+
+    /// Field `field` of every item of the list column `column`.
+    pub fn item_values(&self, column: usize, field: usize) -> Vec<String> {
+        match &self.cells[column] {
+            Cell::StructList(items) => items.iter().filter_map(|item| item.get(field)?.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `unmapped` object, parsed.
+    pub fn unmapped_json(&self) -> Option<Value> {
+        match &self.cells[*UNMAPPED] {
+            Cell::Text(s) => serde_json::from_str(s).ok(),
+            _ => None,
+        }
+    }
+
     pub fn partition_value(&self, key: &str) -> String {
         let t = self.time();
         match key {

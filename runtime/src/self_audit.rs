@@ -230,3 +230,43 @@ pub fn retention_events(time: i64, plan: &crate::retention::Plan) -> Vec<String>
     ));
     events
 }
+
+const DETECTION_FINDING: i64 = 2004;
+
+/// A finding about the pipeline's sources, as an OCSF Detection Finding
+/// (class 2004): `source.silent` and `source.spike` open one (activity 1,
+/// Create), `source.resumed` closes it (activity 3, Close).
+pub fn finding_event(time: i64, finding: &crate::sinks::volume::Finding) -> String {
+    use crate::sinks::volume::Finding;
+    let (activity, operation, severity, message, details) = match finding {
+        Finding::Silent { source, after } => (
+            1,
+            "source.silent",
+            4,
+            format!("source `{source}` has read nothing for {}s", after.as_secs()),
+            json!({"source": source, "silent_after_secs": after.as_secs()}),
+        ),
+        Finding::Resumed { source, silent_for } => (
+            3,
+            "source.resumed",
+            1,
+            format!("source `{source}` reads again after {}s of silence", silent_for.as_secs()),
+            json!({"source": source, "silent_for_secs": silent_for.as_secs()}),
+        ),
+        Finding::Spike { source, records, baseline, factor } => (
+            1,
+            "source.spike",
+            3,
+            format!(
+                "source `{source}` read {records} records in one interval, over {factor}x its trailing average of {baseline:.1}"
+            ),
+            json!({"source": source, "records": records, "baseline": format!("{baseline:.1}"), "factor": factor}),
+        ),
+    };
+    let mut event: Value =
+        serde_json::from_str(&event(time, activity, operation, severity, message, details)).expect("events are JSON");
+    event["class_uid"] = DETECTION_FINDING.into();
+    event["category_uid"] = 2.into();
+    event["type_uid"] = (DETECTION_FINDING * 100 + activity).into();
+    event.to_string()
+}

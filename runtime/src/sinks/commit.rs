@@ -32,7 +32,7 @@ const COMMITS: &str = "commits";
 const PENDING: &str = "pending";
 
 /// Record counts of one source, cumulative over every commit of the archive:
-/// `read + expanded = written + quarantined + sum(dropped)` at every commit.
+/// `read + expanded + copies = written + quarantined + sum(dropped)` at every commit.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Counts {
@@ -41,8 +41,15 @@ pub struct Counts {
     pub expanded: u64,
     pub written: u64,
     pub quarantined: u64,
-    /// Per rule (`stage: reason`).
+    /// Per rule (`stage: reason`, `filter: name`, `sample: name`, `limit: name`).
     pub dropped: BTreeMap<String, u64>,
+    /// Extra copies of events that a route sent to several streams.
+    #[serde(default)]
+    pub copies: u64,
+    /// Events a filter would have dropped that the protected set kept, per
+    /// `protected rule (over filter)`; they are in `written`.
+    #[serde(default)]
+    pub protected: BTreeMap<String, u64>,
 }
 
 impl Counts {
@@ -54,6 +61,10 @@ impl Counts {
         for (rule, n) in &other.dropped {
             *self.dropped.entry(rule.clone()).or_default() += n;
         }
+        self.copies += other.copies;
+        for (rule, n) in &other.protected {
+            *self.protected.entry(rule.clone()).or_default() += n;
+        }
     }
 
     pub fn dropped_total(&self) -> u64 {
@@ -61,7 +72,7 @@ impl Counts {
     }
 
     pub fn balanced(&self) -> bool {
-        self.read + self.expanded == self.written + self.quarantined + self.dropped_total()
+        self.read + self.expanded + self.copies == self.written + self.quarantined + self.dropped_total()
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod commit;
 mod parquet;
 mod store;
+pub mod volume;
 
 pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
 pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, lock_object, retrying};

@@ -50,8 +50,8 @@ pub struct SinkMsg {
     /// Records read, extra events from expanded records, and drops by rule;
     /// `written` and `quarantined` are counted by the sink.
     pub counts: Counts,
-    /// Checked events, split by partition (`key=value` path segments).
-    pub partitions: Vec<(Vec<String>, Vec<ArrayRef>)>,
+    /// Checked events, split by stream and partition (`key=value` path segments).
+    pub partitions: Vec<(usize, Vec<String>, Vec<ArrayRef>)>,
     /// Quarantine records, one JSON line each.
     pub quarantine: Vec<String>,
 }
@@ -61,7 +61,10 @@ pub struct SinkSettings {
     pub streams: Vec<String>,
     /// Per source: its name and the index of its stream.
     pub sources: Vec<(String, usize)>,
+    /// Closed files in staging past four of these trigger a commit.
     pub roll_bytes: usize,
+    /// Per stream: a file closes at this size.
+    pub stream_roll_bytes: Vec<usize>,
     pub roll_age: Duration,
     pub staging_dir: PathBuf,
     pub zstd_level: i32,
@@ -80,6 +83,14 @@ pub struct SinkSettings {
     pub retention_every: Option<Duration>,
     /// S3 Object Lock on every file of a stream with a retention (see `sink.object_lock`).
     pub object_lock: Option<super::LockMode>,
+    /// The volume time series' interval (`None`: no `_volume` stream).
+    pub volume_interval: Option<Duration>,
+    /// Per source: when it should raise findings.
+    pub expectations: Vec<super::volume::Expectation>,
+    /// Findings are also appended here, one JSON line each.
+    pub alert_file: Option<PathBuf>,
+    /// The counters are written here (Prometheus text) every few seconds.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// How the integrity log is checkpointed.
@@ -180,6 +191,10 @@ pub struct Sink {
     retiring: Vec<(usize, RetiredEntry)>,
     expiring_quarantine: Vec<String>,
     last_retention: Option<Instant>,
+    volume: Option<super::volume::Volume>,
+    /// Per source.
+    watches: Vec<super::volume::Watch>,
+    last_metrics: Option<Instant>,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
     pub stats: SinkStats,
@@ -244,6 +259,16 @@ impl Sink {
                 state: retired.remove(name).unwrap_or_default(),
             })
             .collect();
+        let watches = settings
+            .sources
+            .iter()
+            .zip(&settings.expectations)
+            .map(|((name, _), expect)| {
+                let interval = settings.volume_interval.unwrap_or(Duration::from_secs(60));
+                super::volume::Watch::new(name.clone(), expect.clone(), interval, Instant::now())
+            })
+            .collect();
+        let volume = settings.volume_interval.map(super::volume::Volume::new);
         Ok(Sink {
             archive,
             runtime,
@@ -266,6 +291,9 @@ impl Sink {
             retiring: Vec::new(),
             expiring_quarantine: Vec::new(),
             last_retention: None,
+            volume,
+            watches,
+            last_metrics: None,
             _lock: lock,
             stats: SinkStats::default(),
         })
@@ -306,11 +334,62 @@ impl Sink {
 
     /// Appends the pipeline's own events to the stream `_sluice`.
     fn record_self(&mut self, events: Vec<String>) -> anyhow::Result<()> {
-        let stream = self.settings.streams.iter().position(|s| s == self_audit::STREAM).expect("always a stream");
+        self.record_in(self_audit::STREAM, events)
+    }
+
+    /// Writes the metrics file (atomically: a reader never sees half of it)
+    /// if it is due (every 5 s) or `now`.
+    fn write_metrics(&mut self, now: bool) -> anyhow::Result<()> {
+        let Some(path) = &self.settings.metrics_file else { return Ok(()) };
+        if !now && self.last_metrics.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            return Ok(());
+        }
+        let sources: Vec<(&str, &Counts, bool)> = self
+            .sources
+            .iter()
+            .zip(&self.watches)
+            .map(|(s, w)| (s.name.as_str(), &s.state.counts, w.is_silent()))
+            .collect();
+        let text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
+        let tmp = path.with_extension("prom.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+        self.last_metrics = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Records findings in `_sluice`, the alert file and the log.
+    fn record_findings(&mut self, findings: Vec<super::volume::Finding>) -> anyhow::Result<()> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let now = crate::sources::now_micros();
+        let events: Vec<String> = findings.iter().map(|f| self_audit::finding_event(now, f)).collect();
+        for f in &findings {
+            tracing::warn!(finding = ?f, "Finding.");
+        }
+        if let Some(path) = &self.settings.alert_file {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the alert file {}", path.display()))?;
+            for e in &events {
+                writeln!(file, "{e}").with_context(|| format!("cannot write the alert file {}", path.display()))?;
+            }
+        }
+        self.record_self(events)
+    }
+
+    /// Appends events the sink makes itself (`_sluice`, `_volume`) to their stream.
+    fn record_in(&mut self, name: &str, events: Vec<String>) -> anyhow::Result<()> {
+        let stream = self.settings.streams.iter().position(|s| s == name).expect("a stream of the sink");
         let schema = self.settings.schemas[stream].clone();
         let mut rows = schema::PartitionedRows::new(&schema, &self.settings.partition_by);
         for text in events {
-            let row = schema::check_event(&text, crate::sources::now_micros(), self_audit::STREAM, &schema)
+            let row = schema::check_event(&text, crate::sources::now_micros(), name, &schema)
                 .map_err(|e| anyhow::anyhow!("the pipeline's own event does not fit the schema: {e}"))?;
             rows.push(row);
         }
@@ -377,11 +456,21 @@ impl Sink {
 
     fn apply(&mut self, msg: SinkMsg) -> anyhow::Result<()> {
         let SinkMsg { source, positions, mut counts, partitions, quarantine, .. } = msg;
-        let stream = self.sources[source].stream;
-        for (partition, columns) in partitions {
+        if let Some(volume) = &mut self.volume {
+            let now = crate::sources::now_micros();
+            for (stream, _, columns) in &partitions {
+                volume.add(now, source, *stream, columns);
+            }
+        }
+        if counts.read > 0 && self.replay.is_none() {
+            let findings = self.watches[source].read(counts.read, Instant::now());
+            self.record_findings(findings)?;
+        }
+        for (stream, partition, columns) in partitions {
             counts.written += columns.first().map_or(0, |c| c.len()) as u64;
             self.append(stream, partition, columns)?;
         }
+        let stream = self.sources[source].stream;
         for line in quarantine {
             self.quarantine_line(stream, &line);
             counts.quarantined += 1;
@@ -455,7 +544,7 @@ impl Sink {
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.roll_bytes {
+        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.stream_roll_bytes[key.0] {
             let file = self.open.remove(&key).expect("present");
             self.seal(key.0, &key.1, file)?;
         }
@@ -480,6 +569,12 @@ impl Sink {
     /// files in staging past four roll sizes, positions that moved `roll_age`
     /// ago, or shutdown. Then signs checkpoints that are due.
     pub fn tick(&mut self, shutdown: bool) -> anyhow::Result<()> {
+        if self.replay.is_none() {
+            let now = Instant::now();
+            let findings: Vec<_> = self.watches.iter_mut().flat_map(|w| w.tick(now)).collect();
+            self.record_findings(findings)?;
+        }
+        self.write_metrics(shutdown)?;
         let age = self.settings.roll_age;
         let roll_bytes = self.settings.roll_bytes;
         let due = shutdown || self.replay.is_none() && self.due_by_size_or_age(age, roll_bytes);
@@ -584,6 +679,13 @@ impl Sink {
     /// Closes every open file and makes them, the quarantine and the source
     /// positions durable together (the order is in `commit.rs`).
     fn commit(&mut self) -> anyhow::Result<()> {
+        if let Some(volume) = &mut self.volume {
+            let sources: Vec<String> = self.sources.iter().map(|s| s.name.clone()).collect();
+            let rows = volume.drain(&sources, &self.settings.streams);
+            if !rows.is_empty() {
+                self.record_in(super::volume::STREAM, rows)?;
+            }
+        }
         let keys: Vec<_> = self.open.keys().cloned().collect();
         for key in keys {
             let file = self.open.remove(&key).expect("listed");
