@@ -162,7 +162,10 @@ fn quarantine_keeps_one_bad_event_of_a_list_whole_but_does_not_replay_it() {
     t.write("pipeline.toml", &pipeline("\"k8s\""));
     let replay = sluice_in(t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
     replay.assert_success();
-    assert!(replay.stdout.contains("kept in quarantine 1: one event of a record that became several"), "{replay}");
+    assert!(
+        replay.stdout.contains("kept in quarantine 1: part of a record whose other events or copies were written"),
+        "{replay}"
+    );
     assert_eq!(duckdb_count(&format!("read_parquet('{}/k8s/**/*.parquet')", t.path("out").display())), 2);
     assert_eq!(t.quarantine("out", "k8s").len(), 1);
 }

@@ -299,13 +299,17 @@ fn default_memory_mb() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Object-store URL: a plain path or `file://` (local disk), `s3://bucket/prefix`
-    /// (credentials and endpoint from the standard AWS environment variables), or
-    /// `memory://` (tests).
+    /// (credentials and endpoint from the standard AWS environment variables),
+    /// `gs://bucket/prefix` (GOOGLE_* variables, service account or application
+    /// default credentials), `az://container/prefix` (AZURE_STORAGE_* variables,
+    /// or the other Azure credential sources), or `memory://` (tests).
     pub url: Spanned<String>,
-    /// Store options that override the environment, for `s3://` URLs: any
-    /// `object_store` S3 key (`aws_endpoint`, `aws_region`, `aws_allow_http`,
-    /// ...). Prefer credentials from the environment or the provider chain;
-    /// option values are never logged.
+    /// Store options that override the environment, for `s3://`, `gs://` and
+    /// `az://` URLs: any `object_store` key of that store (`aws_endpoint`,
+    /// `aws_region`, `aws_allow_http`, `google_service_account`,
+    /// `azure_storage_account_name`, `azure_storage_endpoint`, ...). Prefer
+    /// credentials from the environment or the provider chain; option values
+    /// are never logged.
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
     /// Hive partition keys, outermost first: `event_day`, `hour`, or any string
@@ -651,6 +655,17 @@ impl LoadedConfig {
         Ok(archive)
     }
 
+    /// Every stream a source can write to: its stream, or all its route names.
+    pub fn streams_of<'a>(&'a self, source: &'a str) -> Vec<&'a str> {
+        let s = &self.config.sources[source];
+        match s.route.as_ref().and_then(|r| self.config.routes.get(r.get_ref())) {
+            Some(route) => std::iter::once(route.default.get_ref().as_str())
+                .chain(route.rules.iter().flat_map(|r| r.to.iter().map(|t| t.get_ref().as_str())))
+                .collect(),
+            None => vec![self.stream_of(source)],
+        }
+    }
+
     /// The stream a source writes to (its route's default stream, if routed;
     /// where its quarantine goes).
     pub fn stream_of<'a>(&'a self, source: &'a str) -> &'a str {
@@ -835,8 +850,10 @@ impl LoadedConfig {
                 self.error_at(lock.span(), "sink.object_lock: Object Lock is an S3 feature; the sink is not s3://")
             );
         }
-        if !c.sink.options.is_empty() && !c.sink.url.get_ref().starts_with("s3://") {
-            return Err(self.error_at(c.sink.url.span(), "sink.options: options are for s3:// URLs only"));
+        if !c.sink.options.is_empty() && !crate::sinks::is_cloud(c.sink.url.get_ref()) {
+            return Err(
+                self.error_at(c.sink.url.span(), "sink.options: options are for s3://, gs:// and az:// URLs only")
+            );
         }
         if c.sink.roll_size_mb == 0 || c.sink.roll_age_secs == 0 {
             return Err(self.error_at(c.sink.url.span(), "sink: roll_size_mb and roll_age_secs must be positive"));

@@ -159,7 +159,7 @@ enum QuarantineCommand {
     /// their new reason, and the old quarantine files are removed. Interrupted,
     /// it changes nothing. Records that cannot be replayed stay as they are:
     /// those the quarantine redactor withheld, those kept only as lossy text,
-    /// and single events of a record that became several (replaying the whole
+    /// and rejected parts of a record whose other events were written (replaying the whole
     /// record would duplicate the others).
     Replay {
         /// The pipeline file (TOML); its sink is the archive whose quarantine is replayed.

@@ -145,7 +145,7 @@ impl Pipeline {
             .map(|stream| {
                 let mut refs: Vec<PluginRef> = Vec::new();
                 for (name, source) in &self.config.config.sources {
-                    if self.config.stream_of(name) != stream {
+                    if !self.config.streams_of(name).contains(&stream.as_str()) {
                         continue;
                     }
                     for stage in &source.chain {
@@ -516,14 +516,17 @@ fn work(
         let out = chains[batch.source].run(&batch.records);
         let mut counts = Counts { read: batch.records.len() as u64, expanded: out.expanded, ..Counts::default() };
         let mut rejected = out.quarantined;
+        // the stream whose quarantine takes each rejection: the source's, or
+        // the stream whose own columns refused a routed copy
+        let mut rejected_stream: Vec<usize> = vec![source.stream; rejected.len()];
         for r in &out.dropped {
             let stage = r.stage.as_ref().map_or("host", |s| s.stage.as_str());
             *counts.dropped.entry(format!("{stage}: {}", r.reason)).or_default() += 1;
         }
-        // rejected by the chain, before the schema check adds its own
-        let chain_rejected = rejected.len();
-        // records with an event sent to several streams: a rejected copy is partial
-        let mut copied: std::collections::HashSet<u32> = std::collections::HashSet::new();
+        // per record, its events (or copies) written: a rejection of a record
+        // that also landed is `partial` (replaying the record would write the
+        // rest again)
+        let mut landed: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
         let mut rows: BTreeMap<usize, schema::PartitionedRows> = BTreeMap::new();
         let base = &targets.streams[source.stream];
         for (origin, text) in &out.events {
@@ -531,6 +534,7 @@ fn work(
                 Ok(row) => row,
                 Err(reason) => {
                     rejected.push(Rejected { origin: *origin, stage: None, reason });
+                    rejected_stream.push(source.stream);
                     continue;
                 }
             };
@@ -538,9 +542,6 @@ fn work(
             let mut kept: Vec<usize> = Vec::new();
             let to = targets.router.route(batch.source, &view);
             counts.copies += to.len() as u64 - 1;
-            if to.len() > 1 {
-                copied.insert(*origin);
-            }
             for stream in to {
                 match targets.router.filter(stream, &view, text) {
                     Verdict::Keep => kept.push(stream),
@@ -562,6 +563,7 @@ fn work(
                         Err(reason) => {
                             let reason = format!("stream `{}`: {reason}", target.name);
                             rejected.push(Rejected { origin: *origin, stage: None, reason });
+                            rejected_stream.push(stream);
                             continue;
                         }
                     }
@@ -569,20 +571,12 @@ fn work(
                 rows.entry(stream)
                     .or_insert_with(|| schema::PartitionedRows::new(&target.schema, &target.partition_by))
                     .push(row);
+                *landed.entry(*origin).or_default() += 1;
             }
         }
-        // records that became several events: a rejection of one of them must
-        // not be replayed as the whole record (the others were handled); only
-        // counted when something was rejected
-        let mut per_origin: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
-        if !rejected.is_empty() {
-            for origin in out.events.iter().map(|(o, _)| *o).chain(rejected[..chain_rejected].iter().map(|r| r.origin))
-            {
-                *per_origin.entry(origin).or_default() += 1;
-            }
-        }
-        let partial = |origin: u32| per_origin.get(&origin).is_some_and(|n| *n > 1) || copied.contains(&origin);
-        let quarantine = quarantine_lines(&rejected, &partial, source, &batch, redactor.as_deref_mut());
+        let partial = |origin: u32| landed.get(&origin).is_some_and(|n| *n > 0);
+        let lines = quarantine_lines(&rejected, &partial, source, &batch, redactor.as_deref_mut());
+        let quarantine = rejected_stream.into_iter().zip(lines).collect();
         let partitions = rows
             .into_iter()
             .flat_map(|(stream, rows)| rows.finish().into_iter().map(move |(p, columns)| (stream, p, columns)))
@@ -599,8 +593,8 @@ fn work(
 /// and why, and the original bytes (text when UTF-8, else hex). With a
 /// redactor, the text and the reason pass through it first; where it fails,
 /// only the record's SHA-256 and length are kept. `partial` marks a rejection
-/// that is one event of a record that became several (`"partial": true`:
-/// the record is kept whole as evidence, but not replayed).
+/// of a record other events or copies of which were written (`"partial":
+/// true`: the record is kept whole as evidence, but not replayed).
 fn quarantine_lines(
     rejected: &[Rejected],
     partial: &dyn Fn(u32) -> bool,

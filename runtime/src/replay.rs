@@ -59,12 +59,14 @@ pub async fn collect(
                     continue;
                 };
                 let source = q["source"].as_str().unwrap_or_default();
-                let Some(index) = sources.iter().position(|(name, s)| name == source && *s == stream_index) else {
+                let Some(index) = sources.iter().position(|(name, _)| name == source) else {
                     keep("its source is not in this pipeline");
                     continue;
                 };
                 if q["partial"] == true {
-                    keep("one event of a record that became several (replaying the record would duplicate the others)");
+                    keep(
+                        "part of a record whose other events or copies were written (replaying the record would duplicate them)",
+                    );
                     continue;
                 }
                 if q["record_lossy"] == true {

@@ -56,7 +56,7 @@ impl Period {
     /// The instant `self` after `t`: when an event of time `t` may go.
     pub fn after(self, t: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Period::Days(n) => t + TimeDelta::days(n.into()),
+            Period::Days(n) => t.checked_add_signed(TimeDelta::days(n.into())).unwrap_or(DateTime::<Utc>::MAX_UTC),
             Period::Months(n) => t.checked_add_months(Months::new(n)).unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
@@ -73,7 +73,7 @@ impl Period {
     /// for the whole period.
     pub fn cutoff(self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Period::Days(n) => now - TimeDelta::days(n.into()),
+            Period::Days(n) => now.checked_sub_signed(TimeDelta::days(n.into())).unwrap_or(DateTime::<Utc>::MIN_UTC),
             Period::Months(n) => now.checked_sub_months(Months::new(n)).unwrap_or(DateTime::<Utc>::MIN_UTC),
         }
     }
@@ -346,6 +346,9 @@ mod tests {
         // an event may go the moment its period has passed, and not before
         let event = t("2025-10-26T10:00:00Z");
         assert_eq!(Period::Months(13).after(event), t("2026-11-26T10:00:00Z"));
+        // no period, however long, overflows the calendar
+        assert_eq!(Period::Days(u32::MAX).cutoff(event), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(Period::Months(u32::MAX).after(event), DateTime::<Utc>::MAX_UTC);
         assert!(Period::Months(13).cutoff(Period::Months(13).after(event)) >= event);
     }
 

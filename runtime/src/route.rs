@@ -612,6 +612,32 @@ pub enum Verdict<'a> {
     },
 }
 
+/// What a limit filter has kept: per (key, window), and the newest window.
+#[derive(Debug, Default)]
+struct Kept {
+    counts: HashMap<(String, i64), u64>,
+    newest: i64,
+    /// Old windows are forgotten when the table reaches this size.
+    clean_at: usize,
+}
+
+impl Kept {
+    /// Counts one more event for `key` in `window`; whether it is within `n`.
+    fn admit(&mut self, key: String, window: i64, n: u64) -> bool {
+        self.newest = self.newest.max(window);
+        if self.counts.len() >= self.clean_at.max(100_000) {
+            // a window two behind the newest cannot take events any more (event
+            // times of one batch are close); then wait until the table doubles
+            let newest = self.newest;
+            self.counts.retain(|(_, w), _| *w >= newest - 1);
+            self.clean_at = 2 * self.counts.len();
+        }
+        let count = self.counts.entry((key, window)).or_default();
+        *count += 1;
+        *count <= n
+    }
+}
+
 /// Routes, filters and the protected set of a pipeline, shared by its workers.
 #[derive(Debug)]
 pub struct Router {
@@ -619,13 +645,14 @@ pub struct Router {
     pub destinations: Vec<Destination>,
     pub filters: Vec<Filter>,
     pub protected: Vec<(String, Expr)>,
-    /// Per (filter, key, window): events kept so far (limits).
-    seen: Mutex<HashMap<(usize, String, i64), u64>>,
+    /// Per filter: what its limit kept (unused for other filters).
+    kept: Vec<Mutex<Kept>>,
 }
 
 impl Router {
     pub fn new(destinations: Vec<Destination>, filters: Vec<Filter>, protected: Vec<(String, Expr)>) -> Router {
-        Router { destinations, filters, protected, seen: Mutex::new(HashMap::new()) }
+        let kept = filters.iter().map(|_| Mutex::new(Kept::default())).collect();
+        Router { destinations, filters, protected, kept }
     }
 
     /// The streams a source's event goes to (at least one).
@@ -671,14 +698,7 @@ impl Router {
                 Action::Limit { n, per, window_us } => {
                     let key = event.values(per).unwrap_or_default().first().map(lit_text).unwrap_or_default();
                     let window = event.row.time().div_euclid(*window_us);
-                    let mut seen = self.seen.lock().expect("not poisoned");
-                    if seen.len() > 100_000 {
-                        // forget old windows; a limit is per window, and windows move on
-                        seen.retain(|(_, _, w), _| *w >= window - 1);
-                    }
-                    let count = seen.entry((index, key, window)).or_default();
-                    if *count < *n {
-                        *count += 1;
+                    if self.kept[index].lock().expect("not poisoned").admit(key, window, *n) {
                         return Verdict::Keep;
                     }
                     format!("limit: {}", f.name)

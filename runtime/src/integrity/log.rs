@@ -75,6 +75,7 @@ pub struct RetiredEntry {
     pub period: String,
     /// µs.
     pub cutoff: i64,
+    /// When the retirement was decided (the cutoff is `period` before it).
     pub committed: String,
 }
 

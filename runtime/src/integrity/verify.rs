@@ -299,6 +299,18 @@ async fn verify_stream(
         if let Some(period) = expiry_problem(r) {
             ctx.problem(subject.clone(), "retention", period);
         }
+        // its time is taken on trust only up to the first signed checkpoint
+        // that covers it: a retirement cannot have been decided after that
+        let covering = timed.iter().filter(|(_, size, _)| *size > r.index).map(|(t, _, _)| *t).min();
+        if let (Some(signed), Ok(decided)) = (covering, chrono::DateTime::parse_from_rfc3339(&r.committed))
+            && decided > signed
+        {
+            ctx.problem(
+                subject.clone(),
+                "retention",
+                format!("dated {decided}, after the checkpoint of {signed} that covers it"),
+            );
+        }
         if retired.insert(r.retires, r).is_some() {
             ctx.problem(subject, "retention", format!("entry {} is retired twice", r.retires));
         }

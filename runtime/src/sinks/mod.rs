@@ -6,4 +6,4 @@ mod store;
 pub mod volume;
 
 pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
-pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, lock_object, retrying};
+pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, is_cloud, lock_object, retrying};

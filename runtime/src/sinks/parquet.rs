@@ -52,8 +52,9 @@ pub struct SinkMsg {
     pub counts: Counts,
     /// Checked events, split by stream and partition (`key=value` path segments).
     pub partitions: Vec<(usize, Vec<String>, Vec<ArrayRef>)>,
-    /// Quarantine records, one JSON line each.
-    pub quarantine: Vec<String>,
+    /// Quarantine records, one JSON line each, with the stream whose
+    /// quarantine takes it.
+    pub quarantine: Vec<(usize, String)>,
 }
 
 /// How the sink lays out and rolls files.
@@ -147,7 +148,6 @@ struct Replay {
 /// A source as the sink sees it.
 struct SourceRun {
     name: String,
-    stream: usize,
     /// The next batch number to apply, and batches that came early.
     next_no: u64,
     waiting: BTreeMap<u64, SinkMsg>,
@@ -251,9 +251,8 @@ impl Sink {
         let sources = settings
             .sources
             .iter()
-            .map(|(name, stream)| SourceRun {
+            .map(|(name, _)| SourceRun {
                 name: name.clone(),
-                stream: *stream,
                 next_no: 0,
                 waiting: BTreeMap::new(),
                 state: retired.remove(name).unwrap_or_default(),
@@ -352,9 +351,10 @@ impl Sink {
             .collect();
         let text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
         let tmp = path.with_extension("prom.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("cannot write the metrics file {}", path.display()))?;
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+            // metrics are not worth stopping the pipeline for
+            tracing::warn!(path = %path.display(), error = %e, "Cannot write the metrics file.");
+        }
         self.last_metrics = Some(Instant::now());
         Ok(())
     }
@@ -370,14 +370,16 @@ impl Sink {
             tracing::warn!(finding = ?f, "Finding.");
         }
         if let Some(path) = &self.settings.alert_file {
+            // an alert output that fails must not stop the audit trail: the
+            // findings are in the archive whatever happens here
             use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
+            let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| format!("cannot open the alert file {}", path.display()))?;
-            for e in &events {
-                writeln!(file, "{e}").with_context(|| format!("cannot write the alert file {}", path.display()))?;
+                .and_then(|mut file| events.iter().try_for_each(|e| writeln!(file, "{e}")));
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "Cannot write the alert file.");
             }
         }
         self.record_self(events)
@@ -412,6 +414,9 @@ impl Sink {
         if plan.is_empty() && plan.held.is_empty() {
             return Ok(plan);
         }
+        // the retired entries carry the time their cutoff was computed from, so
+        // `verify` can check the cutoff against it exactly
+        let planned = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         for expired in &plan.expire {
             let stream = self.settings.streams.iter().position(|s| *s == expired.stream).expect("a policy's stream");
             let e = &expired.entry;
@@ -430,7 +435,7 @@ impl Sink {
                     policy: expired.policy.to_string(),
                     period: expired.policy.period.to_string(),
                     cutoff: expired.cutoff,
-                    committed: String::new(),
+                    committed: planned.clone(),
                 },
             ));
         }
@@ -470,8 +475,7 @@ impl Sink {
             counts.written += columns.first().map_or(0, |c| c.len()) as u64;
             self.append(stream, partition, columns)?;
         }
-        let stream = self.sources[source].stream;
-        for line in quarantine {
+        for (stream, line) in quarantine {
             self.quarantine_line(stream, &line);
             counts.quarantined += 1;
         }
@@ -757,7 +761,6 @@ impl Sink {
         for (stream, mut entry) in retiring {
             entry.index = next_index[stream];
             next_index[stream] += 1;
-            entry.committed = committed.clone();
             expired.push(entry.path.clone());
             entries.push((stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
         }

@@ -2,6 +2,8 @@
 
 use anyhow::{Context, bail};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
@@ -76,8 +78,8 @@ impl Archive {
     /// environment (for S3: any `object_store` S3 config key, e.g.
     /// `aws_endpoint`, `aws_region`, `aws_allow_http`; unknown keys are errors).
     pub fn open_with(url: &str, options: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Archive> {
-        if !options.is_empty() && !url.starts_with("s3://") {
-            bail!("sink options are for s3:// URLs; `{url}` takes none");
+        if !options.is_empty() && !is_cloud(url) {
+            bail!("sink options are for s3://, gs:// and az:// URLs; `{url}` takes none");
         }
         if let Some(rest) = url.strip_prefix("memory://") {
             let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -106,8 +108,34 @@ impl Archive {
                 s3: Some(store),
             });
         }
+        if url.starts_with("gs://") || url.starts_with("az://") {
+            let parsed = url::Url::parse(url).with_context(|| format!("bad sink URL `{url}`"))?;
+            let bucket = parsed.host_str().with_context(|| format!("{url}: no bucket or container"))?;
+            let store: Arc<dyn ObjectStore> = if url.starts_with("gs://") {
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+                for (key, value) in options {
+                    let key: GoogleConfigKey = key.parse().with_context(|| format!("unknown GCS option `{key}`"))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().with_context(|| format!("cannot configure GCS for `{url}`"))?)
+            } else {
+                let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket);
+                for (key, value) in options {
+                    let key: AzureConfigKey = key.parse().with_context(|| format!("unknown Azure option `{key}`"))?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().with_context(|| format!("cannot configure Azure for `{url}`"))?)
+            };
+            return Ok(Archive {
+                store,
+                prefix: ObjectPath::from(parsed.path().trim_matches('/')),
+                location: url.into(),
+                retry_for: RETRY_FOR,
+                s3: None,
+            });
+        }
         if url.contains("://") && !url.starts_with("file://") {
-            bail!("unsupported sink URL `{url}`: use a path, file://, s3:// or memory://");
+            bail!("unsupported sink URL `{url}`: use a path, file://, s3://, gs://, az:// or memory://");
         }
         let path = std::path::PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
         std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -152,6 +180,11 @@ impl Archive {
         let skip = self.prefix.parts().count();
         path.parts().skip(skip).map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/")
     }
+}
+
+/// Whether a URL names a cloud store (which takes options).
+pub fn is_cloud(url: &str) -> bool {
+    ["s3://", "gs://", "az://"].iter().any(|scheme| url.starts_with(scheme))
 }
 
 /// In-memory stores by name, so that every `memory://name` of a process

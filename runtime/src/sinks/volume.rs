@@ -132,6 +132,9 @@ impl Watch {
         self.current += n;
         if self.silent {
             self.silent = false;
+            // the backlog of a source that comes back is not a spike: start over
+            self.history.clear();
+            self.spiking = false;
             findings.push(Finding::Resumed { source: self.name.clone(), silent_for: now - self.last_seen });
         }
         self.last_seen = now;
