@@ -474,6 +474,7 @@ fn plugin_of_the_wrong_kind_is_refused() {
     );
 }
 
+mod alerts;
 mod azurite;
 mod bad_input;
 mod corpus;

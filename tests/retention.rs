@@ -70,14 +70,6 @@ fn users(t: &TestDir, stream: &str) -> Vec<String> {
     rows[0][0].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
 }
 
-fn sluice_events(t: &TestDir, operation: &str) -> Vec<serde_json::Value> {
-    let rows = duckdb(&format!(
-        "SELECT unmapped FROM read_parquet('{}/_sluice/**/*.parquet') WHERE api_operation = '{operation}' ORDER BY seq",
-        t.path("out").display()
-    ));
-    rows.as_array().unwrap().iter().map(|r| serde_json::from_str(r[0].as_str().unwrap()).unwrap()).collect()
-}
-
 fn verify(t: &TestDir) -> Run {
     let key = t.path("keys/signing.pub");
     sluice_in(t.root(), &["verify", "out", "--key", key.to_str().unwrap()], &[])
@@ -164,13 +156,13 @@ fn retention_expires_what_outlived_its_policy_and_holds_keep_the_rest() {
     assert!(t.path(&format!("out/{old_quarantine}")).exists());
 
     // each deletion is an event: what, why, which policy
-    let deleted = sluice_events(&t, "retention.delete");
+    let deleted = sluice_events(&t.path("out"), "retention.delete");
     assert_eq!(deleted.len(), 3, "{deleted:?}");
     let k8s: Vec<_> = deleted.iter().filter(|e| e["stream"] == "k8s").collect();
     assert_eq!(k8s.len(), 2);
     assert!(k8s.iter().all(|e| e["policy"] == "pci (13 months)" && e["reason"] == "retention"), "{k8s:?}");
     assert!(deleted.iter().all(|e| e["path"].as_str().is_some_and(|p| !t.path(&format!("out/{p}")).exists())));
-    let summary = &sluice_events(&t, "retention.apply")[0];
+    let summary = &sluice_events(&t.path("out"), "retention.apply")[0];
     assert_eq!((summary["files"].as_u64(), summary["held_files"].as_u64()), (Some(3), Some(2)), "{summary}");
     assert_eq!(summary["holds"][0]["reason"], "case 42");
 
@@ -221,7 +213,7 @@ fn a_running_pipeline_applies_retention_at_start() {
     assert_eq!(run.summary().read, 0, "{run}");
     assert_eq!(users(&t, "auth"), ["d0", "d5"]);
     assert_eq!(users(&t, "k8s"), ["d0", "d100"]);
-    assert_eq!(sluice_events(&t, "retention.delete").len(), 4);
+    assert_eq!(sluice_events(&t.path("out"), "retention.delete").len(), 4);
     verify(&t).assert_success();
 }
 
@@ -240,12 +232,12 @@ fn a_crash_in_retention_is_finished_by_the_next_start() {
     run.assert_success();
     assert_eq!(users(&t, "auth"), ["d0", "d5"]);
     assert_eq!(users(&t, "k8s"), ["d0", "d100"]);
-    assert_eq!(sluice_events(&t, "pipeline.recover").len(), 1);
+    assert_eq!(sluice_events(&t.path("out"), "pipeline.recover").len(), 1);
     // and a second apply finds nothing left to do: no file is retired twice
     let again = sluice(&t, &["retention", "apply", "pipeline.toml"]);
     again.assert_success();
     assert!(again.stdout.contains("deleted 0 files (0 events)"), "{again}");
-    assert_eq!(sluice_events(&t, "retention.delete").len(), 4);
+    assert_eq!(sluice_events(&t.path("out"), "retention.delete").len(), 4);
     let v = verify(&t);
     v.assert_success();
     assert!(v.stdout.contains("4 retired files, 0 problems"), "{v}");

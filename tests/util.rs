@@ -227,6 +227,28 @@ pub fn duckdb(sql: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The pipeline's own events of one operation in the archive `out` (its
+/// `_sluice` stream), in order: each event's `unmapped` details, with its
+/// `class_uid`, `activity_id` and `severity_id` added.
+pub fn sluice_events(out: &Path, operation: &str) -> Vec<Value> {
+    let rows = duckdb(&format!(
+        "SELECT unmapped, class_uid, activity_id, severity_id FROM read_parquet('{}/_sluice/**/*.parquet') \
+         WHERE api_operation = '{operation}' ORDER BY seq",
+        out.display()
+    ));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut v: Value = serde_json::from_str(r[0].as_str().unwrap()).unwrap();
+            v["class_uid"] = r[1].clone();
+            v["activity_id"] = r[2].clone();
+            v["severity_id"] = r[3].clone();
+            v
+        })
+        .collect()
+}
+
 pub fn duckdb_count(relation: &str) -> u64 {
     duckdb(&format!("SELECT count(*) FROM {relation}"))[0][0].as_u64().unwrap()
 }

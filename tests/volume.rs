@@ -16,23 +16,6 @@ fn lines(range: std::ops::Range<usize>) -> String {
 
 const PARSER: &str = "[stages.json]\nplugin = \"parse-json\"\nconfig = { time_field = \"time\", fields = { class_uid = \"class_uid\", message = \"message\" } }\n";
 
-fn sluice_events(t: &TestDir, operation: &str) -> Vec<serde_json::Value> {
-    let rows = duckdb(&format!(
-        "SELECT unmapped, class_uid, activity_id FROM read_parquet('{}/_sluice/**/*.parquet') WHERE api_operation = '{operation}' ORDER BY seq",
-        t.path("out").display()
-    ));
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let mut v: serde_json::Value = serde_json::from_str(r[0].as_str().unwrap()).unwrap();
-            v["class_uid"] = r[1].clone();
-            v["activity_id"] = r[2].clone();
-            v
-        })
-        .collect()
-}
-
 fn alerts(t: &TestDir) -> Vec<serde_json::Value> {
     std::fs::read_to_string(t.path("alerts.ndjson"))
         .unwrap_or_default()
@@ -106,8 +89,8 @@ fn a_quiet_source_raises_one_finding_and_one_recovery_note() {
         (Some("source.silent"), Some("source.resumed"))
     );
     // the same findings are in the archive, as OCSF Detection Findings
-    let silent = sluice_events(&t, "source.silent");
-    let resumed = sluice_events(&t, "source.resumed");
+    let silent = sluice_events(&t.path("out"), "source.silent");
+    let resumed = sluice_events(&t.path("out"), "source.resumed");
     assert_eq!((silent.len(), resumed.len()), (1, 1), "{silent:?} {resumed:?}");
     assert_eq!((&silent[0]["source"], &silent[0]["silent_after_secs"]), (&"a".into(), &3.into()));
     assert_eq!((&silent[0]["class_uid"], &silent[0]["activity_id"]), (&2004.into(), &1.into()));
@@ -140,7 +123,7 @@ fn a_burst_over_the_baseline_raises_one_spike_finding() {
     assert_eq!(run.summary().written, n as u64, "{run}");
     let spikes: Vec<_> = alerts(&t).into_iter().filter(|a| a["api_operation"] == "source.spike").collect();
     assert_eq!(spikes.len(), 1, "{spikes:?}");
-    assert_eq!(sluice_events(&t, "source.spike").len(), 1);
-    let records = sluice_events(&t, "source.spike")[0]["records"].as_u64().unwrap();
+    assert_eq!(sluice_events(&t.path("out"), "source.spike").len(), 1);
+    let records = sluice_events(&t.path("out"), "source.spike")[0]["records"].as_u64().unwrap();
     assert!(records >= 50, "{records}");
 }

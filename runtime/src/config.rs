@@ -401,6 +401,40 @@ fn default_volume_interval() -> u64 {
 pub struct AlertsConfig {
     /// A file each finding is appended to as one JSON line.
     pub file: Option<PathBuf>,
+    /// Rules watched as events flow; each that fires is a finding.
+    #[serde(default)]
+    pub rules: Vec<AlertRuleConfig>,
+}
+
+/// A rule: `threshold` events matching `when` within `window` (of event
+/// time), per value of `per`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleConfig {
+    pub name: Spanned<String>,
+    /// A condition (see `route.rs`), e.g. `class_uid == 3002 and status_id == 2`.
+    pub when: Spanned<String>,
+    /// The field that keys the windows, e.g. `actor_user_name` (default: one window).
+    pub per: Option<Spanned<String>>,
+    /// Events in one window that fire the rule (1: every event fires it).
+    #[serde(default = "default_threshold")]
+    pub threshold: usize,
+    /// The sliding window, e.g. `"5m"`.
+    #[serde(default = "default_window")]
+    pub window: Spanned<String>,
+    /// Severity of the finding (OCSF: 1 informational … 5 critical).
+    #[serde(default = "default_alert_severity")]
+    pub severity_id: i64,
+}
+
+fn default_threshold() -> usize {
+    1
+}
+fn default_window() -> Spanned<String> {
+    Spanned::new(0..0, "5m".into())
+}
+fn default_alert_severity() -> i64 {
+    4
 }
 
 /// Parses `90s`, `10m`, `24h`, `2d`.
@@ -613,6 +647,30 @@ impl LoadedConfig {
                 action,
             });
         }
+        let mut alerts = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for rule in &c.alerts.rules {
+            let name = rule.name.get_ref();
+            let key = format!("alerts.rules.{name}");
+            if !names.insert(name) {
+                return Err(self.error_at(rule.name.span(), format!("alerts.rules: two rules named `{name}`")));
+            }
+            if rule.threshold == 0 || !(1..=5).contains(&rule.severity_id) {
+                return Err(
+                    self.error_at(rule.name.span(), format!("{key}: threshold must be at least 1, severity_id 1..=5"))
+                );
+            }
+            parse_duration(rule.window.get_ref())
+                .map_err(|m| self.error_at(rule.window.span(), format!("{key}.window: {m}")))?;
+            let per = match &rule.per {
+                Some(p) => {
+                    Some(Expr::field(p.get_ref()).map_err(|m| self.error_at(p.span(), format!("{key}.per: {m}")))?)
+                }
+                None => None,
+            };
+            alerts
+                .push(crate::route::AlertCondition { when: self.condition(&format!("{key}.when"), &rule.when)?, per });
+        }
         let mut protected = Vec::new();
         if c.protected.builtin {
             for (name, text) in crate::route::PROTECTED {
@@ -622,7 +680,23 @@ impl LoadedConfig {
         for (name, when) in &c.protected.rules {
             protected.push((name.clone(), self.condition(&format!("protected.rules.{name}"), when)?));
         }
-        Ok(Router::new(destinations, filters, protected))
+        Ok(Router::new(destinations, filters, protected).with_alerts(alerts))
+    }
+
+    /// The alert rules as the sink applies them (their conditions are in the router).
+    pub fn alert_rules(&self) -> Vec<crate::sinks::alerting::Rule> {
+        self.config
+            .alerts
+            .rules
+            .iter()
+            .map(|r| crate::sinks::alerting::Rule {
+                name: r.name.get_ref().clone(),
+                per: r.per.as_ref().map(|p| p.get_ref().clone()),
+                threshold: r.threshold,
+                window_us: parse_duration(r.window.get_ref()).expect("checked at load").as_micros() as i64,
+                severity_id: r.severity_id,
+            })
+            .collect()
     }
 
     /// What `validate` warns about: filters that could match protected events

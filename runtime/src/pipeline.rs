@@ -313,6 +313,7 @@ impl Pipeline {
                 .collect(),
             alert_file: c.alerts.file.clone(),
             metrics_file: c.metrics.file.clone(),
+            alert_rules: self.config.alert_rules(),
             retention_every: match c.retention.apply_every_hours {
                 0 => None,
                 hours => Some(Duration::from_secs(hours * 3600)),
@@ -527,6 +528,7 @@ fn work(
         // that also landed is `partial` (replaying the record would write the
         // rest again)
         let mut landed: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        let mut hits = Vec::new();
         let mut rows: BTreeMap<usize, schema::PartitionedRows> = BTreeMap::new();
         let base = &targets.streams[source.stream];
         for (origin, text) in &out.events {
@@ -539,6 +541,10 @@ fn work(
                 }
             };
             let view = RowView::new(&row, &source.name);
+            for (rule, key) in targets.router.alert_hits(&view) {
+                let event = crate::route::summary(&view);
+                hits.push(crate::sinks::alerting::Hit { rule, key, time: row.time(), event });
+            }
             let mut kept: Vec<usize> = Vec::new();
             let to = targets.router.route(batch.source, &view);
             counts.copies += to.len() as u64 - 1;
@@ -581,8 +587,15 @@ fn work(
             .into_iter()
             .flat_map(|(stream, rows)| rows.finish().into_iter().map(move |(p, columns)| (stream, p, columns)))
             .collect();
-        let msg =
-            SinkMsg { source: batch.source, no: batch.no, positions: batch.positions, counts, partitions, quarantine };
+        let msg = SinkMsg {
+            source: batch.source,
+            no: batch.no,
+            positions: batch.positions,
+            counts,
+            partitions,
+            quarantine,
+            hits,
+        };
         if tx.send(msg).is_err() {
             return;
         }

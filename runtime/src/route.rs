@@ -612,6 +612,13 @@ pub enum Verdict<'a> {
     },
 }
 
+/// An alert rule's condition, evaluated by the workers (the windows are the sink's).
+#[derive(Debug)]
+pub struct AlertCondition {
+    pub when: Expr,
+    pub per: Option<Field>,
+}
+
 /// What a limit filter has kept: per (key, window), and the newest window.
 #[derive(Debug, Default)]
 struct Kept {
@@ -647,12 +654,35 @@ pub struct Router {
     pub protected: Vec<(String, Expr)>,
     /// Per filter: what its limit kept (unused for other filters).
     kept: Vec<Mutex<Kept>>,
+    /// Alert rules' conditions, in rule order.
+    pub alerts: Vec<AlertCondition>,
 }
 
 impl Router {
     pub fn new(destinations: Vec<Destination>, filters: Vec<Filter>, protected: Vec<(String, Expr)>) -> Router {
         let kept = filters.iter().map(|_| Mutex::new(Kept::default())).collect();
-        Router { destinations, filters, protected, kept }
+        Router { destinations, filters, protected, kept, alerts: Vec::new() }
+    }
+
+    pub fn with_alerts(mut self, alerts: Vec<AlertCondition>) -> Router {
+        self.alerts = alerts;
+        self
+    }
+
+    /// The alert rules an event matches: (rule index, key).
+    pub fn alert_hits(&self, event: &RowView) -> Vec<(usize, String)> {
+        self.alerts
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.when.matches(event))
+            .map(|(i, a)| {
+                let key = match &a.per {
+                    Some(field) => event.values(field).unwrap_or_default().first().map(lit_text).unwrap_or_default(),
+                    None => String::new(),
+                };
+                (i, key)
+            })
+            .collect()
     }
 
     /// The streams a source's event goes to (at least one).
@@ -730,6 +760,20 @@ impl Router {
         }
         out
     }
+}
+
+/// What an alert lists of an event: enough for a responder to find it.
+pub fn summary(event: &RowView) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("source".to_string(), event.source.to_string());
+    for name in ["metadata_uid", "actor_user_name", "api_operation", "src_endpoint_ip"] {
+        if let Ok(field) = resolve(name)
+            && let Some(v) = event.values(&field).unwrap_or_default().first()
+        {
+            out.insert(name.to_string(), lit_text(v));
+        }
+    }
+    out
 }
 
 fn lit_text(l: &Lit) -> String {

@@ -270,3 +270,24 @@ pub fn finding_event(time: i64, finding: &crate::sinks::volume::Finding) -> Stri
     event["type_uid"] = (DETECTION_FINDING * 100 + activity).into();
     event.to_string()
 }
+
+/// A fired alert rule, as an OCSF Detection Finding (class 2004, Create):
+/// the rule, the key, and the events in its window.
+pub fn rule_event(time: i64, fired: &crate::sinks::alerting::Fired) -> String {
+    let per = fired.per.as_deref().unwrap_or("all");
+    let message = match fired.hits.len() {
+        1 => format!("rule `{}` fired ({per} = {})", fired.rule, fired.key),
+        n => format!("rule `{}` fired: {n} events within {}s ({per} = {})", fired.rule, fired.window_secs, fired.key),
+    };
+    let details = json!({
+        "rule": fired.rule, "per": fired.per, "key": fired.key, "count": fired.hits.len(),
+        "window_secs": fired.window_secs,
+        "events": fired.hits.iter().map(|h| json!({"time": h.time, "event": h.event})).collect::<Vec<_>>(),
+    });
+    let mut event: Value = serde_json::from_str(&event(time, 1, "rule.fired", fired.severity_id, message, details))
+        .expect("events are JSON");
+    event["class_uid"] = DETECTION_FINDING.into();
+    event["category_uid"] = 2.into();
+    event["type_uid"] = (DETECTION_FINDING * 100 + 1).into();
+    event.to_string()
+}

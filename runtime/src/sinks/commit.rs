@@ -112,6 +112,9 @@ pub struct CommitRecord {
     /// if a crash came first).
     #[serde(default)]
     pub expired: Vec<String>,
+    /// The alert rules' windows (`alerting.rs`), restored at the next start.
+    #[serde(default)]
+    pub alert_windows: Vec<((String, String), super::alerting::Window)>,
 }
 
 /// What [`recover`] found and did.

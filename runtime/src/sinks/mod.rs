@@ -1,5 +1,6 @@
 //! Where events go: Parquet files per stream and partition, and the quarantine.
 
+pub mod alerting;
 pub mod commit;
 mod parquet;
 mod store;

@@ -55,6 +55,8 @@ pub struct SinkMsg {
     /// Quarantine records, one JSON line each, with the stream whose
     /// quarantine takes it.
     pub quarantine: Vec<(usize, String)>,
+    /// Events that matched alert rules.
+    pub hits: Vec<super::alerting::Hit>,
 }
 
 /// How the sink lays out and rolls files.
@@ -92,6 +94,7 @@ pub struct SinkSettings {
     pub alert_file: Option<PathBuf>,
     /// The counters are written here (Prometheus text) every few seconds.
     pub metrics_file: Option<PathBuf>,
+    pub alert_rules: Vec<super::alerting::Rule>,
 }
 
 /// How the integrity log is checkpointed.
@@ -195,6 +198,7 @@ pub struct Sink {
     /// Per source.
     watches: Vec<super::volume::Watch>,
     last_metrics: Option<Instant>,
+    alerting: super::alerting::Alerting,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
     pub stats: SinkStats,
@@ -241,6 +245,10 @@ impl Sink {
             removed_files: recovered.removed_files,
             restored_entries: recovered.restored_entries,
         };
+        let mut alerting = super::alerting::Alerting::new(settings.alert_rules.clone());
+        if let Some(record) = &recovered.record {
+            alerting.restore(record.alert_windows.clone());
+        }
         let (commit_no, mut retired) = match recovered.record {
             Some(record) => {
                 tracing::info!(commit = record.commit, "Resuming after the last commit.");
@@ -293,6 +301,7 @@ impl Sink {
             volume,
             watches,
             last_metrics: None,
+            alerting,
             _lock: lock,
             stats: SinkStats::default(),
         })
@@ -366,8 +375,13 @@ impl Sink {
         }
         let now = crate::sources::now_micros();
         let events: Vec<String> = findings.iter().map(|f| self_audit::finding_event(now, f)).collect();
-        for f in &findings {
-            tracing::warn!(finding = ?f, "Finding.");
+        self.emit(events, findings.iter().map(|f| format!("{f:?}")).collect())
+    }
+
+    /// Writes findings (JSON events) to `_sluice`, the alert file and the log.
+    fn emit(&mut self, events: Vec<String>, descriptions: Vec<String>) -> anyhow::Result<()> {
+        for d in &descriptions {
+            tracing::warn!(finding = %d, "Finding.");
         }
         if let Some(path) = &self.settings.alert_file {
             // an alert output that fails must not stop the audit trail: the
@@ -460,7 +474,15 @@ impl Sink {
     }
 
     fn apply(&mut self, msg: SinkMsg) -> anyhow::Result<()> {
-        let SinkMsg { source, positions, mut counts, partitions, quarantine, .. } = msg;
+        let SinkMsg { source, positions, mut counts, partitions, quarantine, hits, .. } = msg;
+        let fired: Vec<_> = hits.into_iter().filter_map(|h| self.alerting.hit(h)).collect();
+        if !fired.is_empty() {
+            let now = crate::sources::now_micros();
+            let events = fired.iter().map(|f| self_audit::rule_event(now, f)).collect();
+            let lines =
+                fired.iter().map(|f| format!("rule `{}` fired for `{}` ({} events)", f.rule, f.key, f.hits.len()));
+            self.emit(events, lines.collect())?;
+        }
         if let Some(volume) = &mut self.volume {
             let now = crate::sources::now_micros();
             for (stream, _, columns) in &partitions {
@@ -780,6 +802,7 @@ impl Sink {
             clean_stop: self.stopping,
             retired_quarantine: retire,
             expired,
+            alert_windows: self.alerting.state(),
         };
         for run in &self.sources {
             record.sources.insert(run.name.clone(), run.state.clone());
