@@ -483,6 +483,7 @@ mod garage;
 mod integrity;
 mod object_lock;
 mod quarantine;
+mod reports;
 mod retention;
 mod routing;
 mod self_audit;
