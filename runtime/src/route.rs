@@ -875,6 +875,58 @@ mod tests {
         assert!(overlaps[0].1.contains(&"failed-authentication"));
     }
 
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const VALID: &str = r#"class_uid in [3001, 3002] or (status_id == 2 and not source == "app") and api_operation ~ "^(Get|List)" and unmapped.a.b >= -7 and resources.type exists"#;
+
+        fn cases() -> u32 {
+            std::env::var("SLUICE_FUZZ_CASES").map_or(1000, |v| v.parse().expect("a number"))
+        }
+
+        /// Any text: an expression or an error inside the text, never a panic;
+        /// and a parsed expression evaluates on an event without panicking.
+        fn check(text: &str) {
+            match Expr::parse(text) {
+                Ok(expr) => {
+                    let row = row(EVENT);
+                    let view = RowView::new(&row, "auth");
+                    let _ = expr.eval(&view);
+                    let _ = expr.examples();
+                }
+                Err(e) => {
+                    assert!(e.offset <= text.len(), "offset {} of {}: {}", e.offset, text.len(), e.message);
+                    assert!(!e.message.is_empty());
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+            #[test]
+            fn fuzz_conditions_any_text(text in ".{0,80}") {
+                check(&text);
+            }
+
+            #[test]
+            fn fuzz_conditions_edited(at in 0.0..1.0f64, op in 0u8..3, c in prop::sample::select(vec![
+                '(', ')', '[', ']', '"', '\'', '~', '!', '=', '<', '>', ',', '.', '-', ' ', 'a', '0', '\\', 'é',
+            ])) {
+                let mut chars: Vec<char> = VALID.chars().collect();
+                let i = ((chars.len() as f64) * at) as usize;
+                match op {
+                    0 if i < chars.len() => { chars.remove(i); }
+                    1 => chars.insert(i.min(chars.len()), c),
+                    _ if i < chars.len() => chars[i] = c,
+                    _ => {}
+                }
+                check(&chars.into_iter().collect::<String>());
+            }
+        }
+    }
+
     #[test]
     fn sampling_is_by_event_and_limits_are_per_key_and_window() {
         let sample = Filter {
