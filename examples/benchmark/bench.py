@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The standard benchmark, in one command: prints a table.
+
+    cargo build --release && python3 examples/benchmark/bench.py [--events 1000000] [--runs 3]
+
+Input: ../shared/bench/gen_events.py at N events (four sources), generated once
+and cached under ~/.cache/sluice-bench/<N>. Each pipeline runs as a whole
+process, `--runs` times, alternating; the table gives medians:
+
+  (a) sluice: examples/benchmark/pipeline.toml -- parse -> redact -> enrich, all
+      Wasm, routed into `audit` and `operational`, zstd Parquet, integrity log.
+  (c) DuckDB (PyPI `duckdb`), the nearest equivalent: read the four inputs,
+      extract the same kind of typed columns, redact with regular expressions,
+      write the same Hive-partitioned zstd Parquet.
+
+(b), the same plugin logic compiled into the host, is not built yet: see
+docs/performance.md.
+
+Per pipeline: events/s (wall), MB/s of input per core (input bytes / CPU
+seconds, user + system), CPU seconds, peak RSS, output bytes. CPU and RSS come
+from wait4() on the child, so they are the pipeline's own.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# The reference pipeline. Redaction: the same families of secrets the redact
+# plugin's default rules catch in this workload (passwords on command lines,
+# bearer tokens, card numbers, AWS secret keys, password fields).
+DUCKDB_PIPELINE = r"""
+import duckdb, sys
+data, out = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET threads = 2")
+con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
+REDACT = [
+    (r"--password=\S+", "--password=[REDACTED]"),
+    (r"(?i)bearer [A-Za-z0-9._~+/=-]+", "Bearer [REDACTED]"),
+    (r"\b(?:\d[ -]?){13,19}\b", "[REDACTED:card]"),
+    (r"(?i)(aws_secret_access_key\s*[=:]\s*)\S+", r"\1[REDACTED]"),
+    (r'("password"\s*:\s*")[^"]*', r"\1[REDACTED]"),
+]
+def redact(expr):
+    for pattern, replacement in REDACT:
+        expr = f"regexp_replace({expr}, '{pattern}', '{replacement}', 'g')"
+    return expr
+con.execute(f'''
+CREATE VIEW auth AS
+SELECT strptime('2026 ' || regexp_extract(line, '^(\w{{3}} +\d+ [\d:]+)', 1), '%Y %b %d %H:%M:%S')::TIMESTAMPTZ AS time,
+       3002 AS class_uid,
+       CASE WHEN line LIKE '%Failed password%' THEN 2 ELSE 1 END AS status_id,
+       regexp_extract(line, 'for (?:invalid user )?(\S+) from', 1) AS actor_user_name,
+       regexp_extract(line, 'from (\S+) port', 1) AS src_endpoint_ip,
+       regexp_extract(line, '^\S+ +\S+ \S+ (\S+)', 1) AS device_hostname,
+       NULL::VARCHAR AS api_operation,
+       {redact("line")} AS raw_data
+FROM read_csv('{data}/auth.log', columns = {{'line': 'VARCHAR'}}, delim = E'\x01', header = false, quote = '', escape = '')
+''')
+con.execute(f'''
+CREATE VIEW k8s AS
+SELECT requestReceivedTimestamp::TIMESTAMPTZ AS time, 6003 AS class_uid,
+       CASE WHEN responseStatus.code >= 400 THEN 2 ELSE 1 END AS status_id,
+       "user".username AS actor_user_name, sourceIPs[1] AS src_endpoint_ip, NULL AS device_hostname,
+       verb AS api_operation, {redact("to_json(annotations)::VARCHAR")} AS raw_data
+FROM read_json('{data}/k8s-audit.ndjson', format = 'newline_delimited')
+''')
+con.execute(f'''
+CREATE VIEW trail AS
+SELECT eventTime::TIMESTAMPTZ AS time, CASE WHEN eventName = 'ConsoleLogin' THEN 3002 ELSE 6003 END AS class_uid,
+       CASE WHEN errorCode IS NULL THEN 1 ELSE 2 END AS status_id,
+       userIdentity.userName AS actor_user_name, sourceIPAddress AS src_endpoint_ip, NULL AS device_hostname,
+       eventName AS api_operation, {redact("to_json(requestParameters)::VARCHAR")} AS raw_data
+FROM read_json('{data}/cloudtrail.ndjson', format = 'newline_delimited', union_by_name = true)
+''')
+con.execute(f'''
+CREATE VIEW app AS
+SELECT ts::TIMESTAMPTZ AS time, 6003 AS class_uid, CASE WHEN outcome = 'success' THEN 1 ELSE 2 END AS status_id,
+       actor.email AS actor_user_name, actor.ip AS src_endpoint_ip, NULL AS device_hostname, action AS api_operation,
+       {redact("coalesce(to_json(request)::VARCHAR, '') || coalesce(details, '')")} AS raw_data
+FROM read_json('{data}/app.ndjson', format = 'newline_delimited', union_by_name = true)
+''')
+con.execute(f'''
+COPY (
+  SELECT *, strftime(time, '%Y%m%d')::INT AS event_day, strftime(time, '%H') AS hour
+  FROM (SELECT * FROM auth UNION ALL SELECT * FROM k8s UNION ALL SELECT * FROM trail UNION ALL SELECT * FROM app)
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (event_day, hour))
+''')
+print(con.sql(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchall()[0][0])
+"""
+
+
+def run(cmd, env=None):
+    """Runs a command to completion; returns (wall s, cpu s, peak RSS bytes, stdout)."""
+    start = time.monotonic()
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = child.stdout.read()
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.monotonic() - start
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed: {err.decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()
+
+
+def size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sluice", default=os.path.join(ROOT, "target/release/sluice"))
+    args = parser.parse_args()
+
+    cache = os.path.join(os.path.expanduser("~/.cache/sluice-bench"), str(args.events))
+    if not os.path.exists(os.path.join(cache, "counts.json")):
+        gen = os.path.join(ROOT, "..", "shared", "bench", "gen_events.py")
+        subprocess.run([sys.executable, gen, cache, "--events", str(args.events)], check=True, stdout=subprocess.DEVNULL)
+    inputs = ["auth.log", "k8s-audit.ndjson", "cloudtrail.ndjson", "app.ndjson"]
+    input_bytes = sum(os.path.getsize(os.path.join(cache, f)) for f in inputs)
+
+    work = tempfile.mkdtemp(prefix="sluice-bench-")
+    script = os.path.join(work, "duckdb_pipeline.py")
+    with open(script, "w") as f:
+        f.write(DUCKDB_PIPELINE)
+    results = {"(a) sluice, Wasm plugins": [], "(c) DuckDB reference": []}
+    try:
+        for i in range(args.runs):
+            for name in results:
+                out = os.path.join(work, f"out-{i}")
+                shutil.rmtree(out, ignore_errors=True)
+                if name.startswith("(a)"):
+                    env = dict(os.environ, SLUICE_BENCH_DIR=cache, SLUICE_OUT=out, SLUICE_SIGNING_KEY="")
+                    wall, cpu, rss, stdout = run([args.sluice, "run", os.path.join(ROOT, "examples/benchmark/pipeline.toml")], env)
+                    events = int(stdout.split("wrote ")[1].split()[0])
+                else:
+                    wall, cpu, rss, stdout = run([sys.executable, script, cache, out])
+                    events = int(stdout.strip().splitlines()[-1])
+                results[name].append((wall, cpu, rss, size(out), events))
+                shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"input: {args.events:,} events, {input_bytes / 1e6:.0f} MB; medians of {args.runs} runs; {os.cpu_count()} cores")
+    print(f"{'pipeline':<28} {'events/s':>10} {'MB/s/core':>10} {'wall s':>7} {'CPU s':>7} {'peak RSS':>9} {'output':>9}")
+    medians = {}
+    for name, rows in results.items():
+        wall, cpu, rss, out_bytes, events = (statistics.median(r[i] for r in rows) for i in range(5))
+        medians[name] = (wall, cpu)
+        print(f"{name:<28} {events / wall:>10,.0f} {input_bytes / 1e6 / cpu:>10.1f} {wall:>7.1f} {cpu:>7.1f} "
+              f"{rss / 2**20:>7.0f}Mi {out_bytes / 1e6:>7.0f}MB")
+    print(f"{'(b) native plugins':<28} {'not built yet (docs/performance.md)':>40}")
+    (wa, ca), (wc, cc) = medians["(a) sluice, Wasm plugins"], medians["(c) DuckDB reference"]
+    print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
+
+
+if __name__ == "__main__":
+    main()
