@@ -93,21 +93,29 @@ COPY (
   FROM (SELECT * FROM auth UNION ALL SELECT * FROM k8s UNION ALL SELECT * FROM trail UNION ALL SELECT * FROM app)
 ) TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (event_day, hour))
 ''')
-print(con.sql(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchall()[0][0])
 """
 
 
 def run(cmd, env=None):
     """Runs a command to completion; returns (wall s, cpu s, peak RSS bytes, stdout)."""
     start = time.monotonic()
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = child.stdout.read()
-    err = child.stderr.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.monotonic() - start
-    if status != 0:
-        sys.exit(f"{cmd[0]} failed: {err.decode(errors='replace')[-2000:]}")
+    # stderr to a file: a pipe nobody reads while stdout is read could fill and block
+    with tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err)
+        out = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.monotonic() - start
+        if status != 0:
+            err.seek(0)
+            sys.exit(f"{cmd[0]} failed: {err.read().decode(errors='replace')[-2000:]}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()
+
+
+def count_rows(out):
+    """Events in a DuckDB output directory (counted outside the timed run)."""
+    import duckdb
+
+    return duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
 
 
 def size(path):
@@ -143,8 +151,8 @@ def main():
                     wall, cpu, rss, stdout = run([args.sluice, "run", os.path.join(ROOT, "examples/benchmark/pipeline.toml")], env)
                     events = int(stdout.split("wrote ")[1].split()[0])
                 else:
-                    wall, cpu, rss, stdout = run([sys.executable, script, cache, out])
-                    events = int(stdout.strip().splitlines()[-1])
+                    wall, cpu, rss, _ = run([sys.executable, script, cache, out])
+                    events = count_rows(out)
                 results[name].append((wall, cpu, rss, size(out), events))
                 shutil.rmtree(out, ignore_errors=True)
     finally:

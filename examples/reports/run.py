@@ -7,6 +7,7 @@
 starting with `_`, Hive partitions read from the paths); `{NAME}` in the query
 is replaced by the value given. Prints CSV, or JSON rows with --json.
 """
+import csv
 import json
 import os
 import sys
@@ -34,9 +35,9 @@ def main():
     if "--json" in sys.argv:
         print(json.dumps(rows, default=str))
     else:
-        print(",".join(result.columns))
-        for row in rows:
-            print(",".join("" if v is None else str(v) for v in row))
+        out = csv.writer(sys.stdout)
+        out.writerow(result.columns)
+        out.writerows(["" if v is None else v for v in row] for row in rows)
 
 
 if __name__ == "__main__":

@@ -275,12 +275,12 @@ pub fn finding_event(time: i64, finding: &crate::sinks::volume::Finding) -> Stri
 /// the rule, the key, and the events in its window.
 pub fn rule_event(time: i64, fired: &crate::sinks::alerting::Fired) -> String {
     let per = fired.per.as_deref().unwrap_or("all");
-    let message = match fired.hits.len() {
+    let message = match fired.count {
         1 => format!("rule `{}` fired ({per} = {})", fired.rule, fired.key),
         n => format!("rule `{}` fired: {n} events within {}s ({per} = {})", fired.rule, fired.window_secs, fired.key),
     };
     let details = json!({
-        "rule": fired.rule, "per": fired.per, "key": fired.key, "count": fired.hits.len(),
+        "rule": fired.rule, "per": fired.per, "key": fired.key, "count": fired.count,
         "window_secs": fired.window_secs,
         "events": fired.hits.iter().map(|h| json!({"time": h.time, "event": h.event})).collect::<Vec<_>>(),
     });

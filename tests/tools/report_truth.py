@@ -93,7 +93,7 @@ seen, new_addresses = set(), []
 for t, user, address in sorted(logins):
     if (user, address) not in seen:
         seen.add((user, address))
-        new_addresses.append([user, address])
+        new_addresses.append([t.strftime("%Y-%m-%d %H:%M:%S+00:00"), user, address])
 trace = sorted(traces)[0]
 print(json.dumps({
     "failed_logins_per_user_per_day": sorted([u, d, n] for (u, d), n in failed.items()),

@@ -46,7 +46,8 @@ pub struct Window {
     pub fired: bool,
 }
 
-/// A rule that fired: the rule, the key and the events in its window.
+/// A rule that fired: the rule, the key, how many events its window held,
+/// and (up to 100 of) those events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fired {
     pub rule: String,
@@ -54,6 +55,7 @@ pub struct Fired {
     pub key: String,
     pub severity_id: i64,
     pub window_secs: i64,
+    pub count: usize,
     pub hits: Vec<Hit>,
 }
 
@@ -64,55 +66,78 @@ pub struct Alerting {
     /// Per (rule name, key): kept by name, so a saved state survives rules
     /// being added or reordered.
     windows: BTreeMap<(String, String), Window>,
+    /// Per rule name: the newest event time it saw (not counting times more
+    /// than an hour ahead of the clock), which ages its windows out.
+    newest: BTreeMap<String, i64>,
 }
+
+/// Event times further ahead of the clock than this do not age windows out
+/// (a device clock set years ahead must not empty every window).
+const AHEAD_US: i64 = 3_600_000_000;
 
 /// Events a finding lists at most (the count is always exact).
 const LISTED: usize = 100;
 
 impl Alerting {
     pub fn new(rules: Vec<Rule>) -> Alerting {
-        Alerting { rules, windows: BTreeMap::new() }
+        Alerting { rules, windows: BTreeMap::new(), newest: BTreeMap::new() }
+    }
+
+    fn saw(&mut self, rule: &str, time: i64) {
+        if time <= crate::sources::now_micros() + AHEAD_US {
+            let newest = self.newest.entry(rule.to_string()).or_insert(i64::MIN);
+            *newest = (*newest).max(time);
+        }
     }
 
     /// Adds a hit; returns the finding if the rule fires.
     pub fn hit(&mut self, hit: Hit) -> Option<Fired> {
         let rule = self.rules[hit.rule].clone();
+        self.saw(&rule.name, hit.time);
         let window = self.windows.entry((rule.name.clone(), hit.key.clone())).or_default();
         let newest = window.hits.iter().map(|h| h.time).max().unwrap_or(i64::MIN).max(hit.time);
         window.hits.push_back(hit);
         window.hits.retain(|h| h.time > newest - rule.window_us);
-        let reached = window.hits.len() >= rule.threshold;
+        // the newest `threshold` hits tell whether the window is at the
+        // threshold: keep no more (memory, and the commit record's size)
+        while window.hits.len() > rule.threshold {
+            window.hits.pop_front();
+        }
+        let count = window.hits.len();
+        let reached = count >= rule.threshold;
         let fire = reached && (rule.threshold == 1 || !window.fired);
         window.fired = reached;
         if rule.threshold == 1 {
             // every hit is a finding; nothing to remember
             let hits: Vec<Hit> = window.hits.drain(..).collect();
             window.fired = false;
-            return fire.then(|| self.fired(&rule, hits));
+            return fire.then(|| Self::fired(&rule, count, hits));
         }
         let hits: Vec<Hit> = window.hits.iter().rev().take(LISTED).rev().cloned().collect();
-        fire.then(|| self.fired(&rule, hits))
+        fire.then(|| Self::fired(&rule, count, hits))
     }
 
-    fn fired(&self, rule: &Rule, hits: Vec<Hit>) -> Fired {
+    fn fired(rule: &Rule, count: usize, hits: Vec<Hit>) -> Fired {
         Fired {
             rule: rule.name.clone(),
             per: rule.per.clone(),
             key: hits.last().map(|h| h.key.clone()).unwrap_or_default(),
             severity_id: rule.severity_id,
             window_secs: rule.window_us / 1_000_000,
+            count,
             hits,
         }
     }
 
     /// The windows worth keeping (those that still hold a hit within their
-    /// rule's window of the newest event seen), to save with a commit.
+    /// rule's window of the newest event that rule saw), to save with a commit.
     pub fn state(&mut self) -> Vec<((String, String), Window)> {
-        let newest = self.windows.values().flat_map(|w| w.hits.iter().map(|h| h.time)).max().unwrap_or(i64::MIN);
         let spans: BTreeMap<&str, i64> = self.rules.iter().map(|r| (r.name.as_str(), r.window_us)).collect();
+        let newest = &self.newest;
         self.windows.retain(|(rule, _), w| {
             let span = spans.get(rule.as_str()).copied().unwrap_or(0);
-            w.hits.iter().any(|h| h.time > newest - span)
+            let newest = newest.get(rule).copied().unwrap_or(i64::MIN);
+            w.hits.iter().any(|h| h.time > newest.saturating_sub(span))
         });
         self.windows.iter().map(|(k, w)| (k.clone(), w.clone())).collect()
     }
@@ -122,6 +147,9 @@ impl Alerting {
         for ((name, key), mut window) in saved {
             let Some(index) = self.rules.iter().position(|r| r.name == name) else { continue };
             window.hits.iter_mut().for_each(|h| h.rule = index);
+            for h in &window.hits {
+                self.saw(&name, h.time);
+            }
             self.windows.insert((name, key), window);
         }
     }
@@ -172,6 +200,35 @@ mod tests {
         assert!(b.hit(hit("alice", 3)).is_none());
         let fired = b.hit(hit("alice", 4)).expect("fires after the restart");
         assert_eq!(fired.hits.len(), 5);
+    }
+
+    #[test]
+    fn a_future_dated_event_does_not_empty_other_windows() {
+        let mut a = alerting(5);
+        let now = crate::sources::now_micros() / MINUTE;
+        for m in 0..3 {
+            assert!(a.hit(hit("alice", now + m)).is_none());
+        }
+        assert!(a.hit(hit("mallory", now + 5 * 365 * 24 * 60)).is_none()); // a clock set years ahead
+        a.state();
+        assert!(a.hit(hit("alice", now + 3)).is_none());
+        let fired = a.hit(hit("alice", now + 4)).expect("alice's window was kept");
+        assert_eq!(fired.count, 5);
+    }
+
+    #[test]
+    fn a_window_keeps_no_more_than_its_threshold_and_counts_exactly() {
+        let mut a = Alerting::new(vec![Rule {
+            name: "many".into(),
+            per: None,
+            threshold: 150,
+            window_us: 60 * MINUTE,
+            severity_id: 3,
+        }]);
+        let fired: Vec<Fired> = (0..400).filter_map(|i| a.hit(hit("", i / 10))).collect();
+        assert_eq!(fired.len(), 1);
+        assert_eq!((fired[0].count, fired[0].hits.len()), (150, 100));
+        assert!(a.state().iter().all(|(_, w)| w.hits.len() <= 150));
     }
 
     #[test]

@@ -475,12 +475,15 @@ impl Sink {
 
     fn apply(&mut self, msg: SinkMsg) -> anyhow::Result<()> {
         let SinkMsg { source, positions, mut counts, partitions, quarantine, hits, .. } = msg;
-        let fired: Vec<_> = hits.into_iter().filter_map(|h| self.alerting.hit(h)).collect();
+        // a replay runs records that were already seen: their hits were counted then
+        let fired: Vec<_> = match self.replay {
+            None => hits.into_iter().filter_map(|h| self.alerting.hit(h)).collect(),
+            Some(_) => Vec::new(),
+        };
         if !fired.is_empty() {
             let now = crate::sources::now_micros();
             let events = fired.iter().map(|f| self_audit::rule_event(now, f)).collect();
-            let lines =
-                fired.iter().map(|f| format!("rule `{}` fired for `{}` ({} events)", f.rule, f.key, f.hits.len()));
+            let lines = fired.iter().map(|f| format!("rule `{}` fired for `{}` ({} events)", f.rule, f.key, f.count));
             self.emit(events, lines.collect())?;
         }
         if let Some(volume) = &mut self.volume {
