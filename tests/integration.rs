@@ -482,6 +482,7 @@ mod crash;
 mod garage;
 mod integrity;
 mod object_lock;
+mod plugin_test;
 mod quarantine;
 mod reports;
 mod retention;

@@ -99,6 +99,37 @@ enum Command {
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// Plugins on their own, outside a pipeline.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run one plugin on an input file — one raw record (parser) or one JSON
+    /// event (transform) per line, each given to it alone — and print one JSON
+    /// outcome per line: {"keep": event}, {"many": [events]}, {"drop": rule},
+    /// {"error": reason} or {"fault": why} (trapped, out of time or memory).
+    /// With --expect, compare with a golden file (as JSON values, line by
+    /// line), show each difference, and exit 1 if there is one.
+    Test {
+        /// A bundled plugin's name (e.g. `parse-json`) or a `.wasm` component.
+        plugin: String,
+        /// The input, one record or event per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// The golden file of outcomes to compare with.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// The plugin's config: a TOML or JSON file (default: empty).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write the outcomes to this file (e.g. to make a golden file) instead of printing them.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +237,9 @@ fn main() -> ExitCode {
             apply_retention(&pipeline, dry_run)
         }
         Command::Hold { command } => hold(command),
+        Command::Plugin { command: PluginCommand::Test { plugin, input, expect, config, write } } => {
+            plugin_test(&plugin, &input, expect.as_deref(), config.as_deref(), write.as_deref())
+        }
     };
     match result {
         Ok(code) => code,
@@ -468,4 +502,39 @@ fn hold(command: HoldCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_test(
+    reference: &str,
+    input: &Path,
+    expect: Option<&Path>,
+    config: Option<&Path>,
+    write: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    use sluice::plugin_test;
+    let host = WasmHost::new()?;
+    let plugin = plugin_test::load(&host, reference, config)?;
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let outcomes = plugin_test::run(&plugin, &lines)?;
+    let text: String = outcomes.iter().map(|o| format!("{o}\n")).collect();
+    match write {
+        Some(path) => std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?,
+        None if expect.is_none() => print!("{text}"),
+        None => {}
+    }
+    let Some(expect) = expect else { return Ok(ExitCode::SUCCESS) };
+    let golden = std::fs::read_to_string(expect).with_context(|| format!("cannot read {}", expect.display()))?;
+    let problems = plugin_test::compare(&golden, &outcomes);
+    for p in &problems {
+        println!("{p}");
+    }
+    let name = format!("{} {}", plugin.name(), plugin.version());
+    if problems.is_empty() {
+        println!("ok: {name}: {} lines match {}", outcomes.len(), expect.display());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAILED: {name}: {} of {} lines differ from {}", problems.len(), outcomes.len(), expect.display());
+        Ok(ExitCode::FAILURE)
+    }
 }
