@@ -439,11 +439,9 @@ fn default_alert_severity() -> i64 {
 
 /// Parses `90s`, `10m`, `24h`, `2d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 =
-        t[..split].parse().map_err(|_| format!("`{text}` is not a duration like \"90s\", \"10m\" or \"24h\""))?;
-    let unit = match t[split..].trim() {
+    let (number, unit) = crate::retention::number_and_unit(text);
+    let n: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration like \"90s\", \"10m\" or \"24h\""))?;
+    let unit = match unit {
         "s" | "sec" | "secs" => 1,
         "m" | "min" | "mins" => 60,
         "h" | "hour" | "hours" => 3600,
@@ -701,8 +699,7 @@ impl LoadedConfig {
 
     /// What `validate` warns about: filters that could match protected events
     /// (those are kept and counted, not dropped).
-    pub fn warnings(&self) -> Vec<String> {
-        let Ok(router) = self.router(&self.streams()) else { return Vec::new() };
+    pub fn warnings(&self, router: &crate::route::Router) -> Vec<String> {
         router
             .overlaps()
             .into_iter()
@@ -851,7 +848,8 @@ impl LoadedConfig {
                 return Err(self.error_at(f.name.span(), format!("filters: two filters named `{}`", f.name.get_ref())));
             }
         }
-        self.router(&self.streams())?;
+        let streams = self.streams();
+        self.router(&streams)?;
         for (stream, config) in &c.streams {
             for key in config.partition_by.iter().flatten() {
                 if !crate::schema::is_partition_key(key.get_ref()) {
@@ -871,7 +869,7 @@ impl LoadedConfig {
                 self.policy(value.get_ref())
                     .map_err(|m| self.error_at(value.span(), format!("streams.{stream}.retention: {m}")))?;
             }
-            if !self.streams().contains(stream) {
+            if !streams.contains(stream) {
                 let span = config.columns.values().next().or(config.retention.as_ref()).map_or(0..0, |t| t.span());
                 return Err(self.error_at(span, format!("streams.{stream}: no source writes to this stream")));
             }

@@ -176,7 +176,7 @@ impl Pipeline {
 
     /// Filters that could match protected events (see `LoadedConfig::warnings`).
     pub fn warnings(&self) -> Vec<String> {
-        self.config.warnings()
+        self.config.warnings(&self.router)
     }
 
     /// Runs until the sources are exhausted or `stop` is set, then commits.
@@ -559,10 +559,16 @@ fn work(
                 }
             }
             drop(view);
-            for stream in kept {
+            // the checked row goes to the last stream that takes it; earlier ones get copies
+            let mut row = Some(row);
+            let last = kept.len().saturating_sub(1);
+            for (k, stream) in kept.into_iter().enumerate() {
                 let target = &targets.streams[stream];
                 let row = if Arc::ptr_eq(&target.schema, &base.schema) || target.schema.same_columns(&base.schema) {
-                    row.clone()
+                    match k == last {
+                        true => row.take().expect("moved only at the last stream"),
+                        false => row.clone().expect("present until the last stream"),
+                    }
                 } else {
                     match schema::check_event(text, batch.observed, &source.name, &target.schema) {
                         Ok(row) => row,

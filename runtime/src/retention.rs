@@ -36,9 +36,7 @@ pub enum Period {
 impl Period {
     /// Parses `400d`, `30 days`, `2w`, `13 months`, `6 years`, `7y`.
     pub fn parse(text: &str) -> Result<Period, String> {
-        let t = text.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (number, unit) = (&t[..split], t[split..].trim());
+        let (number, unit) = number_and_unit(text);
         let n: u32 = number.parse().map_err(|_| format!("`{text}` is not a period like \"400d\" or \"13 months\""))?;
         if n == 0 {
             return Err(format!("`{text}`: a retention period must be longer than zero"));
@@ -86,6 +84,14 @@ impl std::fmt::Display for Period {
             Period::Months(n) => write!(f, "{n} months"),
         }
     }
+}
+
+/// `"13 months"` → `("13", "months")`: the leading digits and the rest, trimmed
+/// (also for `config::parse_duration`).
+pub fn number_and_unit(text: &str) -> (&str, &str) {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    (&t[..split], t[split..].trim())
 }
 
 /// A stream's retention: the period, and the class it came from (if any).

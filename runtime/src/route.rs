@@ -103,28 +103,8 @@ impl Expr {
     /// event does not know (three-valued: `false and unknown` is `false`).
     pub fn eval(&self, event: &dyn Values) -> Option<bool> {
         match self {
-            Expr::And(items) => {
-                let mut result = Some(true);
-                for item in items {
-                    match item.eval(event) {
-                        Some(false) => return Some(false),
-                        None => result = None,
-                        Some(true) => {}
-                    }
-                }
-                result
-            }
-            Expr::Or(items) => {
-                let mut result = Some(false);
-                for item in items {
-                    match item.eval(event) {
-                        Some(true) => return Some(true),
-                        None => result = None,
-                        Some(false) => {}
-                    }
-                }
-                result
-            }
+            Expr::And(items) => kleene(items, event, false),
+            Expr::Or(items) => kleene(items, event, true),
             Expr::Not(inner) => inner.eval(event).map(|b| !b),
             Expr::Cmp { field, op, values, regex } => {
                 let found = event.values(field)?;
@@ -162,6 +142,20 @@ impl Expr {
             }),
         }
     }
+}
+
+/// Three-valued `and` (`decisive` false) or `or` (true): the decisive value
+/// of any item decides; else unknown if any item is, else the other value.
+fn kleene(items: &[Expr], event: &dyn Values, decisive: bool) -> Option<bool> {
+    let mut result = Some(!decisive);
+    for item in items {
+        match item.eval(event) {
+            Some(b) if b == decisive => return Some(decisive),
+            None => result = None,
+            Some(_) => {}
+        }
+    }
+    result
 }
 
 fn compare(found: &[Lit], op: Op, values: &[Lit], regex: Option<&Regex>) -> bool {

@@ -720,7 +720,7 @@ impl Sink {
             let file = self.open.remove(&key).expect("listed");
             self.seal(key.0, &key.1, file)?;
         }
-        let retire = match &mut self.replay {
+        let mut retire = match &mut self.replay {
             Some(replay) if self.stopping => {
                 let (keep, retire) = (std::mem::take(&mut replay.keep), std::mem::take(&mut replay.retire));
                 for (stream, line) in keep {
@@ -732,7 +732,6 @@ impl Sink {
         };
         let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
         quarantine.sort_by_key(|(stream, _)| *stream);
-        let mut retire = retire;
         retire.append(&mut self.expiring_quarantine);
         let retiring = std::mem::take(&mut self.retiring);
         if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() && retiring.is_empty() {

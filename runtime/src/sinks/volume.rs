@@ -50,10 +50,17 @@ impl Volume {
     pub fn add(&mut self, now_us: i64, source: usize, stream: usize, columns: &[ArrayRef]) {
         let start = now_us - now_us.rem_euclid(self.interval_us);
         let (class_index, _) = crate::schema::column("class_uid").expect("a core column");
-        let classes = columns[class_index].as_primitive::<Int32Type>();
-        for class in classes.iter() {
-            *self.counts.entry((start, source, stream, class)).or_default() += 1;
-            *self.totals.entry((source, stream, class)).or_default() += 1;
+        // a partition holds few classes: count them here, then add each once
+        let mut per_class: Vec<(Option<i32>, u64)> = Vec::new();
+        for class in columns[class_index].as_primitive::<Int32Type>().iter() {
+            match per_class.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, n)) => *n += 1,
+                None => per_class.push((class, 1)),
+            }
+        }
+        for (class, n) in per_class {
+            *self.counts.entry((start, source, stream, class)).or_default() += n;
+            *self.totals.entry((source, stream, class)).or_default() += n;
         }
     }
 
