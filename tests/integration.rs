@@ -483,6 +483,7 @@ mod garage;
 mod integrity;
 mod object_lock;
 mod plugin_test;
+mod polyglot;
 mod quarantine;
 mod reports;
 mod retention;

@@ -59,3 +59,26 @@ fn a_fault_is_pinned_on_its_line_and_a_bad_config_is_refused() {
     refused.assert_failure();
     assert!(refused.stderr.contains("refused its config"), "{refused}");
 }
+
+#[test]
+fn a_plugin_is_measured_on_its_own() {
+    let t = TestDir::new();
+    t.write("in.ndjson", "{\"time\":\"2026-11-01T00:00:00Z\",\"user\":\"alice\"}\nnot json\n");
+    let args = ["plugin", "bench", "parse-json", "--input", "in.ndjson", "--batch", "10", "--rounds", "5", "--json"];
+    let run = sluice_in(t.root(), &args, &[]);
+    run.assert_success();
+    let costs: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((&costs["name"], &costs["batch"]), (&"parse-json".into(), &10.into()), "{run}");
+    assert!(costs["size"].as_u64().unwrap() > 10_000, "{run}");
+    for key in ["load_cold_ms", "load_cached_ms", "instantiate_us", "memory_mib", "ns_per_event"] {
+        assert!(costs[key].as_f64().unwrap() > 0.0, "{key}: {run}");
+    }
+    // a plugin that faults is not measured
+    t.write("boom.ndjson", "{\"time\":1,\"message\":\"boom\"}\n");
+    t.write("faulty.toml", "mode = \"trap\"\nfield = \"message\"\nequals = \"boom\"\n");
+    let plugin = fixture_plugin("faulty");
+    let args = ["plugin", "bench", &plugin, "--input", "boom.ndjson", "--config", "faulty.toml", "--rounds", "3"];
+    let run = sluice_in(t.root(), &args, &[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("the plugin faulted during the benchmark"), "{run}");
+}

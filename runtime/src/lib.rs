@@ -19,6 +19,7 @@ pub mod bundled;
 pub mod config;
 pub mod integrity;
 pub mod pipeline;
+pub mod plugin_dev;
 pub mod plugin_test;
 pub mod replay;
 pub mod retention;

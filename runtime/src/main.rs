@@ -130,6 +130,52 @@ enum PluginCommand {
         #[arg(long)]
         write: Option<PathBuf>,
     },
+    /// Measure one plugin: size, load time with an empty and a warm
+    /// compiled-code cache, instantiation (with `init`), memory, and ns per
+    /// event in batches of --batch (the input's lines repeated). Medians of
+    /// --rounds; --json prints one JSON object instead of text.
+    Bench {
+        /// A bundled plugin's name or a `.wasm` component.
+        plugin: String,
+        /// Sample input, one record or event per line.
+        #[arg(long)]
+        input: PathBuf,
+        /// The plugin's config: a TOML or JSON file (default: empty).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        #[arg(long, default_value_t = 51)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a plugin project in a new folder NAME: the language's SDK, the
+    /// WIT contract, a working transform plugin and a golden test (`test/`).
+    /// Then: `sluice plugin build NAME` and `sluice plugin test`.
+    New {
+        /// The plugin's name (lower-case letters, digits, dashes); also the folder.
+        name: String,
+        /// The language: rust, c, python or js.
+        #[arg(long, value_enum)]
+        lang: sluice::plugin_dev::Lang,
+        /// Where to create the project (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project (a folder with a sluice-plugin.toml) into a Wasm
+    /// component, with its language's toolchain: rust: cargo (target
+    /// wasm32-wasip2); c: clang with wasi-libc ($SLUICE_CC to choose), bindings
+    /// and component made by sluice itself; python: componentize-py; js:
+    /// componentize-qjs. Prints each command it runs.
+    Build {
+        /// The project folder (default: the current one).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to write the component (default: DIR/NAME.wasm).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +286,11 @@ fn main() -> ExitCode {
         Command::Plugin { command: PluginCommand::Test { plugin, input, expect, config, write } } => {
             plugin_test(&plugin, &input, expect.as_deref(), config.as_deref(), write.as_deref())
         }
+        Command::Plugin { command: PluginCommand::New { name, lang, dir } } => plugin_new(&name, lang, dir),
+        Command::Plugin { command: PluginCommand::Bench { plugin, input, config, batch, rounds, json } } => {
+            plugin_bench(&plugin, &input, config.as_deref(), batch, rounds, json)
+        }
+        Command::Plugin { command: PluginCommand::Build { dir, out } } => plugin_build(&dir, out.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -504,6 +555,58 @@ fn hold(command: HoldCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn plugin_new(name: &str, lang: sluice::plugin_dev::Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let files = sluice::plugin_dev::new(&dir, name, lang)?;
+    println!("created {} ({} files)", dir.display(), files.len());
+    for f in files {
+        println!("  {f}");
+    }
+    let d = dir.display();
+    println!("next:\n  sluice plugin build {d}");
+    println!(
+        "  sluice plugin test {d}/{name}.wasm --input {d}/test/input.jsonl --config {d}/test/config.toml --expect {d}/test/expected.jsonl"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plugin_bench(
+    reference: &str,
+    input: &Path,
+    config: Option<&Path>,
+    batch: usize,
+    rounds: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let lines = read_lines(input)?;
+    let c = sluice::plugin_test::bench(reference, config, &lines, batch, rounds)?;
+    if json {
+        println!("{}", serde_json::to_string(&c)?);
+    } else {
+        println!("{} {}: {} bytes", c.name, c.version, c.size);
+        println!("  load, empty cache   {:10.1} ms", c.load_cold_ms);
+        println!("  load, warm cache    {:10.1} ms", c.load_cached_ms);
+        println!("  instantiate + init  {:10.1} µs (median of {rounds})", c.instantiate_us);
+        println!("  memory              {:10.1} MiB", c.memory_mib);
+        println!("  per event           {:10.0} ns (batch {batch}, median of {rounds})", c.ns_per_event);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The non-empty lines of a file, as bytes.
+fn read_lines(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect())
+}
+
+fn plugin_build(dir: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let path = sluice::plugin_dev::build(dir, out)?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("built {} ({size} bytes) in {:.1} s", path.display(), started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn plugin_test(
     reference: &str,
     input: &Path,
@@ -514,8 +617,7 @@ fn plugin_test(
     use sluice::plugin_test;
     let host = WasmHost::new()?;
     let plugin = plugin_test::load(&host, reference, config)?;
-    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
-    let lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let lines = read_lines(input)?;
     let outcomes = plugin_test::run(&plugin, &lines)?;
     let text: String = outcomes.iter().map(|o| format!("{o}\n")).collect();
     match write {

@@ -90,6 +90,103 @@ pub fn run(plugin: &Plugin, lines: &[Vec<u8>]) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
+/// What one plugin costs, measured by [`bench`].
+#[derive(Debug, serde::Serialize)]
+pub struct Costs {
+    pub name: String,
+    pub version: String,
+    /// Component size, bytes.
+    pub size: u64,
+    /// Loading with an empty compiled-code cache: compile, link, one instance, `init`.
+    pub load_cold_ms: f64,
+    /// The same from a warm cache (what every later start pays).
+    pub load_cached_ms: f64,
+    /// Median of a new instance plus its `init` (what a worker pays, and a trap costs).
+    pub instantiate_us: f64,
+    /// Linear memory of a fresh instance, MiB.
+    pub memory_mib: f64,
+    /// Median ns per event over rounds of `batch`-sized calls.
+    pub ns_per_event: f64,
+    pub batch: usize,
+}
+
+/// Measures a plugin: cold and cached load, instantiation, and ns/event at
+/// `batch` (the input's lines, repeated to fill each batch), medians of `rounds`.
+pub fn bench(
+    reference: &str,
+    config: Option<&Path>,
+    lines: &[Vec<u8>],
+    batch: usize,
+    rounds: usize,
+) -> anyhow::Result<Costs> {
+    anyhow::ensure!(!lines.is_empty() && batch > 0 && rounds > 0, "nothing to measure: empty input, batch or rounds");
+    let cache = tempfile_dir()?;
+    let timed = |f: &dyn Fn() -> anyhow::Result<Arc<Plugin>>| -> anyhow::Result<(Arc<Plugin>, f64)> {
+        let started = std::time::Instant::now();
+        let plugin = f()?;
+        Ok((plugin, started.elapsed().as_secs_f64() * 1e3))
+    };
+    let (_, load_cold_ms) = timed(&|| load(&WasmHost::with_cache(Some(&cache))?, reference, config))?;
+    let (plugin, load_cached_ms) = timed(&|| load(&WasmHost::with_cache(Some(&cache))?, reference, config))?;
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let instantiate = || plugin.instantiate().map_err(|e| anyhow::anyhow!("the plugin refused its config: {e}"));
+    let mut starts = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = std::time::Instant::now();
+        drop(instantiate()?);
+        starts.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut instance = instantiate()?;
+    let memory_mib = instance.memory_in_use() as f64 / (1 << 20) as f64;
+    let records: Vec<Vec<u8>> = lines.iter().cycle().take(batch).cloned().collect();
+    let events: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+    let mut call = || -> anyhow::Result<()> {
+        let outcomes = match plugin.kind {
+            PluginKind::Parser => instance.parse(&records),
+            PluginKind::Transform => instance.process(&events),
+        }
+        .map_err(|e| anyhow::anyhow!("the plugin faulted during the benchmark: {e:#}"))?;
+        anyhow::ensure!(outcomes.len() == batch, "the plugin returned {} outcomes for {batch} inputs", outcomes.len());
+        Ok(())
+    };
+    for _ in 0..3 {
+        call()?; // warm up
+    }
+    let mut per_event = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = std::time::Instant::now();
+        call()?;
+        per_event.push(started.elapsed().as_secs_f64() * 1e9 / batch as f64);
+    }
+    Ok(Costs {
+        name: plugin.name().to_string(),
+        version: plugin.version().to_string(),
+        size: crate::bundled::get(reference)
+            .map(|b| b.len() as u64)
+            .or_else(|| std::fs::metadata(reference).ok().map(|m| m.len()))
+            .unwrap_or(0),
+        load_cold_ms,
+        load_cached_ms,
+        instantiate_us: median(starts),
+        memory_mib,
+        ns_per_event: median(per_event),
+        batch,
+    })
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// A fresh directory for a cold compiled-code cache.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-cache-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 /// An event as a JSON value (text that is not JSON is kept as a string).
 fn event(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))

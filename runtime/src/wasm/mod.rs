@@ -42,6 +42,11 @@ pub enum LoadError {
     Start { path: String, message: String },
     #[error("{message}")]
     Grant { message: String },
+    #[error(
+        "plugin {path} imports {import}: plugins get no network access (sluice links no wasi:http); \
+         rebuild it without HTTP (componentize-js: `-d http fetch-event`)"
+    )]
+    Network { path: String, import: String },
 }
 
 /// Which world a plugin implements.
@@ -68,15 +73,26 @@ pub struct WasmHost {
 
 impl WasmHost {
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_cache(default_cache_dir().as_deref())
+    }
+
+    /// An engine whose compiled-plugin cache lives in `cache_dir` (none: no cache).
+    pub fn with_cache(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        match compile_cache() {
-            Ok(cache) => {
+        let cache = cache_dir.map(|dir| {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir.join("wasmtime"));
+            wasmtime::Cache::new(cache)
+        });
+        match cache {
+            Some(Ok(cache)) => {
                 config.cache(Some(cache));
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 tracing::warn!(error = %format!("{e:#}"), "Compiled-plugin cache unavailable; compiling every start.")
             }
+            None => tracing::warn!("No compiled-plugin cache directory (set SLUICE_CACHE_DIR); compiling every start."),
         }
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"))?;
         let weak = engine.weak();
@@ -102,6 +118,11 @@ impl WasmHost {
         let component = Component::new(&self.engine, &spec.bytes)
             .map_err(|e| LoadError::Compile { path: path.clone(), message: format!("{e:#}") })?;
         let kind = plugin_kind(&self.engine, &component, &path)?;
+        if let Some((import, _)) =
+            component.component_type().imports(&self.engine).find(|(name, _)| name.starts_with("wasi:http/"))
+        {
+            return Err(LoadError::Network { path, import: import.to_string() });
+        }
         let mut linker: Linker<HostState> = Linker::new(&self.engine);
         let link = |e: wasmtime::Error| LoadError::Link { path: path.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
@@ -127,24 +148,26 @@ impl WasmHost {
         };
         // Start one instance now: it reads the plugin's identity and proves
         // that its config is accepted before any record flows.
-        let probe = plugin.instantiate().map_err(|message| LoadError::Start { path: path.clone(), message })?;
+        let probe = plugin.instantiate().map_err(|mut message| {
+            if message.contains("exceeds memory limits") {
+                let mib = plugin.memory_bytes >> 20;
+                message.push_str(&format!(" (memory_mb = {mib} is less than the plugin needs to start)"));
+            }
+            LoadError::Start { path: path.clone(), message }
+        })?;
         plugin.info = probe.info;
         Ok(Arc::new(plugin))
     }
 }
 
-/// The on-disk cache of compiled plugins, keyed by the component's bytes and
-/// the engine's settings: `$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`,
-/// else `~/.cache/sluice`. A hit turns a compile of seconds into milliseconds.
-fn compile_cache() -> wasmtime::Result<wasmtime::Cache> {
-    let dir = std::env::var_os("SLUICE_CACHE_DIR")
+/// Where compiled plugins are cached, keyed by the component's bytes and the
+/// engine's settings: `$SLUICE_CACHE_DIR`, else `$XDG_CACHE_HOME/sluice`, else
+/// `~/.cache/sluice`. A hit turns a compile of seconds into milliseconds.
+fn default_cache_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("SLUICE_CACHE_DIR")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("sluice")))
         .or_else(|| std::env::var_os("HOME").map(|d| std::path::PathBuf::from(d).join(".cache/sluice")))
-        .ok_or_else(|| wasmtime::Error::msg("no cache directory (set SLUICE_CACHE_DIR)"))?;
-    let mut config = wasmtime::CacheConfig::new();
-    config.with_directory(dir.join("wasmtime"));
-    wasmtime::Cache::new(config)
 }
 
 /// Everything needed to load one stage's plugin.
@@ -264,7 +287,7 @@ impl Plugin {
         let state = HostState {
             wasi: sandbox(self.clocks, self.grants.as_ref().map(|g| g.dir.as_path()))?,
             table: ResourceTable::new(),
-            limits: Limits { memory_bytes: self.memory_bytes, memory_denied: false },
+            limits: Limits { memory_bytes: self.memory_bytes, memory_denied: false, memory_in_use: 0 },
             stage: self.stage.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -312,6 +335,11 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Linear memory the instance holds now, bytes.
+    pub fn memory_in_use(&self) -> usize {
+        self.store.data().limits.memory_in_use
+    }
+
     /// Why the last call failed, in words for a quarantine record.
     pub fn describe_fault(&self, e: &wasmtime::Error) -> String {
         if self.store.data().limits.memory_denied {
@@ -391,12 +419,17 @@ struct HostState {
 struct Limits {
     memory_bytes: usize,
     memory_denied: bool,
+    /// Linear memory in use, all memories of the instance together.
+    memory_in_use: usize,
 }
 
 impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let ok = desired <= self.memory_bytes;
         self.memory_denied |= !ok;
+        if ok {
+            self.memory_in_use += desired.saturating_sub(current);
+        }
         Ok(ok)
     }
 

@@ -1,0 +1,143 @@
+// The sluice plugin SDK for JavaScript (componentize-qjs or componentize-js):
+// write two functions, never touch the bindings.
+//
+//   import * as sluice from "./sluice_plugin.js";
+//
+//   export const transform = sluice.transform({
+//     name: "my-plugin",
+//     version: "0.1.0",
+//     init(config) { return state; },     // the stage's `config` table; throw to refuse it
+//     process(state, event) { return event; },  // one event (an object), in order
+//   });
+//
+// `process` returns the event to keep it, an array of events for zero or
+// more, or `sluice.drop(rule)` / `sluice.error(reason)`. A thrown error becomes
+// an error outcome: the host quarantines that event with the message, and the
+// plugin goes on with the next one.
+//
+// A parser exports `parser = sluice.parser({name, version, init, parse(state, record)})`,
+// where `record` is a Uint8Array of raw bytes (`sluice.text(record)` decodes UTF-8).
+//
+// Events are objects keyed by the sluice schema's flat column names (`time`,
+// `actor_user_name`, ...); other keys end up in the `unmapped` column.
+
+import { log as hostLog } from "sluice:plugin/host@0.1.0";
+
+const DROP = Symbol("drop");
+const ERROR = Symbol("error");
+
+/** No event, on purpose; `rule` names why. */
+export function drop(rule) {
+  return { [DROP]: String(rule) };
+}
+
+/** Not processed: the host quarantines the input with this reason. */
+export function error(reason) {
+  return { [ERROR]: String(reason) };
+}
+
+/** The value at a dotted path ("a.b.c"), or undefined. */
+export function getPath(event, path) {
+  let value = event;
+  for (const name of path.split(".")) {
+    if (value === null || typeof value !== "object" || !(name in value)) return undefined;
+    value = value[name];
+  }
+  return value;
+}
+
+/** Sets the value at a dotted path, making the objects on the way. */
+export function setPath(event, path, value) {
+  const names = path.split(".");
+  let target = event;
+  for (const name of names.slice(0, -1)) {
+    if (target[name] === null || typeof target[name] !== "object") target[name] = {};
+    target = target[name];
+  }
+  target[names[names.length - 1]] = value;
+}
+
+/** A line in the host's log: "trace", "debug", "info", "warn" or "error". */
+export function log(level, message) {
+  hostLog(level, String(message));
+}
+
+/** UTF-8 text of a record. */
+export function text(record) {
+  return new TextDecoder().decode(record);
+}
+
+function isEvent(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function wire(result) {
+  if (result !== null && typeof result === "object") {
+    if (DROP in result) return { tag: "drop", val: result[DROP] };
+    if (ERROR in result) return { tag: "error", val: result[ERROR] };
+    if (Array.isArray(result) && result.every(isEvent)) {
+      return { tag: "many", val: result.map((e) => JSON.stringify(e)) };
+    }
+    if (isEvent(result)) return { tag: "keep", val: JSON.stringify(result) };
+  }
+  return { tag: "error", val: `the plugin returned ${typeof result}, not an event or an outcome` };
+}
+
+function call(fn, state, input) {
+  try {
+    return wire(fn(state, input));
+  } catch (e) {
+    return { tag: "error", val: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
+}
+
+function start(init, config) {
+  let settings;
+  try {
+    settings = config.trim() ? JSON.parse(config) : {};
+  } catch (e) {
+    throw `plugin config is not valid JSON: ${e.message}`;
+  }
+  try {
+    return init ? init(settings) : settings;
+  } catch (e) {
+    throw e instanceof Error ? e.message : String(e);
+  }
+}
+
+/** The export object: `info`, `init`, and the batch call `method`, which
+ * gives each input to `each(state, input)`. */
+function exportObject({ name, version, init }, method, each) {
+  let state;
+  let ready = false;
+  return {
+    info: () => ({ name, version }),
+    init(config) {
+      state = start(init, config);
+      ready = true;
+    },
+    [method](inputs) {
+      if (!ready) return inputs.map(() => ({ tag: "error", val: "plugin used before init" }));
+      return inputs.map((input) => each(state, input));
+    },
+  };
+}
+
+/** The export object for a transform plugin: `export const transform = ...`. */
+export function transform(spec) {
+  return exportObject(spec, "process", (state, text) => {
+    let event;
+    try {
+      event = JSON.parse(text);
+    } catch {
+      event = undefined;
+    }
+    if (!isEvent(event)) return { tag: "error", val: "event is not a JSON object" };
+    return call(spec.process, state, event);
+  });
+}
+
+/** The export object for a parser plugin: `export const parser = ...`. */
+export function parser(spec) {
+  return exportObject(spec, "parse", (state, record) => call(spec.parse, state, record));
+}
