@@ -287,3 +287,160 @@ fn a_plugin_that_imports_wasi_http_is_refused() {
     run.assert_failure();
     assert!(run.stderr.contains("imports wasi:http/outgoing-handler@0.2.6: plugins get no network access"), "{run}");
 }
+
+/// A parser in each SDK that has one besides Rust's (the bundled parsers are
+/// Rust): `USER ACTION[,ACTION...]` lines; one action keeps an event, several
+/// make many, `#` lines are dropped, anything else is an error.
+const PARSER_C: &str = r##"
+#include "sluice_plugin.h"
+#include <stdlib.h>
+#include <string.h>
+
+const char *const SLUICE_PLUGIN_NAME = "words";
+const char *const SLUICE_PLUGIN_VERSION = "0.1.0";
+static int64_t when;
+
+char *sluice_init(const sl_json *config) {
+    if (sl_has(config, "time") && !sl_get_int(config, "time", &when)) return sl_strdup("`time` must be an integer");
+    return NULL;
+}
+
+sl_outcome sluice_parse(const uint8_t *record, size_t len) {
+    if (len && record[0] == '#') return sl_drop("comment");
+    char *text = malloc(len + 1);
+    memcpy(text, record, len);
+    text[len] = 0;
+    char *space = strchr(text, ' ');
+    if (!space || space == text || !space[1] || strchr(space + 1, ' ')) {
+        free(text);
+        return sl_error("expected USER ACTIONS");
+    }
+    *space = 0;
+    size_t n = 1;
+    for (char *p = space + 1; *p; p++) n += *p == ',';
+    sl_json **events = malloc(n * sizeof *events);
+    char *op = space + 1;
+    for (size_t i = 0; i < n; i++) {
+        char *comma = strchr(op, ',');
+        if (comma) *comma = 0;
+        events[i] = sl_json_new();
+        sl_set_int(events[i], "time", when);
+        sl_set_string(events[i], "actor_user_name", text);
+        sl_set_string(events[i], "api_operation", op);
+        if (comma) op = comma + 1;
+    }
+    free(text);
+    if (n > 1) return sl_many(events, n);
+    sl_json *one = events[0];
+    free(events);
+    return sl_keep(one);
+}
+"##;
+
+const PARSER_PYTHON: &str = r##"
+import sluice_plugin as sluice
+
+class Words:
+    def __init__(self, config):
+        self.time = config.get("time", 0)
+
+    def parse(self, record):
+        text = record.decode("utf-8")
+        if text.startswith("#"):
+            return sluice.drop("comment")
+        words = text.split(" ")
+        if len(words) != 2 or not all(words):
+            return sluice.error("expected USER ACTIONS")
+        user, actions = words
+        events = [{"time": self.time, "actor_user_name": user, "api_operation": a} for a in actions.split(",")]
+        return events[0] if len(events) == 1 else events
+
+Parser = sluice.parser(Words, name="words", version="0.1.0")
+"##;
+
+const PARSER_JS: &str = r##"
+import * as sluice from "./sluice_plugin.js";
+
+export const parser = sluice.parser({
+  name: "words",
+  version: "0.1.0",
+  init(config) {
+    return { time: config.time ?? 0 };
+  },
+  parse(state, record) {
+    const text = sluice.text(record);
+    if (text.startsWith("#")) return sluice.drop("comment");
+    const words = text.split(" ");
+    if (words.length !== 2 || !words.every(Boolean)) return sluice.error("expected USER ACTIONS");
+    const [user, actions] = words;
+    const events = actions.split(",").map((a) => ({ time: state.time, actor_user_name: user, api_operation: a }));
+    return events.length === 1 ? events[0] : events;
+  },
+});
+"##;
+
+fn parser_in(lang: &str, file: &str, source: &str) {
+    let t = TestDir::new();
+    sluice_in(t.root(), &["plugin", "new", "words", "--lang", lang], &[]).assert_success();
+    let project = t.path("words");
+    let manifest = std::fs::read_to_string(project.join("sluice-plugin.toml")).unwrap();
+    std::fs::write(project.join("sluice-plugin.toml"), manifest.replace("kind = \"transform\"", "kind = \"parser\""))
+        .unwrap();
+    std::fs::write(project.join(file), source).unwrap();
+    let wasm = project.join("words.wasm");
+    build(&project, &wasm).assert_success();
+    t.write("in.txt", "alice CreateUser\n# a comment\noops\nbob Read,Write\nzoë Löschen\n");
+    t.write("config.toml", "time = 1793491200000000\n");
+    t.write(
+        "expected.jsonl",
+        "{\"keep\":{\"time\":1793491200000000,\"actor_user_name\":\"alice\",\"api_operation\":\"CreateUser\"}}\n\
+         {\"drop\":\"comment\"}\n\
+         {\"error\":\"expected USER ACTIONS\"}\n\
+         {\"many\":[{\"time\":1793491200000000,\"actor_user_name\":\"bob\",\"api_operation\":\"Read\"},\
+         {\"time\":1793491200000000,\"actor_user_name\":\"bob\",\"api_operation\":\"Write\"}]}\n\
+         {\"keep\":{\"time\":1793491200000000,\"actor_user_name\":\"zoë\",\"api_operation\":\"Löschen\"}}\n",
+    );
+    let args = [
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--input",
+        "in.txt",
+        "--config",
+        "config.toml",
+        "--expect",
+        "expected.jsonl",
+    ];
+    let run = sluice_in(t.root(), &args, &[]);
+    run.assert_success();
+    assert!(run.stdout.contains("ok: words 0.1.0: 5 lines match"), "{lang}: {run}");
+}
+
+#[test]
+fn parser_c() {
+    parser_in("c", "plugin.c", PARSER_C);
+}
+#[test]
+fn parser_python() {
+    parser_in("python", "app.py", PARSER_PYTHON);
+}
+#[test]
+fn parser_js() {
+    parser_in("js", "plugin.js", PARSER_JS);
+}
+
+#[test]
+fn the_js_sdk_decodes_utf8_as_text_decoder_does() {
+    // QuickJS has no TextDecoder, so the SDK decodes records itself; Node's is the reference
+    let out = std::process::Command::new("node")
+        .arg(repo_root().join("tests/tools/js_sdk_text.mjs"))
+        .arg(repo_root().join("plugins/sdk-js/sluice_plugin.js"))
+        .output()
+        .expect("node is needed for this test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("mismatches 0 of 20011"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -62,9 +62,55 @@ export function log(level, message) {
   hostLog(level, String(message));
 }
 
-/** UTF-8 text of a record. */
+/** UTF-8 text of a record, decoded as TextDecoder would (QuickJS has none):
+ * each invalid sequence becomes one U+FFFD. */
 export function text(record) {
-  return new TextDecoder().decode(record);
+  let out = "";
+  let i = 0;
+  while (i < record.length) {
+    const b = record[i];
+    if (b < 0x80) {
+      out += String.fromCharCode(b);
+      i += 1;
+      continue;
+    }
+    // the sequence's length, and the range its second byte must be in
+    let need = 0;
+    let lo = 0x80;
+    let hi = 0xbf;
+    let cp = 0;
+    if (b >= 0xc2 && b <= 0xdf) {
+      need = 1;
+      cp = b & 0x1f;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      need = 2;
+      cp = b & 0x0f;
+      if (b === 0xe0) lo = 0xa0;
+      if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need = 3;
+      cp = b & 0x07;
+      if (b === 0xf0) lo = 0x90;
+      if (b === 0xf4) hi = 0x8f;
+    }
+    let k = 1;
+    while (k <= need) {
+      const c = record[i + k];
+      if (c === undefined || c < lo || c > hi) break;
+      cp = (cp << 6) | (c & 0x3f);
+      lo = 0x80;
+      hi = 0xbf;
+      k += 1;
+    }
+    if (need === 0 || k <= need) {
+      out += "\ufffd";
+      i += need === 0 ? 1 : k;
+      continue;
+    }
+    out += String.fromCodePoint(cp);
+    i += k;
+  }
+  return out;
 }
 
 function isEvent(value) {
