@@ -302,6 +302,7 @@ static int64_t when;
 
 char *sluice_init(const sl_json *config) {
     if (sl_has(config, "time") && !sl_get_int(config, "time", &when)) return sl_strdup("`time` must be an integer");
+    sl_log(SL_WARN, "words is ready");
     return NULL;
 }
 
@@ -343,6 +344,7 @@ import sluice_plugin as sluice
 class Words:
     def __init__(self, config):
         self.time = config.get("time", 0)
+        sluice.log("warn", "words is ready")
 
     def parse(self, record):
         text = record.decode("utf-8")
@@ -365,6 +367,7 @@ export const parser = sluice.parser({
   name: "words",
   version: "0.1.0",
   init(config) {
+    sluice.log("warn", "words is ready");
     return { time: config.time ?? 0 };
   },
   parse(state, record) {
@@ -411,9 +414,11 @@ fn parser_in(lang: &str, file: &str, source: &str) {
         "--expect",
         "expected.jsonl",
     ];
-    let run = sluice_in(t.root(), &args, &[]);
+    let run = sluice_in(t.root(), &args, &[("SLUICE_LOG", "warn")]);
     run.assert_success();
     assert!(run.stdout.contains("ok: words 0.1.0: 5 lines match"), "{lang}: {run}");
+    // the host's log import, through each SDK
+    assert!(run.stderr.contains("words is ready") && run.stderr.contains("stage=\"test\""), "{lang}: {run}");
 }
 
 #[test]
@@ -439,8 +444,122 @@ fn the_js_sdk_decodes_utf8_as_text_decoder_does() {
         .expect("node is needed for this test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("mismatches 0 of 20011"),
+        out.status.success() && stdout.contains("mismatches 0 of 20012"),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The C SDK's JSON reader and writer on the inputs that trip JSON code:
+/// escapes, surrogates, numbers, nesting, invalid UTF-8, NUL in keys.
+const C_ECHO: &str = r##"
+#include "sluice_plugin.h"
+#include <stdlib.h>
+#include <string.h>
+
+const char *const SLUICE_PLUGIN_NAME = "echo";
+const char *const SLUICE_PLUGIN_VERSION = "0.1.0";
+
+char *sluice_init(const sl_json *config) {
+    (void)config;
+    return NULL;
+}
+
+sl_outcome sluice_parse(const uint8_t *record, size_t len) {
+    if (len >= 2 && record[0] == 'T' && record[1] == ':') {
+        /* a record that is text, maybe not UTF-8 */
+        char *text = sl_text(record + 2, len - 2);
+        sl_json *event = sl_json_new();
+        sl_set_string(event, "text", text);
+        free(text);
+        return sl_keep(event);
+    }
+    char *why = NULL;
+    sl_json *event = sl_json_parse((const char *)record, len, &why);
+    if (!event) {
+        sl_outcome o = sl_error(why);
+        free(why);
+        return o;
+    }
+    if (!sl_set_raw(event, "raw", "  [1, {\"x\": \"y\"}]  ")) return sl_error("sl_set_raw refused valid JSON");
+    if (sl_set_raw(event, "bad", "01") || sl_set_raw(event, "bad", "[1,]")) return sl_error("sl_set_raw took bad JSON");
+    char type[2] = {sl_type(event, "raw"), 0};
+    sl_set_string(event, "raw_type", type);
+    char *nested = sl_get_string(event, "b.c");
+    if (nested) {
+        sl_set_string(event, "b_c", nested);
+        free(nested);
+    }
+    return sl_keep(event);
+}
+"##;
+
+#[test]
+fn the_c_sdk_reads_and_writes_json_strictly() {
+    let t = TestDir::new();
+    sluice_in(t.root(), &["plugin", "new", "echo", "--lang", "c"], &[]).assert_success();
+    let project = t.path("echo");
+    let manifest = std::fs::read_to_string(project.join("sluice-plugin.toml")).unwrap();
+    std::fs::write(project.join("sluice-plugin.toml"), manifest.replace("kind = \"transform\"", "kind = \"parser\""))
+        .unwrap();
+    std::fs::write(project.join("plugin.c"), C_ECHO).unwrap();
+    let wasm = project.join("echo.wasm");
+    build(&project, &wasm).assert_success();
+    let deep = format!("{{\"d\":{}{}}}", "[".repeat(200), "]".repeat(200));
+    let lines: Vec<Vec<u8>> = vec![
+        br#"{"a":"\u00e9\ud83d\ude00\n\"q\"","b":{"c":"deep"},"n":-0.5e3,"z":null}"#.to_vec(),
+        br#"{"a":01}"#.to_vec(),
+        br#"{"a":"\ud800"}"#.to_vec(),
+        br#"{"a":"\udc00x"}"#.to_vec(),
+        b"{\"a\":\"x\xffy\"}".to_vec(),
+        br#"{"a":1} x"#.to_vec(),
+        br#"{"a":1,"a":2}"#.to_vec(),
+        br#"[1]"#.to_vec(),
+        br#"{"k\u0000":1}"#.to_vec(),
+        deep.into_bytes(),
+        b"T:caf\xc3\xa9 \xff\xfe \xed\xa0\x80 end".to_vec(),
+    ];
+    t.write_bytes("in.txt", &lines.join(&b'\n'));
+    let run = sluice_in(t.root(), &["plugin", "test", wasm.to_str().unwrap(), "--input", "in.txt"], &[]);
+    run.assert_success();
+    let out: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(out.len(), lines.len(), "{run}");
+    assert_eq!(
+        out[0]["keep"],
+        serde_json::json!({"a": "é😀\n\"q\"", "b": {"c": "deep"}, "n": -500.0, "z": null,
+            "raw": [1, {"x": "y"}], "raw_type": "a", "b_c": "deep"}),
+        "{run}"
+    );
+    let error = |i: usize| out[i]["error"].as_str().unwrap_or_else(|| panic!("line {i}: {run}")).to_string();
+    assert_eq!(error(1), "number with a leading zero at byte 7");
+    assert!(error(2).starts_with("lone surrogate in a string"), "{run}");
+    assert!(error(3).starts_with("lone surrogate in a string"), "{run}");
+    assert!(error(4).starts_with("invalid UTF-8 in a string"), "{run}");
+    assert!(error(5).starts_with("text after the object"), "{run}");
+    assert_eq!(out[6]["keep"]["a"], 2, "{run}");
+    assert!(error(7).starts_with("not a JSON object"), "{run}");
+    assert!(error(8).starts_with("NUL in a key"), "{run}");
+    assert!(error(9).starts_with("nested too deeply"), "{run}");
+    assert_eq!(out[10]["keep"]["text"], "café \u{fffd}\u{fffd} \u{fffd}\u{fffd}\u{fffd} end", "{run}");
+}
+
+#[test]
+fn the_js_sdk_refuses_integers_javascript_cannot_hold() {
+    let t = TestDir::new();
+    sluice_in(t.root(), &["plugin", "new", "big", "--lang", "js"], &[]).assert_success();
+    let project = t.path("big");
+    let wasm = project.join("big.wasm");
+    build(&project, &wasm).assert_success();
+    t.write(
+        "in.jsonl",
+        "{\"time\":1793491200000000,\"account\":{\"id\":9007199254740993}}\n{\"time\":1793491200000000,\"n\":9007199254740991}\n",
+    );
+    let run = sluice_in(t.root(), &["plugin", "test", wasm.to_str().unwrap(), "--input", "in.jsonl"], &[]);
+    run.assert_success();
+    let out: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        out[0]["error"], "event holds an integer beyond 2^53 (9007199254740992), which JavaScript cannot keep exactly",
+        "{run}"
+    );
+    assert_eq!(out[1]["keep"]["n"], 9007199254740991_i64, "{run}");
 }

@@ -62,12 +62,51 @@ bool sl_in(const char *s, char *const *list, size_t n) {
     return false;
 }
 
-/* A JSON string literal for `s`. */
+/* The length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+static size_t utf8_sequence(const unsigned char *s, size_t n) {
+    unsigned char b = s[0];
+    if (b < 0x80) return 1;
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < need + 1) return 0;
+    for (size_t k = 1; k <= need; k++) {
+        if (s[k] < lo || s[k] > hi) return 0;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need + 1;
+}
+
+/* A JSON string literal for `s`; bytes that are not UTF-8 become U+FFFD. */
 static void buf_quoted(buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     buf_char(b, '"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
+            if (len == 0) {
+                buf_add(b, "\xEF\xBF\xBD", 3);
+            } else {
+                buf_add(b, s + i, len);
+                i += len - 1;
+            }
+            continue;
+        }
         switch (c) {
         case '"': buf_add(b, "\\\"", 2); break;
         case '\\': buf_add(b, "\\\\", 2); break;
@@ -151,7 +190,15 @@ static bool read_string(cursor *c, buf *out) {
     if (c->s >= c->end || *c->s != '"') return fail(c, "expected a string");
     c->s++;
     while (c->s < c->end) {
-        char ch = *c->s++;
+        char ch = *c->s;
+        if ((unsigned char)ch >= 0x80) {
+            size_t len = utf8_sequence((const unsigned char *)c->s, (size_t)(c->end - c->s));
+            if (len == 0) return fail(c, "invalid UTF-8 in a string");
+            if (out) buf_add(out, c->s, len);
+            c->s += len;
+            continue;
+        }
+        c->s++;
         if (ch == '"') return true;
         if ((unsigned char)ch < 0x20) return fail(c, "control character in a string");
         if (ch != '\\') {
@@ -173,11 +220,13 @@ static bool read_string(cursor *c, buf *out) {
         case 'u': {
             unsigned cp;
             if (!read_hex4(c, &cp)) return false;
-            if (cp >= 0xD800 && cp < 0xDC00 && c->end - c->s >= 6 && c->s[0] == '\\' && c->s[1] == 'u') {
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return fail(c, "lone surrogate in a string");
+            if (cp >= 0xD800 && cp < 0xDC00) {
                 unsigned lo;
+                if (c->end - c->s < 6 || c->s[0] != '\\' || c->s[1] != 'u') return fail(c, "lone surrogate in a string");
                 c->s += 2;
                 if (!read_hex4(c, &lo)) return false;
-                if (lo < 0xDC00 || lo > 0xDFFF) return fail(c, "bad surrogate pair");
+                if (lo < 0xDC00 || lo > 0xDFFF) return fail(c, "lone surrogate in a string");
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
             if (out) buf_utf8(out, cp);
@@ -198,6 +247,7 @@ static bool skip_number(cursor *c) {
     const char *digits = c->s;
     while (c->s < c->end && *c->s >= '0' && *c->s <= '9') c->s++;
     if (c->s == digits) return fail(c, "expected a value");
+    if (*digits == '0' && c->s - digits > 1) return fail(c, "number with a leading zero");
     if (c->s < c->end && *c->s == '.') {
         c->s++;
         const char *frac = c->s;
@@ -350,6 +400,11 @@ sl_json *sl_json_parse(const char *text, size_t len, char **error) {
             const char *start = c.s;
             if (!skip_value(&c)) {
                 free(key.p);
+                goto bad;
+            }
+            if (key.p && strlen(key.p) != key.len) {
+                free(key.p);
+                fail(&c, "NUL in a key");
                 goto bad;
             }
             put(o, key.p ? key.p : "", copy_n(start, (size_t)(c.s - start)));
@@ -580,10 +635,13 @@ void sl_set_null(sl_json *o, const char *key) { put(o, key, sl_strdup("null")); 
 
 bool sl_set_raw(sl_json *o, const char *key, const char *json) {
     cursor c = {json, json + strlen(json), NULL, 0};
+    skip_ws(&c);
+    const char *start = c.s;
     if (!skip_value(&c)) return false;
+    const char *end = c.s;
     skip_ws(&c);
     if (c.s != c.end) return false;
-    put(o, key, sl_strdup(json));
+    put(o, key, copy_n(start, (size_t)(end - start)));
     return true;
 }
 
@@ -599,6 +657,22 @@ bool sl_remove(sl_json *o, const char *key) {
 }
 
 /* ---------------------------------------------------------------- outcomes */
+
+char *sl_text(const uint8_t *bytes, size_t len) {
+    buf b = {0};
+    buf_grow(&b, len);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence(bytes + i, len - i);
+        if (n == 0) {
+            buf_add(&b, "\xEF\xBF\xBD", 3);
+            i += 1;
+        } else {
+            buf_add(&b, (const char *)bytes + i, n);
+            i += n;
+        }
+    }
+    return b.p;
+}
 
 sl_outcome sl_keep(sl_json *event) {
     sl_json **one = malloc(sizeof *one);
@@ -653,7 +727,7 @@ void EXPORT(info)(EXPORT(plugin_info_t) * ret) {
 bool EXPORT(init)(wire_string *config, wire_string *err) {
     char *why = NULL;
     size_t i = 0;
-    while (i < config->len && (config->ptr[i] == ' ' || config->ptr[i] == '\n')) i++;
+    while (i < config->len && config->ptr[i] && strchr(" \t\r\n", config->ptr[i])) i++;
     sl_json *cfg = i == config->len ? sl_json_new() : sl_json_parse((const char *)config->ptr, config->len, &why);
     WIRE(string_free)(config);
     if (!cfg) {
@@ -675,10 +749,28 @@ bool EXPORT(init)(wire_string *config, wire_string *err) {
     return true;
 }
 
+/* Frees the events of an outcome, each once (a plugin may list one twice). */
+static void free_events(sl_json **events, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) seen = events[j] == events[i];
+        if (!seen) sl_json_free(events[i]);
+    }
+    free(events);
+}
+
 /* One outcome on the wire; frees what the plugin returned. */
 static EXPORT(outcome_t) to_wire(sl_outcome o) {
     EXPORT(outcome_t) w;
     memset(&w, 0, sizeof w);
+    for (size_t i = 0; i < o.n; i++) {
+        if (!o.events[i]) {
+            free_events(o.events, o.n);
+            free(o.reason);
+            o = sl_error("the plugin returned a NULL event");
+            break;
+        }
+    }
     switch (o.kind) {
     case SL_KEEP: {
         size_t len;
@@ -710,8 +802,7 @@ static EXPORT(outcome_t) to_wire(sl_outcome o) {
         o.reason = NULL;
         break;
     }
-    for (size_t i = 0; i < o.n; i++) sl_json_free(o.events[i]);
-    free(o.events);
+    free_events(o.events, o.n);
     free(o.reason);
     return w;
 }

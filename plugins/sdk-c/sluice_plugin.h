@@ -20,7 +20,9 @@
  * (`time`, `actor_user_name`, ...); keys that are not columns end up in the
  * `unmapped` column. An sl_json is one object whose members can be read by
  * dotted path and set at the top level. Everything here allocates with
- * malloc; the SDK frees the events it hands out and the ones returned to it.
+ * malloc; the SDK frees the events it hands out and the ones returned to it
+ * (an event listed twice in sl_many is freed once; a NULL event makes the
+ * outcome an error).
  *
  * No libc I/O is needed, so a plugin built with this SDK imports nothing
  * from WASI; `sl_log` writes to the host's log instead.
@@ -68,8 +70,10 @@ void sl_json_free(sl_json *obj);
 /* The object as compact JSON text, malloc'd and NUL-terminated. */
 char *sl_json_text(const sl_json *obj, size_t *len);
 
-/* Reading. A path is member names joined by dots: "actor.user.name". */
-/* The value's JSON text (owned by obj, valid until it changes), or NULL. */
+/* Reading. A path is member names joined by dots: "actor.user.name".
+ * Writing is by top-level key only. Strings read are UTF-8; strings written
+ * are made UTF-8 (invalid bytes become U+FFFD). */
+/* A top-level member's JSON text (owned by obj, valid until it changes), or NULL. */
 const char *sl_get_raw(const sl_json *obj, const char *path);
 bool sl_has(const sl_json *obj, const char *path);
 /* A string value, unescaped and malloc'd; NULL when missing or not a string. */
@@ -90,7 +94,8 @@ void sl_set_string(sl_json *obj, const char *key, const char *value);
 void sl_set_int(sl_json *obj, const char *key, int64_t value);
 void sl_set_bool(sl_json *obj, const char *key, bool value);
 void sl_set_null(sl_json *obj, const char *key);
-/* `json` must be valid JSON text; returns false (and changes nothing) if not. */
+/* `json` must be one valid JSON value (surrounding white space is dropped);
+ * returns false (and changes nothing) if not. */
 bool sl_set_raw(sl_json *obj, const char *key, const char *json);
 /* Returns whether the member was there. */
 bool sl_remove(sl_json *obj, const char *key);
@@ -98,6 +103,9 @@ bool sl_remove(sl_json *obj, const char *key);
 /* ---- Helpers ---- */
 
 char *sl_strdup(const char *s);
+/* A record's bytes as NUL-terminated UTF-8, malloc'd; bytes that are not
+ * UTF-8 become U+FFFD (a NUL byte ends the text early). */
+char *sl_text(const uint8_t *bytes, size_t len);
 /* Whether `s` is one of `list[0..n)`. */
 bool sl_in(const char *s, char *const *list, size_t n);
 

@@ -36,22 +36,27 @@ export function error(reason) {
   return { [ERROR]: String(reason) };
 }
 
-/** The value at a dotted path ("a.b.c"), or undefined. */
+/** The value at a dotted path ("a.b.c") of the event's own members, or undefined. */
 export function getPath(event, path) {
   let value = event;
   for (const name of path.split(".")) {
-    if (value === null || typeof value !== "object" || !(name in value)) return undefined;
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, name)) return undefined;
     value = value[name];
   }
   return value;
 }
 
+const RESERVED = new Set(["__proto__", "constructor", "prototype"]);
+
 /** Sets the value at a dotted path, making the objects on the way. */
 export function setPath(event, path, value) {
   const names = path.split(".");
+  if (names.some((n) => RESERVED.has(n))) throw new Error(`setPath: \`${path}\` names an object's internals`);
   let target = event;
   for (const name of names.slice(0, -1)) {
-    if (target[name] === null || typeof target[name] !== "object") target[name] = {};
+    if (!Object.hasOwn(target, name) || target[name] === null || typeof target[name] !== "object") {
+      target[name] = {};
+    }
     target = target[name];
   }
   target[names[names.length - 1]] = value;
@@ -62,8 +67,9 @@ export function log(level, message) {
   hostLog(level, String(message));
 }
 
-/** UTF-8 text of a record, decoded as TextDecoder would (QuickJS has none):
- * each invalid sequence becomes one U+FFFD. */
+/** UTF-8 text of a record, decoded as TextDecoder with `ignoreBOM: true`
+ * would (QuickJS has none): each invalid sequence becomes one U+FFFD, and a
+ * byte-order mark is kept, as Rust's and Python's decoders keep it. */
 export function text(record) {
   let out = "";
   let i = 0;
@@ -113,8 +119,18 @@ export function text(record) {
   return out;
 }
 
+/** A plain object (not an array, a Date, a Map, an outcome marker...). */
 function isEvent(value) {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
+  if (value === null || typeof value !== "object" || DROP in value || ERROR in value) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array that holds something other than events";
+  if (typeof value === "object") return `a ${value.constructor?.name ?? "non-plain"} object`;
+  return typeof value;
 }
 
 function wire(result) {
@@ -126,7 +142,19 @@ function wire(result) {
     }
     if (isEvent(result)) return { tag: "keep", val: JSON.stringify(result) };
   }
-  return { tag: "error", val: `the plugin returned ${typeof result}, not an event or an outcome` };
+  return { tag: "error", val: `the plugin returned ${describe(result)}, not an event or an outcome` };
+}
+
+/** The first integer in `value` that JavaScript cannot hold exactly, or undefined. */
+function unsafeInteger(value) {
+  if (typeof value === "number") return Number.isInteger(value) && !Number.isSafeInteger(value) ? value : undefined;
+  if (value !== null && typeof value === "object") {
+    for (const v of Object.values(value)) {
+      const found = unsafeInteger(v);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 function call(fn, state, input) {
@@ -179,6 +207,12 @@ export function transform(spec) {
       event = undefined;
     }
     if (!isEvent(event)) return { tag: "error", val: "event is not a JSON object" };
+    // JavaScript numbers are doubles: refuse an event whose integers it would
+    // silently change, rather than alter evidence
+    const big = unsafeInteger(event);
+    if (big !== undefined) {
+      return { tag: "error", val: `event holds an integer beyond 2^53 (${big}), which JavaScript cannot keep exactly` };
+    }
     return call(spec.process, state, event);
   });
 }

@@ -32,6 +32,16 @@ Events are dicts keyed by the sluice schema's flat column names (`time`,
 
 import json
 
+# The bindings componentize-py generates. They are imported here, at build
+# time: the component is a snapshot taken after this module loaded, and
+# modules first imported later are not in it.
+try:
+    from componentize_py_types import Err
+    from wit_world import exports
+    from wit_world.imports import host, types
+except ImportError:  # outside a component build (e.g. unit tests of plugin logic)
+    Err = exports = host = types = None
+
 __all__ = ["transform", "parser", "drop", "error", "many", "get_path", "set_path", "log"]
 
 
@@ -88,8 +98,6 @@ def set_path(event, path, value):
 
 def log(level, message):
     """A line in the host's log: level is "trace", "debug", "info", "warn" or "error"."""
-    from wit_world.imports import host, types
-
     host.log(types.Level[level.upper()], str(message))
 
 
@@ -98,8 +106,6 @@ def _text(event):
 
 
 def _wire(result):
-    from wit_world.imports import types
-
     try:
         if isinstance(result, dict):
             return types.Outcome_Keep(_text(result))
@@ -115,8 +121,6 @@ def _wire(result):
 
 
 def _call(fn, arg):
-    from wit_world.imports import types
-
     try:
         return _wire(fn(arg))
     except Exception as e:  # the plugin's fault is the input's error, not a crash
@@ -124,8 +128,6 @@ def _call(fn, arg):
 
 
 def _start(cls, config):
-    from componentize_py_types import Err
-
     try:
         settings = json.loads(config) if config.strip() else {}
     except ValueError as e:
@@ -145,24 +147,18 @@ class _Exports:
         self.plugin = None
 
     def info(self):
-        from wit_world.imports import types
-
         return types.PluginInfo(self.name, self.version)
 
     def init(self, config):
         self.plugin = _start(self.cls, config)
 
     def batch(self, inputs):
-        from wit_world.imports import types
-
         if self.plugin is None:
             return [types.Outcome_Error("plugin used before init") for _ in inputs]
         return [self.each(self.plugin, i) for i in inputs]
 
 
 def _event(plugin, text):
-    from wit_world.imports import types
-
     try:
         event = json.loads(text)
     except ValueError:
@@ -174,8 +170,6 @@ def _event(plugin, text):
 
 def transform(cls, name, version):
     """The export class for a transform plugin: assign it to `Transform`."""
-    from wit_world import exports
-
     shared = _Exports(cls, name, version, _event)
 
     class Transform(exports.Transform):
@@ -193,8 +187,6 @@ def transform(cls, name, version):
 
 def parser(cls, name, version):
     """The export class for a parser plugin: assign it to `Parser`."""
-    from wit_world import exports
-
     shared = _Exports(cls, name, version, lambda plugin, record: _call(plugin.parse, bytes(record)))
 
     class Parser(exports.Parser):

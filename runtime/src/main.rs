@@ -150,9 +150,10 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Start a plugin project in a new folder NAME: the language's SDK, the
-    /// WIT contract, a working transform plugin and a golden test (`test/`).
-    /// Then: `sluice plugin build NAME` and `sluice plugin test`.
+    /// Start a plugin project in a new folder (./NAME, or --dir): the
+    /// language's SDK, the WIT contract, a working transform plugin and a
+    /// golden test (`test/`). Then: `sluice plugin build DIR` and
+    /// `sluice plugin test`.
     New {
         /// The plugin's name (lower-case letters, digits, dashes); also the folder.
         name: String,
@@ -267,6 +268,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // colours only for a person at a terminal, never in a log file or pipe
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {

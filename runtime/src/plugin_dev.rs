@@ -284,22 +284,28 @@ pub fn build(dir: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// Copies the `.js`/`.mjs` files below `from` (not `node_modules/`, not
+/// Copies the modules below the project folder `from` (`.js`, `.mjs`,
+/// `.cjs`, `.json`; not `node_modules/`, hidden folders, or the top-level
 /// `build/`) to `to`, keeping their relative paths.
 fn copy_js(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default();
-        if path.is_dir() {
-            if name != "node_modules" && name != "build" && !name.to_string_lossy().starts_with('.') {
-                copy_js(&path, &to.join(name))?;
+    fn walk(from: &Path, to: &Path, top: bool) -> anyhow::Result<()> {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default();
+            if path.is_dir() {
+                let skip =
+                    name == "node_modules" || (top && name == "build") || name.to_string_lossy().starts_with('.');
+                if !skip {
+                    walk(&path, &to.join(name), false)?;
+                }
+            } else if path.extension().is_some_and(|e| ["js", "mjs", "cjs", "json"].iter().any(|x| e == *x)) {
+                std::fs::copy(&path, to.join(name))?;
             }
-        } else if path.extension().is_some_and(|e| e == "js" || e == "mjs") {
-            std::fs::copy(&path, to.join(name))?;
         }
+        Ok(())
     }
-    Ok(())
+    walk(from, to, true)
 }
 
 /// A tool's path: `$VAR`, else the project's `node_modules/.bin`, else `PATH`.
@@ -315,8 +321,9 @@ fn tool(name: &str, var: &str, dir: &Path) -> PathBuf {
 }
 
 fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    // rustup's `cargo`, so that the project's rust-toolchain.toml picks the
+    // toolchain (not whichever one runs sluice, under `cargo run`).
+    let mut cmd = Command::new("cargo");
     cmd.current_dir(dir).args([
         "build",
         "--release",
@@ -325,7 +332,14 @@ fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
         "--message-format=json-render-diagnostics",
     ]);
     // A `cargo run` or test around this must not leak its settings into the guest build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+    ] {
         cmd.env_remove(var);
     }
     eprintln!("+ {}", shown(&cmd));
@@ -333,11 +347,13 @@ fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
     if !output.status.success() {
         bail!("cargo build failed ({})", output.status);
     }
-    // The cdylib's `.wasm`, as cargo reports it.
+    // The project's own cdylib `.wasm`, as cargo reports it.
+    let manifest = dir.join("Cargo.toml");
     let built = String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["kind"].to_string().contains("cdylib"))
+        .filter(|m| m["manifest_path"].as_str().is_some_and(|p| Path::new(p) == manifest))
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
@@ -351,7 +367,11 @@ fn build_rust(dir: &Path, out: &Path) -> anyhow::Result<()> {
 /// made a component (wit-component), with the WASI preview 1 adapter for
 /// plugins that use libc's I/O.
 fn build_c(dir: &Path, sdk: &Path, wit: &Path, world: &str, kind: Kind, out: &Path) -> anyhow::Result<()> {
+    // Fresh bindings every time: a project may have changed its kind or contract.
     let gen_dir = dir.join("build/gen");
+    if gen_dir.exists() {
+        std::fs::remove_dir_all(&gen_dir)?;
+    }
     std::fs::create_dir_all(&gen_dir)?;
     let mut resolve = wit_bindgen_core::wit_parser::Resolve::default();
     let (package, _) = resolve.push_dir(wit).with_context(|| format!("cannot read the WIT in {}", wit.display()))?;
@@ -363,15 +383,21 @@ fn build_c(dir: &Path, sdk: &Path, wit: &Path, world: &str, kind: Kind, out: &Pa
         std::fs::write(gen_dir.join(name), bytes)?;
     }
 
-    let mut sources = Vec::new();
-    for folder in [dir.to_path_buf(), sdk.to_path_buf(), gen_dir.clone()] {
-        if let Ok(entries) = std::fs::read_dir(&folder) {
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "o"))
-                .collect();
-            found.sort();
-            sources.extend(found);
+    // The `.c` files of the project and its SDK (each once, should they be one
+    // folder), and the generated bindings with their component-type object.
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for (folder, objects) in [(dir, false), (sdk, false), (gen_dir.as_path(), true)] {
+        let Ok(entries) = std::fs::read_dir(folder) else { continue };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "c" || (objects && e == "o")))
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        found.sort();
+        for file in found {
+            if !sources.contains(&file) {
+                sources.push(file);
+            }
         }
     }
     let core = dir.join("build/plugin.core.wasm");

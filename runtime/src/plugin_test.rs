@@ -120,15 +120,15 @@ pub fn bench(
     rounds: usize,
 ) -> anyhow::Result<Costs> {
     anyhow::ensure!(!lines.is_empty() && batch > 0 && rounds > 0, "nothing to measure: empty input, batch or rounds");
-    let cache = tempfile_dir()?;
+    let cache = CacheDir::new()?;
+    let cache = cache.0.as_path();
     let timed = |f: &dyn Fn() -> anyhow::Result<Arc<Plugin>>| -> anyhow::Result<(Arc<Plugin>, f64)> {
         let started = std::time::Instant::now();
         let plugin = f()?;
         Ok((plugin, started.elapsed().as_secs_f64() * 1e3))
     };
-    let (_, load_cold_ms) = timed(&|| load(&WasmHost::with_cache(Some(&cache))?, reference, config))?;
-    let (plugin, load_cached_ms) = timed(&|| load(&WasmHost::with_cache(Some(&cache))?, reference, config))?;
-    let _ = std::fs::remove_dir_all(&cache);
+    let (_, load_cold_ms) = timed(&|| load(&WasmHost::with_cache(Some(cache))?, reference, config))?;
+    let (plugin, load_cached_ms) = timed(&|| load(&WasmHost::with_cache(Some(cache))?, reference, config))?;
 
     let instantiate = || plugin.instantiate().map_err(|e| anyhow::anyhow!("the plugin refused its config: {e}"));
     let mut starts = Vec::with_capacity(rounds);
@@ -180,11 +180,21 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// A fresh directory for a cold compiled-code cache.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("sluice-bench-cache-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A fresh directory for a cold compiled-code cache, removed when dropped.
+struct CacheDir(std::path::PathBuf);
+
+impl CacheDir {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("sluice-bench-cache-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(CacheDir(dir))
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// An event as a JSON value (text that is not JSON is kept as a string).

@@ -1,5 +1,6 @@
 // Checks the JavaScript SDK's UTF-8 decoder (QuickJS has no TextDecoder)
-// against Node's TextDecoder: fixed edge cases, then random byte strings.
+// against Node's TextDecoder (keeping a BOM, as the SDK does): fixed edge
+// cases, then random byte strings.
 // Usage: node js_sdk_text.mjs PATH/TO/sluice_plugin.js  -> prints "mismatches N"
 import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +18,7 @@ const { text } = await import(file);
 const cases = [
   [0x61, 0x62], [0xc3, 0xa9], [0xe2, 0x98, 0x83], [0xf0, 0x9f, 0x98, 0x80], [0xff, 0x61], [0xc3],
   [0xe2, 0x98], [0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xf4, 0x90, 0x80, 0x80], [0xe0, 0x80, 0x80],
+  [0xef, 0xbb, 0xbf, 0x61],
 ];
 let seed = 42;
 const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
@@ -26,7 +28,7 @@ for (let n = 0; n < 20000; n++) {
 let mismatches = 0;
 for (const bytes of cases) {
   const record = new Uint8Array(bytes);
-  if (text(record) !== new TextDecoder().decode(record)) {
+  if (text(record) !== new TextDecoder("utf-8", { ignoreBOM: true }).decode(record)) {
     mismatches += 1;
     if (mismatches < 5) console.error("differs on", bytes);
   }

@@ -63,8 +63,9 @@ sl_outcome sluice_process(sl_json *event) {
     }
     free(op);
     if (redact) {
-        char t = sl_type(event, redact);
-        if (t && t != 'z') sl_set_string(event, redact, "[REDACTED]");
+        /* a top-level field, as in the other languages */
+        const char *value = sl_get_raw(event, redact);
+        if (value && strcmp(value, "null") != 0) sl_set_string(event, redact, "[REDACTED]");
     }
     return sl_keep(event);
 }

@@ -74,6 +74,25 @@ pub fn remove(object: &mut Map<String, Value>, path: &str) {
     }
 }
 
+/// Sets the value at a dotted `path`, making the objects on the way (a value
+/// on the way that is not an object is replaced by one).
+pub fn set(object: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            object.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let inner = object.entry(head).or_insert_with(|| Value::Object(Map::new()));
+            if !inner.is_object() {
+                *inner = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = inner {
+                set(inner, rest, value);
+            }
+        }
+    }
+}
+
 /// What a value is, for error texts: `null`, `a boolean`, `a number`,
 /// `a string`, `an array` or `an object`.
 pub fn kind(value: &Value) -> &'static str {
@@ -84,5 +103,23 @@ pub fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn set_makes_the_objects_on_the_way_and_get_reads_them_back() {
+        let mut event = json!({"a": 1, "b": {"c": 2}}).as_object().unwrap().clone();
+        set(&mut event, "b.d.e", json!("x"));
+        set(&mut event, "a.f", json!(true)); // a number on the way becomes an object
+        set(&mut event, "g", json!(3));
+        assert_eq!(Value::Object(event.clone()), json!({"a": {"f": true}, "b": {"c": 2, "d": {"e": "x"}}, "g": 3}));
+        assert_eq!(get(&event, "b.d.e"), Ok(Some(&json!("x"))));
+        remove(&mut event, "b.d.e");
+        assert_eq!(Value::Object(event), json!({"a": {"f": true}, "b": {"c": 2}, "g": 3}));
     }
 }

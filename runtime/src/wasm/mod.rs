@@ -414,8 +414,9 @@ struct HostState {
     stage: String,
 }
 
-/// The memory cap of one instance; remembers a refused growth so that the
-/// resulting trap can be reported as what it is.
+/// The memory cap of one instance, all its linear memories together;
+/// remembers a refused growth so that the resulting trap can be reported as
+/// what it is.
 struct Limits {
     memory_bytes: usize,
     memory_denied: bool,
@@ -425,7 +426,9 @@ struct Limits {
 
 impl ResourceLimiter for Limits {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let ok = desired <= self.memory_bytes;
+        // The cap is for all of the instance's memories together (a component
+        // may have several: the plugin's, an adapter's).
+        let ok = self.memory_in_use + desired.saturating_sub(current) <= self.memory_bytes;
         self.memory_denied |= !ok;
         if ok {
             self.memory_in_use += desired.saturating_sub(current);
