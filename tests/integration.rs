@@ -485,6 +485,7 @@ mod object_lock;
 mod plugin_test;
 mod polyglot;
 mod quarantine;
+mod query;
 mod reports;
 mod retention;
 mod routing;

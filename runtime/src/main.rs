@@ -99,11 +99,36 @@ enum Command {
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// SQL over an archive (a local folder or s3://bucket/prefix), with
+    /// DataFusion: each stream is a table named after it (`_sluice` and
+    /// `_volume` too), `events` is every stream not starting with `_`. A WHERE
+    /// on a partition column (event_day, hour, ...) skips the folders it
+    /// excludes. Needs a build with `--features query`.
+    Query {
+        /// The archive: a folder, or s3://bucket/prefix (AWS_* environment for credentials).
+        archive: String,
+        /// One SQL statement (DataFusion's dialect).
+        sql: String,
+        /// table, csv, json (one object per line) or parquet (needs --out).
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+        /// Write the result to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Plugins on their own, outside a pipeline.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+    Parquet,
 }
 
 #[derive(Subcommand)]
@@ -286,6 +311,7 @@ fn main() -> ExitCode {
             apply_retention(&pipeline, dry_run)
         }
         Command::Hold { command } => hold(command),
+        Command::Query { archive, sql, format, out } => query(&archive, &sql, format, out.as_deref()),
         Command::Plugin { command: PluginCommand::Test { plugin, input, expect, config, write } } => {
             plugin_test(&plugin, &input, expect.as_deref(), config.as_deref(), write.as_deref())
         }
@@ -556,6 +582,29 @@ fn hold(command: HoldCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "query")]
+fn query(archive: &str, sql: &str, format: QueryFormat, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    use sluice_query::Format;
+    let format = match format {
+        QueryFormat::Table => Format::Table,
+        QueryFormat::Csv => Format::Csv,
+        QueryFormat::Json => Format::Json,
+        QueryFormat::Parquet => Format::Parquet,
+    };
+    let rows = sluice_query::run(archive, sql, format, out)?;
+    if let Some(out) = out {
+        eprintln!("{rows} rows -> {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "query"))]
+fn query(_: &str, _: &str, _: QueryFormat, _: Option<&Path>) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this sluice was built without `sluice query` (DataFusion); build it with `cargo build --release --features query`"
+    )
 }
 
 fn plugin_new(name: &str, lang: sluice::plugin_dev::Lang, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
