@@ -1,17 +1,8 @@
 //! `sluice query`: SQL over an archive with DataFusion, checked against
-//! DuckDB reading the same files. Built only with `--features query` (the
-//! README's test command turns it on); without it, the command says how to get it.
+//! DuckDB reading the same files. `sluice query` exists only in a build with
+//! `--features query`, which the README's test command (and `.ci/run`) turns on.
 
 use crate::util::*;
-
-#[cfg(not(feature = "query"))]
-#[test]
-fn query_says_how_to_get_it_when_built_without_it() {
-    let t = TestDir::new();
-    let run = sluice_in(t.root(), &["query", ".", "SELECT 1"], &[]);
-    run.assert_failure();
-    assert!(run.stderr.contains("cargo build --release --features query"), "{run}");
-}
 
 #[cfg(feature = "query")]
 mod with_datafusion {
@@ -61,9 +52,18 @@ mod with_datafusion {
         let sql = "SELECT actor_user_name AS user, count(*) AS failed FROM events \
                    WHERE class_uid = 3002 AND status_id = 2 GROUP BY actor_user_name ORDER BY failed DESC, user LIMIT 5";
         let ours = query(archive, sql, &[]);
+        // DuckDB's `events`, as examples/reports/run.py makes it: the streams not starting with `_`
+        let streams: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('_'))
+            .map(|name| format!("'{archive}/{name}/**/*.parquet'"))
+            .collect();
+        assert_eq!(streams.len(), 4);
         let theirs = duckdb(&format!(
-            "SELECT actor_user_name, count(*) AS failed FROM read_parquet('{archive}/*/**/*.parquet', union_by_name = true) \
-             WHERE class_uid = 3002 AND status_id = 2 GROUP BY actor_user_name ORDER BY failed DESC, actor_user_name LIMIT 5"
+            "SELECT actor_user_name, count(*) AS failed FROM read_parquet([{}], union_by_name = true) \
+             WHERE class_uid = 3002 AND status_id = 2 GROUP BY actor_user_name ORDER BY failed DESC, actor_user_name LIMIT 5",
+            streams.join(", ")
         ));
         assert!(!ours.is_empty());
         let ours: Vec<Value> = ours.iter().map(|r| json!([r["user"], r["failed"]])).collect();
@@ -84,33 +84,110 @@ mod with_datafusion {
         let out = t.path("out");
         let archive = out.to_str().unwrap();
         quickstart(archive, &[]);
-        let hours: Vec<String> = std::fs::read_dir(out.join("auth"))
-            .unwrap()
-            .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
-            .map(|h| h.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(hours.len() > 1, "the quickstart spans several hours: {hours:?}");
-        let hour = hours[0].trim_start_matches("hour=");
+        // the (day, hour) folders of the auth stream, and their files
+        let mut folders: Vec<(String, String, usize)> = Vec::new();
+        for day in std::fs::read_dir(out.join("auth")).unwrap() {
+            let day = day.unwrap();
+            for hour in std::fs::read_dir(day.path()).unwrap() {
+                let hour = hour.unwrap();
+                let files = std::fs::read_dir(hour.path()).unwrap().count();
+                let name = |e: &std::fs::DirEntry| e.file_name().to_string_lossy().into_owned();
+                folders.push((name(&day), name(&hour), files));
+            }
+        }
+        assert!(folders.len() > 1, "the quickstart spans several hours: {folders:?}");
+        let (day, hour, files) = folders[0].clone();
+        let (d, h) = (day.trim_start_matches("event_day="), hour.trim_start_matches("hour="));
+        let filter = format!("event_day = {d} AND hour = '{h}'");
         let run = sluice_in(
             &repo_root(),
             &[
                 "query",
                 archive,
-                &format!("EXPLAIN SELECT actor_user_name FROM auth WHERE hour = '{hour}'"),
+                &format!("EXPLAIN VERBOSE SELECT actor_user_name FROM auth WHERE {filter}"),
                 "--format",
-                "csv",
+                "json",
             ],
             &[],
         );
         run.assert_success();
-        // the plan scans files of that hour's folder and no other
-        assert!(run.stdout.contains(&format!("hour={hour}/")), "{run}");
-        for other in hours.iter().filter(|h| h.trim_start_matches("hour=") != hour) {
-            assert!(!run.stdout.contains(&format!("{other}/")), "{other} is scanned: {run}");
-        }
-        let counted = query(archive, &format!("SELECT count(*) AS n FROM auth WHERE hour = '{hour}'"), &[]);
-        let expected = duckdb_count(&format!("read_parquet('{archive}/auth/*/hour={hour}/*.parquet')"));
+        // the physical plan lists exactly that folder's files
+        let plan: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let physical = plan.iter().find(|r| r["plan_type"] == "physical_plan").expect("a physical plan");
+        let scanned: Vec<&str> = physical["plan"]
+            .as_str()
+            .unwrap()
+            .split(['[', ']', ',', ' '])
+            .filter(|w| w.ends_with(".parquet"))
+            .collect();
+        assert_eq!(scanned.len(), files, "{physical}");
+        assert!(scanned.iter().all(|f| f.contains(&format!("/{day}/{hour}/"))), "{physical}");
+        let counted = query(archive, &format!("SELECT count(*) AS n FROM auth WHERE {filter}"), &[]);
+        let expected = duckdb_count(&format!("read_parquet('{archive}/auth/{day}/{hour}/*.parquet')"));
+        assert!(expected > 0);
         assert_eq!(counted, vec![json!({"n": expected})]);
+    }
+
+    /// Streams with their own partition keys and column types, as a pipeline may make them.
+    #[test]
+    fn tenant_partitions_and_differently_typed_columns_are_read_right() {
+        let t = TestDir::new();
+        t.write(
+            "a.ndjson",
+            "{\"time\":\"2026-11-01T10:00:00Z\",\"tenant\":\"t1\",\"amount\":5}\n\
+             {\"time\":\"2026-11-01T10:00:00Z\",\"tenant\":\"t/2\",\"amount\":7}\n\
+             {\"time\":\"2026-11-01T10:00:00Z\",\"amount\":9}\n",
+        );
+        t.write("b.ndjson", "{\"time\":\"2026-11-01T11:00:00Z\",\"tenant\":\"t1\",\"amount\":\"twelve\"}\n");
+        let parse = "[stages.json]\nplugin = \"parse-json\"\n\
+                     config = { keep_original = false, fields = { tenant_uid = \"tenant\", amount_cents = \"amount\" } }\n";
+        let run = t.run_pipeline(&format!(
+            "[sources.a]\ntype = \"file\"\npaths = [\"a.ndjson\"]\nchain = [\"json\"]\n\
+             [sources.b]\ntype = \"file\"\npaths = [\"b.ndjson\"]\nchain = [\"json\"]\n{parse}\
+             [streams.a]\ncolumns = {{ amount_cents = \"int64\" }}\n[streams.b]\ncolumns = {{ amount_cents = \"string\" }}\n\
+             [sink]\nurl = \"out\"\npartition_by = [\"tenant_uid\", \"event_day\", \"hour\"]\n"
+        ));
+        run.assert_success();
+        assert_eq!(run.summary().written, 4, "{run}");
+        let archive = t.path("out");
+        let archive = archive.to_str().unwrap();
+        // the key is read from the files: "t/2" decoded, a missing tenant a NULL
+        let tenants = query(
+            archive,
+            "SELECT tenant_uid, count(*) AS n FROM a GROUP BY tenant_uid ORDER BY tenant_uid NULLS FIRST",
+            &[],
+        );
+        assert_eq!(
+            tenants,
+            vec![
+                json!({"tenant_uid": null, "n": 1}),
+                json!({"tenant_uid": "t/2", "n": 1}),
+                json!({"tenant_uid": "t1", "n": 1})
+            ]
+        );
+        assert_eq!(query(archive, "SELECT count(*) AS n FROM a WHERE tenant_uid = 't/2'", &[]), vec![json!({"n": 1})]);
+        // int64 in one stream, text in the other: `events` reads both as text
+        let amounts = query(archive, "SELECT amount_cents FROM events ORDER BY amount_cents", &[]);
+        assert_eq!(
+            amounts,
+            vec![
+                json!({"amount_cents": "5"}),
+                json!({"amount_cents": "7"}),
+                json!({"amount_cents": "9"}),
+                json!({"amount_cents": "twelve"})
+            ]
+        );
+        // CSV: a list column is refused up front; no rows still give the header
+        let run = sluice_in(&repo_root(), &["query", archive, "SELECT resources FROM a", "--format", "csv"], &[]);
+        run.assert_failure();
+        assert!(run.stderr.contains("CSV cannot hold column `resources`"), "{run}");
+        let run = sluice_in(
+            &repo_root(),
+            &["query", archive, "SELECT tenant_uid FROM a WHERE 1 = 0", "--format", "csv"],
+            &[],
+        );
+        run.assert_success();
+        assert_eq!(run.stdout, "tenant_uid\n", "{run}");
     }
 
     #[test]
