@@ -100,10 +100,10 @@ enum Command {
         command: HoldCommand,
     },
     /// SQL over an archive (a local folder or s3://bucket/prefix), with
-    /// DataFusion: each stream is a table named after it (`_sluice` and
-    /// `_volume` too), `events` is every stream not starting with `_`. A WHERE
-    /// on a partition column (event_day, hour, ...) skips the folders it
-    /// excludes. Needs a build with `--features query`.
+    /// DataFusion: each stream that holds files is a table named after it
+    /// (`_sluice` and `_volume` too), `events` is every stream not starting
+    /// with `_`. A WHERE on a partition key (event_day, hour, tenant_uid, ...)
+    /// skips the folders it excludes. Needs a build with `--features query`.
     Query {
         /// The archive: a folder, or s3://bucket/prefix (AWS_* environment for credentials).
         archive: String,
