@@ -225,6 +225,9 @@ mod with_datafusion {
         let out = t.path("out");
         let archive = out.to_str().unwrap();
         quickstart(archive, &[]);
+        // a report file's text starts with a comment: it is SQL, not an option
+        let commented = query(archive, "-- all of them\nSELECT count(*) AS n FROM events", &[]);
+        assert_eq!(commented, vec![json!({"n": 4000})]);
         let run = sluice_in(&repo_root(), &["query", archive, "SELECT nope FROM events"], &[]);
         run.assert_failure();
         assert!(run.stderr.contains("the query does not plan") && run.stderr.contains("nope"), "{run}");

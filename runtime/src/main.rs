@@ -107,7 +107,8 @@ enum Command {
     Query {
         /// The archive: a folder, or s3://bucket/prefix (AWS_* environment for credentials).
         archive: String,
-        /// One SQL statement (DataFusion's dialect).
+        /// One SQL statement (DataFusion's dialect); it may start with a `--` comment.
+        #[arg(allow_hyphen_values = true)]
         sql: String,
         /// table, csv, json (one object per line) or parquet (needs --out).
         #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
