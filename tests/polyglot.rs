@@ -382,16 +382,22 @@ export const parser = sluice.parser({
 });
 "##;
 
-fn parser_in(lang: &str, file: &str, source: &str) {
-    let t = TestDir::new();
-    sluice_in(t.root(), &["plugin", "new", "words", "--lang", lang], &[]).assert_success();
-    let project = t.path("words");
+/// A scaffolded project turned into a parser with `source` as its `file`, built.
+fn parser_project(t: &TestDir, name: &str, lang: &str, file: &str, source: &str) -> PathBuf {
+    sluice_in(t.root(), &["plugin", "new", name, "--lang", lang], &[]).assert_success();
+    let project = t.path(name);
     let manifest = std::fs::read_to_string(project.join("sluice-plugin.toml")).unwrap();
     std::fs::write(project.join("sluice-plugin.toml"), manifest.replace("kind = \"transform\"", "kind = \"parser\""))
         .unwrap();
     std::fs::write(project.join(file), source).unwrap();
-    let wasm = project.join("words.wasm");
+    let wasm = project.join(format!("{name}.wasm"));
     build(&project, &wasm).assert_success();
+    wasm
+}
+
+fn parser_in(lang: &str, file: &str, source: &str) {
+    let t = TestDir::new();
+    let wasm = parser_project(&t, "words", lang, file, source);
     t.write("in.txt", "alice CreateUser\n# a comment\noops\nbob Read,Write\nzoë Löschen\n");
     t.write("config.toml", "time = 1793491200000000\n");
     t.write(
@@ -497,14 +503,7 @@ sl_outcome sluice_parse(const uint8_t *record, size_t len) {
 #[test]
 fn the_c_sdk_reads_and_writes_json_strictly() {
     let t = TestDir::new();
-    sluice_in(t.root(), &["plugin", "new", "echo", "--lang", "c"], &[]).assert_success();
-    let project = t.path("echo");
-    let manifest = std::fs::read_to_string(project.join("sluice-plugin.toml")).unwrap();
-    std::fs::write(project.join("sluice-plugin.toml"), manifest.replace("kind = \"transform\"", "kind = \"parser\""))
-        .unwrap();
-    std::fs::write(project.join("plugin.c"), C_ECHO).unwrap();
-    let wasm = project.join("echo.wasm");
-    build(&project, &wasm).assert_success();
+    let wasm = parser_project(&t, "echo", "c", "plugin.c", C_ECHO);
     let deep = format!("{{\"d\":{}{}}}", "[".repeat(200), "]".repeat(200));
     let lines: Vec<Vec<u8>> = vec![
         br#"{"a":"\u00e9\ud83d\ude00\n\"q\"","b":{"c":"deep"},"n":-0.5e3,"z":null}"#.to_vec(),

@@ -117,7 +117,7 @@ pub fn new(dir: &Path, name: &str, lang: Lang) -> anyhow::Result<Vec<String>> {
     let manifest = format!(
         "# A sluice plugin project: `sluice plugin build` reads this.\n\
          name = \"{name}\"\nversion = \"0.1.0\"\nlang = \"{}\"\nkind = \"transform\"\n",
-        lang_name(lang)
+        clap::ValueEnum::to_possible_value(&lang).expect("every language has a name").get_name()
     );
     let mut files: Vec<(String, String)> = vec![
         (MANIFEST.into(), manifest),
@@ -163,15 +163,6 @@ pub fn new(dir: &Path, name: &str, lang: Lang) -> anyhow::Result<Vec<String>> {
         std::fs::write(&full, text).with_context(|| format!("cannot write {}", full.display()))?;
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
-}
-
-fn lang_name(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Rust => "rust",
-        Lang::C => "c",
-        Lang::Python => "python",
-        Lang::Js => "js",
-    }
 }
 
 fn rust_manifest(name: &str) -> String {
