@@ -78,6 +78,75 @@ mod with_datafusion {
         assert_eq!(typed[0], json!({"t": "Timestamp(µs, \"UTC\")", "d": "Int64", "h": "Utf8"}));
     }
 
+    /// A value as text, a timestamp in one form (DuckDB writes
+    /// `2026-11-01 00:10:00.120000+00:00`, `sluice query` `2026-11-01T00:10:00.12Z`).
+    fn normalized(v: &Value) -> String {
+        let Value::String(s) = v else { return v.to_string() };
+        static TIME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(\.\d+)?(Z|\+00:00)$").unwrap()
+        });
+        match TIME.captures(s) {
+            Some(c) => {
+                let fraction = c.get(3).map_or("", |f| f.as_str().trim_end_matches('0').trim_end_matches('.'));
+                format!("{} {}{fraction}Z", &c[1], &c[2])
+            }
+            None => s.clone(),
+        }
+    }
+
+    #[test]
+    fn every_report_gives_the_same_rows_in_sluice_query_as_in_duckdb() {
+        let w = crate::crash::Workload::new(3_000);
+        append(&w.t.path("data/cloudtrail.ndjson"), &format!("{}\n", crate::reports::STOP_LOGGING));
+        w.run("out");
+        let out = w.t.path("out");
+        let archive = out.to_str().unwrap();
+        let trace = query(archive, "SELECT max(trace_id) AS id FROM events", &[]);
+        let id = trace[0]["id"].as_str().expect("the workload has trace ids").to_string();
+        let params = [
+            ("actor", "alice".to_string()),
+            ("from", "2026-11-01T00:00:00Z".to_string()),
+            ("to", "2026-11-01T06:00:00Z".to_string()),
+            ("id", id),
+        ];
+        let mut reports: Vec<_> = std::fs::read_dir(repo_root().join("examples/reports"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        reports.sort();
+        assert_eq!(reports.len(), 8);
+        for path in reports {
+            let name = path.file_stem().unwrap().to_str().unwrap();
+            let mut sql = std::fs::read_to_string(&path).unwrap();
+            let mut args = Vec::new();
+            for (key, value) in &params {
+                sql = sql.replace(&format!("{{{key}}}"), value);
+                args.push(format!("{key}={value}"));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let theirs = crate::reports::report(&out, name, &args);
+            assert!(!theirs.is_empty(), "{name}: no rows, so the comparison shows nothing");
+            let ours = query(archive, &sql, &[]);
+            // rows as multisets of their values (column names differ in form; ties may come in either order)
+            let rows = |rows: Vec<Vec<String>>| {
+                let mut rows: Vec<Vec<String>> = rows
+                    .into_iter()
+                    .map(|mut r| {
+                        r.sort();
+                        r
+                    })
+                    .collect();
+                rows.sort();
+                rows
+            };
+            let theirs = rows(theirs.iter().map(|r| r.as_array().unwrap().iter().map(normalized).collect()).collect());
+            let ours = rows(ours.iter().map(|r| r.as_object().unwrap().values().map(normalized).collect()).collect());
+            assert_eq!(ours.len(), theirs.len(), "{name}");
+            assert_eq!(ours, theirs, "{name}");
+        }
+    }
+
     #[test]
     fn a_where_on_a_partition_reads_only_that_partition() {
         let t = TestDir::new();

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 /// A CloudTrail record that stops a trail: the workload has none.
-const STOP_LOGGING: &str = r#"{"eventVersion":"1.09","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::123456789012:user/mallory","accountId":"123456789012","userName":"mallory"},"eventTime":"2026-11-01T00:30:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"eu-west-1","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2.17.0","requestParameters":{"name":"org-trail"},"responseElements":null,"requestID":"r-stop","eventID":"e-stop","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}"#;
+pub(crate) const STOP_LOGGING: &str = r#"{"eventVersion":"1.09","userIdentity":{"type":"IAMUser","principalId":"AIDAEXAMPLE","arn":"arn:aws:iam::123456789012:user/mallory","accountId":"123456789012","userName":"mallory"},"eventTime":"2026-11-01T00:30:00Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging","awsRegion":"eu-west-1","sourceIPAddress":"203.0.113.9","userAgent":"aws-cli/2.17.0","requestParameters":{"name":"org-trail"},"responseElements":null,"requestID":"r-stop","eventID":"e-stop","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"123456789012","eventCategory":"Management"}"#;
 
-fn report(archive: &std::path::Path, name: &str, params: &[&str]) -> Vec<Value> {
+pub(crate) fn report(archive: &std::path::Path, name: &str, params: &[&str]) -> Vec<Value> {
     let script = repo_root().join("examples/reports/run.py");
     let sql = repo_root().join(format!("examples/reports/{name}.sql"));
     let out = std::process::Command::new("python3")

@@ -7,10 +7,10 @@
 DuckDB runs as `run.py` does (the `events` view over the streams, in-process);
 `sluice query` runs as a user would run it, one process per report (start,
 list the archive, plan, read, print CSV). Each report runs once with each
-engine; the table gives wall milliseconds and row counts. A report that uses
-DuckDB-only SQL (list comprehensions, `json_extract_string`, `GROUP BY ALL`,
-`strftime`) is shown with DataFusion's first error line instead: the reports
-are written for DuckDB, and `sluice query` speaks DataFusion's dialect.
+engine; the table gives wall milliseconds and row counts. The reports are
+written in SQL both engines speak (`unnest`, `r['field']`, `CAST(time AS
+DATE)`, `LIKE`); a query that fails in `sluice query` is shown with
+DataFusion's first error line.
 
 Parameters default to values that exist in a `gen_events.py` archive; give
 NAME=VALUE to change them.

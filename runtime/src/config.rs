@@ -49,6 +49,43 @@ pub struct PipelineConfig {
     /// The pipeline's counters for Prometheus.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The HTTP ingest listener that `type = "http"` sources share.
+    pub http: Option<HttpConfig>,
+}
+
+/// The HTTP ingest listener: every `type = "http"` source is a path on it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port (`127.0.0.1:8080`, `[::]:443`).
+    pub listen: Spanned<String>,
+    /// Who may send: one `TENANT SHA256-OF-TOKEN [STREAM,...]` per line (`#`
+    /// comments). The tenant comes from the token, never from the payload;
+    /// with streams listed, the token may write only those.
+    pub tokens_file: Spanned<String>,
+    /// Where accepted requests are kept (fsynced) until the archive has
+    /// committed them: a 200 means they are here. Must survive a restart.
+    pub spool_dir: Spanned<String>,
+    /// Bodies larger than this are refused (413).
+    #[serde(default = "default_max_body_mb")]
+    pub max_body_mb: u64,
+    /// Past this many spooled bytes not yet read by the pipeline, requests
+    /// are refused with 429 and `Retry-After`.
+    #[serde(default = "default_spool_limit_mb")]
+    pub spool_limit_mb: u64,
+    /// TLS: the server's certificate chain and private key (PEM files).
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    /// mTLS: clients must present a certificate issued by one of these CAs (PEM).
+    pub client_ca: Option<Spanned<String>>,
+}
+
+fn default_max_body_mb() -> u64 {
+    10
+}
+
+fn default_spool_limit_mb() -> u64 {
+    256
 }
 
 /// The counters (records in, events out, quarantined, dropped and protected
@@ -59,6 +96,8 @@ pub struct MetricsConfig {
     /// A file rewritten every 5 s (and at shutdown), e.g. for node_exporter's
     /// textfile collector.
     pub file: Option<PathBuf>,
+    /// An admin listener (`127.0.0.1:9090`) serving the same text at `GET /metrics`.
+    pub listen: Option<Spanned<String>>,
 }
 
 /// A route: conditions (see `route.rs` for their form) and the streams they send to.
@@ -205,7 +244,9 @@ fn default_heartbeat() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `file` (paths and globs, gzip read transparently) or `stdin`.
+    /// `file` (paths and globs, gzip read transparently), `stdin`, `http`
+    /// (POSTs to a path of the `[http]` listener), or `archive` (events
+    /// already archived, read again: see `sluice replay`).
     #[serde(rename = "type")]
     pub kind: Spanned<SourceKind>,
     /// For `file`: paths or glob patterns, relative to the working directory.
@@ -214,8 +255,35 @@ pub struct SourceConfig {
     /// For `file`: keep reading as files grow, are rotated, or appear.
     #[serde(default)]
     pub follow: bool,
-    /// Stage names, in order. The first must be a parser, the rest transforms.
+    /// For `http`: the path clients POST to (default `/<source name>`).
+    pub path: Option<Spanned<String>>,
+    /// Stage names, in order. The first must be a parser, the rest transforms
+    /// (for an `archive` source with `record = "event"`: transforms only, or none).
     pub chain: Vec<Spanned<String>>,
+    /// Keep each record in its events' `raw_data` (when the parser does not
+    /// set it): put there right after the parser, so the transforms that
+    /// follow (a redactor) see it. What makes a parser fix replayable later.
+    #[serde(default)]
+    pub keep_raw: bool,
+    /// For `archive`: the archive to read (path or URL; default: this
+    /// pipeline's own sink). Credentials come from the environment.
+    pub archive: Option<Spanned<String>>,
+    /// For `archive`: the streams whose committed files are read.
+    #[serde(default)]
+    pub from_streams: Vec<Spanned<String>>,
+    /// For `archive`: what the chain gets of each archived event — its
+    /// `raw_data` (default; for a new parser) or the whole `event` as JSON
+    /// (for new transforms).
+    #[serde(default)]
+    pub record: ArchiveRecord,
+    /// For `archive`: only events whose `time` is at or after this (RFC 3339).
+    pub since: Option<Spanned<String>>,
+    /// For `archive`: only events whose `time` is before this (RFC 3339).
+    pub until: Option<Spanned<String>>,
+    /// For `archive`: only events matching this condition (the route
+    /// language; `source` is the event's `metadata_log_name`).
+    #[serde(rename = "where")]
+    pub select: Option<Spanned<String>>,
     /// The stream this source's events are written to (default: the source's name).
     pub stream: Option<String>,
     /// Or a route (`[routes.<name>]`) that picks the streams of each event.
@@ -226,6 +294,39 @@ pub struct SourceConfig {
     /// A finding is raised when the records read in one volume interval pass
     /// this many times the average of the trailing intervals.
     pub spike_factor: Option<f64>,
+}
+
+impl SourceConfig {
+    /// Whether the chain takes events (an `archive` source replaying events)
+    /// rather than raw records.
+    pub fn events_in(&self) -> bool {
+        *self.kind.get_ref() == SourceKind::Archive && self.record == ArchiveRecord::Event
+    }
+}
+
+/// Microseconds since the epoch of an RFC 3339 time.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time (2026-11-01T00:00:00Z): {e}"))
+}
+
+/// Whether two archive locations name the same place (the same text, or the
+/// same existing local folder).
+fn same_location(a: &str, b: &str) -> bool {
+    fn local(u: &str) -> Option<&str> {
+        (!u.contains("://") || u.starts_with("file://")).then(|| u.trim_start_matches("file://"))
+    }
+    if a.trim_end_matches('/') == b.trim_end_matches('/') {
+        return true;
+    }
+    match (local(a), local(b)) {
+        (Some(a), Some(b)) => match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// Settings of one stream.
@@ -253,6 +354,19 @@ pub struct StreamConfig {
 pub enum SourceKind {
     File,
     Stdin,
+    Http,
+    Archive,
+}
+
+/// What an `archive` source hands the chain of each archived event.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveRecord {
+    /// Its `raw_data` (the original record, if the pipeline that wrote it kept it).
+    #[default]
+    RawData,
+    /// The event itself, as JSON: the chain is transforms only.
+    Event,
 }
 
 /// One plugin stage.
@@ -313,7 +427,8 @@ pub struct SinkConfig {
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,
     /// Hive partition keys, outermost first: `event_day`, `hour`, or any string
-    /// or integer column (e.g. `class_uid`, `tenant_uid`).
+    /// or integer column (e.g. `class_uid`, `tenant_uid`). Default: `event_day`,
+    /// `hour`; with http sources, `tenant_uid` first.
     #[serde(default = "default_partition_by")]
     pub partition_by: Vec<Spanned<String>>,
     /// A file is closed once it reaches this size (MiB); it is uploaded by the
@@ -495,10 +610,19 @@ impl LoadedConfig {
             ConfigError { file: file.clone(), line, column, message }
         })?;
         let de = toml::Deserializer::parse(&text).map_err(|e| toml_error(&file, &text, e, None))?;
-        let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             toml_error(&file, &text, e.into_inner(), Some(key))
         })?;
+        // an archive that many tenants send to is partitioned by tenant first,
+        // unless the file says otherwise (the default keys have no place in it)
+        let keys = &mut config.sink.partition_by;
+        if !keys.is_empty()
+            && keys.iter().all(|k| k.span() == (0..0))
+            && config.sources.values().any(|s| *s.kind.get_ref() == SourceKind::Http)
+        {
+            keys.insert(0, Spanned::new(0..0, "tenant_uid".into()));
+        }
         let raw_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()));
         let loaded = LoadedConfig { config, path: path.to_path_buf(), text, raw_sha256 };
         loaded.check()?;
@@ -747,10 +871,85 @@ impl LoadedConfig {
         s.stream.as_deref().unwrap_or(source)
     }
 
+    /// An `archive` source: what it reads, its range and condition, and that
+    /// it does not read a stream this pipeline writes (each replayed event
+    /// would be written again next to itself).
+    fn check_archive_source(&self, name: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+        let at = source.kind.span();
+        if !source.paths.is_empty() || source.follow {
+            return Err(self.error_at(at, format!("sources.{name}: an archive source takes no `paths` or `follow`")));
+        }
+        if source.from_streams.is_empty() {
+            return Err(self.error_at(
+                at,
+                format!("sources.{name}: an archive source needs `from_streams` (the archived streams to read)"),
+            ));
+        }
+        let mut range = [None, None];
+        for (slot, (key, value)) in range.iter_mut().zip([("since", &source.since), ("until", &source.until)]) {
+            if let Some(value) = value {
+                let time = parse_time(value.get_ref())
+                    .map_err(|m| self.error_at(value.span(), format!("sources.{name}.{key}: {m}")))?;
+                *slot = Some(time);
+            }
+        }
+        if let ([Some(since), Some(until)], Some(span)) = (range, source.until.as_ref().map(|u| u.span()))
+            && since >= until
+        {
+            return Err(self.error_at(span, format!("sources.{name}: `until` must be after `since`")));
+        }
+        if let Some(select) = &source.select {
+            self.condition(&format!("sources.{name}.where"), select)?;
+        }
+        let own = match &source.archive {
+            None => true,
+            Some(url) => same_location(url.get_ref(), self.config.sink.url.get_ref()),
+        };
+        if own {
+            let written = self.streams();
+            if let Some(stream) = source.from_streams.iter().find(|s| written.contains(s.get_ref())) {
+                return Err(self.error_at(
+                    stream.span(),
+                    format!(
+                        "sources.{name}.from_streams: this pipeline writes stream `{}` of the same archive; replay into a new stream",
+                        stream.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The path an http source is POSTed to.
+    pub fn http_path(&self, source: &str) -> String {
+        match &self.config.sources[source].path {
+            Some(path) => path.get_ref().clone(),
+            None => format!("/{source}"),
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let c = &self.config;
         if c.sources.is_empty() {
             return Err(self.error_at(0..0, "the pipeline has no [sources.*]"));
+        }
+        let mut http_paths: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, source) in c.sources.iter().filter(|(_, s)| *s.kind.get_ref() == SourceKind::Http) {
+            if let Some(other) = http_paths.insert(self.http_path(name), name) {
+                return Err(self.error_at(
+                    source.kind.span(),
+                    format!("sources.{name}: its path `{}` is also source `{other}`'s", self.http_path(name)),
+                ));
+            }
+        }
+        if let Some(http) = &c.http
+            && (http.tls_cert.is_some() != http.tls_key.is_some()
+                || (http.client_ca.is_some() && http.tls_cert.is_none()))
+        {
+            return Err(self.error_at(
+                http.listen.span(),
+                "http: TLS needs both `tls_cert` and `tls_key`; `client_ca` (mTLS) needs TLS",
+            ));
         }
         for (name, source) in &c.sources {
             match *source.kind.get_ref() {
@@ -765,9 +964,46 @@ impl LoadedConfig {
                         format!("sources.{name}: a stdin source takes no `paths` or `follow`"),
                     ));
                 }
+                SourceKind::Archive => self.check_archive_source(name, source)?,
+                SourceKind::Http if !source.paths.is_empty() || source.follow => {
+                    return Err(self.error_at(
+                        source.kind.span(),
+                        format!("sources.{name}: an http source takes no `paths` or `follow`"),
+                    ));
+                }
+                SourceKind::Http if c.http.is_none() => {
+                    return Err(self.error_at(
+                        source.kind.span(),
+                        format!(
+                            "sources.{name}: an http source needs an [http] listener (listen, tokens_file, spool_dir)"
+                        ),
+                    ));
+                }
                 _ => {}
             }
-            if source.chain.is_empty() {
+            if let Some(path) = &source.path
+                && (*source.kind.get_ref() != SourceKind::Http || !path.get_ref().starts_with('/'))
+            {
+                return Err(self.error_at(
+                    path.span(),
+                    format!("sources.{name}.path: only an http source takes it, and it starts with `/`"),
+                ));
+            }
+            let archive_only = [
+                ("archive", source.archive.is_some()),
+                ("from_streams", !source.from_streams.is_empty()),
+                ("since", source.since.is_some()),
+                ("until", source.until.is_some()),
+                ("where", source.select.is_some()),
+                ("record", source.record != ArchiveRecord::RawData),
+            ];
+            if let Some((key, _)) = archive_only.iter().find(|(_, set)| *set)
+                && *source.kind.get_ref() != SourceKind::Archive
+            {
+                return Err(self
+                    .error_at(source.kind.span(), format!("sources.{name}.{key}: only an `archive` source takes it")));
+            }
+            if source.chain.is_empty() && !source.events_in() {
                 return Err(
                     self.error_at(source.kind.span(), format!("sources.{name}.chain: needs at least a parser stage"))
                 );

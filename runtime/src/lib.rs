@@ -17,6 +17,7 @@
 
 pub mod bundled;
 pub mod config;
+pub mod http;
 pub mod integrity;
 pub mod pipeline;
 pub mod plugin_dev;

@@ -31,6 +31,18 @@ enum Command {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
     },
+    /// Run a pipeline's `type = "archive"` sources only: archived events of a
+    /// time range (and `where` condition) through a new version of a chain
+    /// into new streams — for a parser fix (`record = "raw_data"`, kept by
+    /// `keep_raw`) or a new enrichment (`record = "event"`). Every file read is
+    /// checked against its integrity log entry first; the files written are
+    /// logged with the plugins (name, version, sha256) that produced them.
+    /// Exactly once: stopped, it resumes at the next event; run again, it
+    /// reads nothing new. Quarantined records: `sluice quarantine replay`.
+    Replay {
+        /// The pipeline file (TOML) with the archive sources and the new chains.
+        pipeline: PathBuf,
+    },
     /// Check a pipeline file: syntax, unknown keys, references, plugin files,
     /// sha256 pins, and that each plugin accepts its config. Reads nothing else.
     Validate {
@@ -299,8 +311,11 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { pipeline } => run(&pipeline, None),
-        Command::Quarantine { command: QuarantineCommand::Replay { pipeline, source } } => run(&pipeline, Some(source)),
+        Command::Run { pipeline } => run(&pipeline, Reading::Sources),
+        Command::Replay { pipeline } => run(&pipeline, Reading::Archive),
+        Command::Quarantine { command: QuarantineCommand::Replay { pipeline, source } } => {
+            run(&pipeline, Reading::Quarantine(source))
+        }
         Command::Validate { pipeline } => validate(&pipeline),
         Command::Verify { archive, key, trusted_checkpoint, max_gap } => {
             verify(&archive, &key, &trusted_checkpoint, max_gap)
@@ -350,8 +365,17 @@ fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a pipeline, or with `replay`, replays its quarantine (of one source, or all).
-fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> {
+/// What `run` reads.
+enum Reading {
+    Sources,
+    /// The quarantine (of one source, or all).
+    Quarantine(Option<String>),
+    /// The archive sources only.
+    Archive,
+}
+
+/// Runs a pipeline, its archive sources only, or its quarantine.
+fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
     let pipeline = load(path)?;
     for warning in pipeline.warnings() {
         eprintln!("warning: {warning}");
@@ -380,9 +404,10 @@ fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> 
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let summary = match replay {
-        None => pipeline.run(runtime.handle().clone(), stop)?,
-        Some(only) => {
+    let summary = match reading {
+        Reading::Sources => pipeline.run(runtime.handle().clone(), stop)?,
+        Reading::Archive => pipeline.replay_archive(runtime.handle().clone(), stop)?,
+        Reading::Quarantine(only) => {
             let (summary, kept) = pipeline.replay(runtime.handle().clone(), stop, only)?;
             println!("replayed from quarantine:");
             for (why, count) in kept {
@@ -392,6 +417,18 @@ fn run(path: &Path, replay: Option<Option<String>>) -> anyhow::Result<ExitCode> 
         }
     };
     println!("{summary}");
+    for (source, r) in &summary.archive_reads {
+        println!(
+            "  source {source}: read {} rows of {} archived files ({} skipped: out of range or read before), replayed {}",
+            r.rows, r.files, r.files_skipped, r.replayed
+        );
+        if r.without_raw > 0 {
+            println!(
+                "  source {source}: {} chosen events have no raw_data and were not replayed (keep_raw was off when they were written; record = \"event\" replays them as events)",
+                r.without_raw
+            );
+        }
+    }
     if summary.counts.expanded > 0 {
         println!("  expanded {}: extra events from records that held several", summary.counts.expanded);
     }

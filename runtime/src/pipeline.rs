@@ -18,7 +18,9 @@ use crate::schema::{self, StreamSchema};
 use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
-use crate::sources::{Batcher, FileSource, RawBatch, Source, StdinSource};
+use crate::sources::{
+    ArchiveReport, ArchiveSource, Batcher, FileSource, RawBatch, Source, Spool, SpoolSource, StdinSource,
+};
 use crate::stage::{Chain, Rejected, SharedStage, Stage};
 use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
 use crate::{bundled, config::ConfigError};
@@ -108,15 +110,16 @@ impl Pipeline {
         for (source_name, source) in &config.config.sources {
             for (i, stage_ref) in source.chain.iter().enumerate() {
                 let kind = stages[stage_ref.get_ref()].plugin.kind;
-                let wanted = if i == 0 { PluginKind::Parser } else { PluginKind::Transform };
+                let wanted = if i == 0 && !source.events_in() { PluginKind::Parser } else { PluginKind::Transform };
                 if kind != wanted {
                     return Err(config
                         .error_at(
                             stage_ref.span(),
                             format!(
-                                "sources.{source_name}.chain: stage `{}` is a {kind}, but position {} needs a {wanted}",
+                                "sources.{source_name}.chain: stage `{}` is a {kind}, but position {} needs a {wanted}{}",
                                 stage_ref.get_ref(),
-                                i + 1
+                                i + 1,
+                                if source.events_in() { " (record = \"event\" hands the chain events)" } else { "" }
                             ),
                         )
                         .into());
@@ -181,7 +184,17 @@ impl Pipeline {
 
     /// Runs until the sources are exhausted or `stop` is set, then commits.
     pub fn run(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
-        self.run_with(runtime, stop, None).map(|(summary, _)| summary)
+        self.run_with(runtime, stop, Mode::Run).map(|(summary, _)| summary)
+    }
+
+    /// Runs only the pipeline's `archive` sources (`sluice replay`): archived
+    /// events through this pipeline's chains into its streams.
+    pub fn replay_archive(self, runtime: tokio::runtime::Handle, stop: Arc<AtomicBool>) -> anyhow::Result<Summary> {
+        anyhow::ensure!(
+            self.config.config.sources.values().any(|s| *s.kind.get_ref() == SourceKind::Archive),
+            "the pipeline has no `type = \"archive\"` source to replay (for quarantined records: `sluice quarantine replay`)"
+        );
+        self.run_with(runtime, stop, Mode::ArchiveOnly).map(|(summary, _)| summary)
     }
 
     /// Runs the archive's quarantined records (of source `only`, or all)
@@ -196,7 +209,7 @@ impl Pipeline {
         if let Some(name) = &only {
             anyhow::ensure!(self.config.config.sources.contains_key(name), "the pipeline has no source `{name}`");
         }
-        self.run_with(runtime, stop, Some(only))
+        self.run_with(runtime, stop, Mode::Quarantine(only))
     }
 
     /// The archive the sink writes to.
@@ -313,6 +326,8 @@ impl Pipeline {
                 .collect(),
             alert_file: c.alerts.file.clone(),
             metrics_file: c.metrics.file.clone(),
+            metrics_text: None,
+            committed: None,
             alert_rules: self.config.alert_rules(),
             retention_every: match c.retention.apply_every_hours {
                 0 => None,
@@ -326,8 +341,12 @@ impl Pipeline {
         self,
         runtime: tokio::runtime::Handle,
         stop: Arc<AtomicBool>,
-        replay: Option<Option<String>>,
+        mode: Mode,
     ) -> anyhow::Result<(Summary, BTreeMap<String, u64>)> {
+        let replay = match &mode {
+            Mode::Quarantine(only) => Some(only.clone()),
+            Mode::Run | Mode::ArchiveOnly => None,
+        };
         let started = Instant::now();
         let c = &self.config.config;
         let archive = self.archive()?;
@@ -346,7 +365,13 @@ impl Pipeline {
                 })
                 .collect(),
         );
-        let settings = self.sink_settings(&archive)?;
+        let mut settings = self.sink_settings(&archive)?;
+        let serving = matches!(mode, Mode::Run);
+        let metrics_text =
+            (serving && c.metrics.listen.is_some()).then(|| Arc::new(std::sync::Mutex::new(String::new())));
+        settings.metrics_text = metrics_text.clone();
+        let committed: Arc<crate::sources::Committed> = Arc::default();
+        settings.committed = Some(committed.clone());
         let replay_streams = settings.streams.clone();
         let replay_sources = settings.sources.clone();
         let mut sink = Sink::new(archive.clone(), runtime.clone(), settings)?;
@@ -365,26 +390,120 @@ impl Pipeline {
             sink.replay(input.retire, input.keep);
         }
 
+        // the listeners: bound (and their spools opened) before any source starts
+        let mut servers = Vec::new();
+        let mut spools: BTreeMap<String, Arc<Spool>> = BTreeMap::new();
+        let mut ingest_state = None;
+        if serving && let Some(http) = &c.http {
+            let mut routes = std::collections::HashMap::new();
+            for (index, (name, source)) in c.sources.iter().enumerate() {
+                if *source.kind.get_ref() != SourceKind::Http {
+                    continue;
+                }
+                let dir = std::path::Path::new(http.spool_dir.get_ref()).join(name);
+                let spool = Arc::new(Spool::open(&dir, &sink.committed_state(index).positions)?);
+                let streams = self.config.streams_of(name).into_iter().map(str::to_string).collect();
+                routes.insert(
+                    self.config.http_path(name),
+                    crate::http::Route { source: name.clone(), streams, spool: spool.clone() },
+                );
+                spools.insert(name.clone(), spool);
+            }
+            let ingest = Arc::new(crate::http::Ingest::new(
+                routes,
+                crate::http::read_tokens(std::path::Path::new(http.tokens_file.get_ref()))?,
+                (http.max_body_mb as usize) << 20,
+                http.spool_limit_mb << 20,
+            ));
+            let tls = match (&http.tls_cert, &http.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(
+                    std::path::Path::new(cert.get_ref()),
+                    std::path::Path::new(key.get_ref()),
+                    http.client_ca.as_ref().map(|ca| std::path::Path::new(ca.get_ref())),
+                )?),
+                _ => None,
+            };
+            let listen = http.listen.get_ref();
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(listen))
+                .with_context(|| format!("http.listen: cannot listen on {listen}"))?;
+            tracing::info!(%listen, tls = tls.is_some(), "Listening for ingest.");
+            servers.push(runtime.spawn(crate::http::serve(listener, tls, crate::http::ingest_handler(ingest.clone()))));
+            ingest_state = Some(ingest);
+        }
+        if let (Some(text), Some(listen)) = (&metrics_text, &c.metrics.listen) {
+            let listen = listen.get_ref();
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(listen))
+                .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
+            let handler = crate::http::metrics_handler(text.clone(), ingest_state.clone());
+            servers.push(runtime.spawn(crate::http::serve(listener, None, handler)));
+        }
+
         let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
         let (sink_tx, sink_rx) = bounded::<SinkMsg>(workers * 4);
 
         // Sources
         let mut source_meta = Vec::new();
+        let mut archive_reports = Vec::new();
         let mut source_threads = Vec::new();
         for (index, (name, source)) in c.sources.iter().enumerate() {
             let stream =
                 self.streams.iter().position(|s| s == self.config.stream_of(name)).expect("collected in build");
             let chain_stages: Vec<Arc<Plugin>> =
                 source.chain.iter().map(|s| self.stages[s.get_ref()].plugin.clone()).collect();
-            source_meta.push(SourceMeta { name: name.clone(), chain: chain_stages, stream });
+            source_meta.push(SourceMeta {
+                name: name.clone(),
+                chain: chain_stages,
+                stream,
+                events_in: source.events_in(),
+                keep_raw: source.keep_raw,
+            });
+            if matches!(mode, Mode::ArchiveOnly) && *source.kind.get_ref() != SourceKind::Archive {
+                continue;
+            }
             let reader: Box<dyn Source> = match (&mut replay_records, *source.kind.get_ref()) {
                 (Some(records), _) => Box::new(ReplaySource { records: std::mem::take(&mut records[index]) }),
+                (None, SourceKind::Archive) => {
+                    let report = Arc::new(std::sync::Mutex::new(ArchiveReport::default()));
+                    archive_reports.push((name.clone(), report.clone()));
+                    let time = |t: &Option<toml::Spanned<String>>| {
+                        t.as_ref().map(|t| crate::config::parse_time(t.get_ref()).expect("checked at load"))
+                    };
+                    Box::new(ArchiveSource {
+                        archive: match &source.archive {
+                            None => archive.clone(),
+                            Some(url) => Archive::open_existing(url.get_ref())
+                                .with_context(|| format!("sources.{name}.archive"))?,
+                        },
+                        streams: source.from_streams.iter().map(|s| s.get_ref().clone()).collect(),
+                        record: source.record,
+                        since: time(&source.since),
+                        until: time(&source.until),
+                        select: source
+                            .select
+                            .as_ref()
+                            .map(|w| crate::route::Expr::parse(w.get_ref()).expect("checked at load")),
+                        resume: sink.committed_state(index).positions.clone(),
+                        runtime: runtime.clone(),
+                        report,
+                    })
+                }
                 (None, SourceKind::File) => Box::new(FileSource {
                     patterns: source.paths.clone(),
                     follow: source.follow,
                     resume: sink.committed_state(index).positions.clone(),
                 }),
                 (None, SourceKind::Stdin) => Box::new(StdinSource),
+                (None, SourceKind::Http) => match spools.remove(name) {
+                    Some(spool) => Box::new(SpoolSource {
+                        spool,
+                        name: name.clone(),
+                        resume: sink.committed_state(index).positions.clone(),
+                        committed: committed.clone(),
+                    }),
+                    None => continue,
+                },
             };
             let batcher = Batcher::new(index, c.runtime.batch_size, raw_tx.clone());
             let stop = stop.clone();
@@ -417,7 +536,14 @@ impl Pipeline {
                     |p: &Arc<Plugin>| instances.entry(p.stage.clone()).or_insert_with(|| SharedStage::new(p)).clone();
                 let mut chains: Vec<Chain> = meta
                     .iter()
-                    .map(|m| Chain::new(m.chain.iter().map(|p| Box::new(instance(p)) as Box<dyn Stage>).collect()))
+                    .map(|m| {
+                        let stages = m.chain.iter().map(|p| Box::new(instance(p)) as Box<dyn Stage>).collect();
+                        match (m.events_in, m.keep_raw) {
+                            (true, _) => Chain::of_events(stages),
+                            (false, true) => Chain::new(stages).keeping_raw(),
+                            (false, false) => Chain::new(stages),
+                        }
+                    })
                     .collect();
                 let mut redactor = redactor.as_ref().map(instance);
                 let targets = Targets { sources: &meta, streams: &streams, router: &router };
@@ -438,6 +564,9 @@ impl Pipeline {
             drop(sink_rx);
         }
         let mut errors = Vec::new();
+        for server in &servers {
+            server.abort();
+        }
         for t in source_threads {
             if let Err(e) = t.join().expect("source thread panicked") {
                 errors.push(format!("{e:#}"));
@@ -468,6 +597,10 @@ impl Pipeline {
             elapsed: started.elapsed(),
             location: archive.location.clone(),
             errors,
+            archive_reads: archive_reports
+                .into_iter()
+                .map(|(name, report)| (name, report.lock().expect("not poisoned").clone()))
+                .collect(),
         };
         Ok((summary, kept))
     }
@@ -478,6 +611,20 @@ struct SourceMeta {
     chain: Vec<Arc<Plugin>>,
     /// Its stream, or its route's default stream (where its quarantine goes).
     stream: usize,
+    /// Its records are events (an archive source with `record = "event"`).
+    events_in: bool,
+    /// Its records go into their events' `raw_data`.
+    keep_raw: bool,
+}
+
+/// What a run reads.
+enum Mode {
+    /// The sources.
+    Run,
+    /// The archive's quarantined records (of one source, or all) instead.
+    Quarantine(Option<String>),
+    /// Only the `archive` sources.
+    ArchiveOnly,
 }
 
 struct StreamMeta {
@@ -531,8 +678,16 @@ fn work(
         let mut hits = Vec::new();
         let mut rows: BTreeMap<usize, schema::PartitionedRows> = BTreeMap::new();
         let base = &targets.streams[source.stream];
+        // an http source's tenant is the sender's, whatever the event says
+        let check = |text: &str, schema: &StreamSchema| {
+            let mut row = schema::check_event(text, batch.observed, &source.name, schema)?;
+            if let Some(tenant) = &batch.tenant {
+                row.set_tenant(tenant);
+            }
+            Ok::<_, String>(row)
+        };
         for (origin, text) in &out.events {
-            let row = match schema::check_event(text, batch.observed, &source.name, &base.schema) {
+            let row = match check(text, &base.schema) {
                 Ok(row) => row,
                 Err(reason) => {
                     rejected.push(Rejected { origin: *origin, stage: None, reason });
@@ -570,7 +725,7 @@ fn work(
                         false => row.clone().expect("present until the last stream"),
                     }
                 } else {
-                    match schema::check_event(text, batch.observed, &source.name, &target.schema) {
+                    match check(text, &target.schema) {
                         Ok(row) => row,
                         Err(reason) => {
                             let reason = format!("stream `{}`: {reason}", target.name);
@@ -702,6 +857,8 @@ pub struct Summary {
     pub location: String,
     /// Sources that failed (e.g. a file that cannot be read).
     pub errors: Vec<String>,
+    /// Per `archive` source, what it read.
+    pub archive_reads: Vec<(String, ArchiveReport)>,
 }
 
 impl Summary {

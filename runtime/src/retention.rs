@@ -16,14 +16,14 @@
 //! never changed; releasing one writes `_state/holds/<id>.released.json`. They
 //! need no lock, so a hold can be placed while a pipeline runs.
 
-use crate::integrity::log::{Entry, LogEntry, read_entries};
+use crate::integrity::log::{LogEntry, live_files, read_entries};
 use crate::sinks::{Archive, commit_single};
 use anyhow::Context;
 use chrono::{DateTime, Months, TimeDelta, Utc};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A retention period: whole days, or calendar months (a year is 12 months,
 /// so "6 years" ends on the same calendar day, leap days included).
@@ -268,17 +268,8 @@ pub async fn plan(archive: &Archive, policies: &BTreeMap<String, Policy>, now: D
     let mut plan = Plan::default();
     for (stream, policy) in policies {
         let cutoff = policy.period.cutoff(now).timestamp_micros();
-        let entries = read_entries(archive, stream).await?;
-        let retired: BTreeSet<u64> = entries
-            .iter()
-            .filter_map(|(e, _)| match e {
-                Entry::Retired(r) => Some(r.retires),
-                Entry::File(_) => None,
-            })
-            .collect();
-        for (entry, _) in entries {
-            let Entry::File(file) = entry else { continue };
-            if retired.contains(&file.index) || file.time_max >= cutoff {
+        for file in live_files(read_entries(archive, stream).await?) {
+            if file.time_max >= cutoff {
                 continue;
             }
             match holds.iter().find(|h| h.covers(&file.path)) {

@@ -189,7 +189,7 @@ pub enum CellRef<'a> {
     Text(&'a str),
 }
 
-fn column_index(name: &str) -> Option<usize> {
+pub fn column_index(name: &str) -> Option<usize> {
     COLUMNS.iter().position(|(n, _)| *n == name)
 }
 
@@ -234,6 +234,13 @@ impl Row {
             Cell::Text(s) => CellRef::Text(s),
             Cell::Null | Cell::StructList(_) => CellRef::Null,
         }
+    }
+
+    /// Sets `tenant_uid` (an http source's tenant, from its token: whatever
+    /// the event said is replaced).
+    pub fn set_tenant(&mut self, tenant: &str) {
+        static TENANT_UID: LazyLock<usize> = LazyLock::new(|| column_index("tenant_uid").expect("a column"));
+        self.cells[*TENANT_UID] = Cell::Text(tenant.to_string());
     }
 
     /// Field `field` of every item of the list column `column`.

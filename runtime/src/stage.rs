@@ -169,19 +169,40 @@ pub struct ChainOutput {
 /// The ordered stages a source's records go through.
 pub struct Chain {
     stages: Vec<Box<dyn Stage>>,
+    /// The records are events already (JSON objects): every stage is a
+    /// transform, and an empty chain passes them on as they are.
+    events_in: bool,
+    /// Each record goes into its events' `raw_data` after the parser (see
+    /// [`with_raw_data`]).
+    keep_raw: bool,
 }
 
 impl Chain {
+    /// A chain whose first stage is a parser.
     pub fn new(stages: Vec<Box<dyn Stage>>) -> Self {
-        Chain { stages }
+        Chain { stages, events_in: false, keep_raw: false }
+    }
+
+    /// A chain of transforms whose records are events.
+    pub fn of_events(stages: Vec<Box<dyn Stage>>) -> Self {
+        Chain { stages, events_in: true, keep_raw: false }
+    }
+
+    /// Keeps each record in its events' `raw_data`.
+    pub fn keeping_raw(mut self) -> Self {
+        self.keep_raw = !self.events_in;
+        self
     }
 
     pub fn run(&mut self, records: &[Vec<u8>]) -> ChainOutput {
         let mut out = ChainOutput::default();
         let mut origins: Vec<u32> = (0..records.len() as u32).collect();
         let mut events: Vec<String> = Vec::new();
+        if self.events_in {
+            events = records.iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect();
+        }
         for (i, stage) in self.stages.iter_mut().enumerate() {
-            let input = if i == 0 { Input::Records(records) } else { Input::Events(&events) };
+            let input = if i == 0 && !self.events_in { Input::Records(records) } else { Input::Events(&events) };
             let mut results = Vec::with_capacity(input.len());
             call_isolated(stage.as_mut(), input, &mut results);
             let mut next_events = Vec::with_capacity(results.len());
@@ -205,12 +226,33 @@ impl Chain {
                     Ok(Outcome::Error(reason)) | Err(reason) => out.quarantined.push(rejected(reason)),
                 }
             }
+            if i == 0 && self.keep_raw {
+                for (event, &origin) in next_events.iter_mut().zip(&next_origins) {
+                    if let Ok(record) = std::str::from_utf8(&records[origin as usize]) {
+                        with_raw_data(event, record);
+                    }
+                }
+            }
             events = next_events;
             origins = next_origins;
         }
         out.events = origins.into_iter().zip(events).collect();
         out
     }
+}
+
+/// Puts `raw_data: record` first in a JSON object's text, without parsing
+/// it, unless the text names a `raw_data` already (the parser set one). Text
+/// that is not an object is left alone (the schema check refuses it).
+fn with_raw_data(event: &mut String, record: &str) {
+    if event.contains("\"raw_data\"") {
+        return;
+    }
+    let body = event.trim_start();
+    let Some(rest) = body.strip_prefix('{') else { return };
+    let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+    let quoted = serde_json::to_string(record).expect("a string serializes");
+    *event = format!("{{\"raw_data\":{quoted}{separator}{rest}");
 }
 
 /// One outcome per event from a transform stage, a fault pinned on the event
@@ -272,6 +314,24 @@ mod tests {
                     r => Outcome::Keep(String::from_utf8_lossy(r).into()),
                 })
                 .collect())
+        }
+    }
+
+    #[test]
+    fn raw_data_is_spliced_into_objects_only_where_the_parser_set_none() {
+        let cases = [
+            (r#"{"a":1}"#, r#"{"raw_data":"x \"y\"","a":1}"#),
+            (" { } ", r#"{"raw_data":"x \"y\"" } "#),
+            (r#"{"raw_data":"mine"}"#, r#"{"raw_data":"mine"}"#),
+            ("[1]", "[1]"),
+        ];
+        for (event, want) in cases {
+            let mut event = event.to_string();
+            with_raw_data(&mut event, "x \"y\"");
+            assert_eq!(event, want);
+            if want.starts_with('{') {
+                serde_json::from_str::<serde_json::Value>(&event).expect("still JSON");
+            }
         }
     }
 

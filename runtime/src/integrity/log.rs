@@ -129,6 +129,24 @@ pub async fn read_entries(archive: &Archive, stream: &str) -> anyhow::Result<Vec
     Ok(entries)
 }
 
+/// A stream's files that are in the archive now: logged, and not retired since.
+pub fn live_files(entries: Vec<(Entry, bytes::Bytes)>) -> Vec<LogEntry> {
+    let retired: std::collections::BTreeSet<u64> = entries
+        .iter()
+        .filter_map(|(e, _)| match e {
+            Entry::Retired(r) => Some(r.retires),
+            Entry::File(_) => None,
+        })
+        .collect();
+    entries
+        .into_iter()
+        .filter_map(|(e, _)| match e {
+            Entry::File(f) if !retired.contains(&f.index) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn entries_prefix(stream: &str) -> String {
     format!("_integrity/{stream}/entries")
 }

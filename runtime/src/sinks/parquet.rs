@@ -94,6 +94,11 @@ pub struct SinkSettings {
     pub alert_file: Option<PathBuf>,
     /// The counters are written here (Prometheus text) every few seconds.
     pub metrics_file: Option<PathBuf>,
+    /// And kept here, for the admin listener's `/metrics`.
+    pub metrics_text: Option<Arc<std::sync::Mutex<String>>>,
+    /// Every source's positions as of the last commit record (http sources
+    /// delete the spool segments committed whole).
+    pub committed: Option<Arc<crate::sources::Committed>>,
     pub alert_rules: Vec<super::alerting::Rule>,
 }
 
@@ -348,7 +353,9 @@ impl Sink {
     /// Writes the metrics file (atomically: a reader never sees half of it)
     /// if it is due (every 5 s) or `now`.
     fn write_metrics(&mut self, now: bool) -> anyhow::Result<()> {
-        let Some(path) = &self.settings.metrics_file else { return Ok(()) };
+        if self.settings.metrics_file.is_none() && self.settings.metrics_text.is_none() {
+            return Ok(());
+        }
         if !now && self.last_metrics.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
             return Ok(());
         }
@@ -359,10 +366,15 @@ impl Sink {
             .map(|(s, w)| (s.name.as_str(), &s.state.counts, w.is_silent()))
             .collect();
         let text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
-        let tmp = path.with_extension("prom.tmp");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
-            // metrics are not worth stopping the pipeline for
-            tracing::warn!(path = %path.display(), error = %e, "Cannot write the metrics file.");
+        if let Some(path) = &self.settings.metrics_file {
+            let tmp = path.with_extension("prom.tmp");
+            if let Err(e) = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path)) {
+                // metrics are not worth stopping the pipeline for
+                tracing::warn!(path = %path.display(), error = %e, "Cannot write the metrics file.");
+            }
+        }
+        if let Some(shared) = &self.settings.metrics_text {
+            *shared.lock().expect("not poisoned") = text;
         }
         self.last_metrics = Some(Instant::now());
         Ok(())
@@ -815,6 +827,12 @@ impl Sink {
         }
         self.runtime.block_on(commit::write_record(archive, &record))?;
         Self::failpoint(&self.failpoint, "after-commit-record");
+        if let Some(committed) = &self.settings.committed {
+            let mut committed = committed.lock().expect("not poisoned");
+            for run in &self.sources {
+                committed.insert(run.name.clone(), run.state.positions.clone());
+            }
+        }
 
         for (i, (stream, index, bytes)) in entries.into_iter().enumerate() {
             self.runtime.block_on(self.logs[stream].append_exact(archive, index, bytes))?;

@@ -1,4 +1,5 @@
-//! Sources turn files and streams into batches of raw records (one per line).
+//! Sources turn files, streams and archived events into batches of raw
+//! records (one per line, or one per archived event).
 //! Each source runs on its own thread and blocks when the workers fall behind,
 //! so a fast source never grows memory without bound.
 //!
@@ -7,10 +8,14 @@
 //! positions together with the data they produced, and a restart resumes from
 //! them (see `sinks::commit`).
 
+mod archive;
 mod file;
+mod spool;
 mod stdin;
 
+pub use archive::{ArchiveReport, ArchiveSource};
 pub use file::FileSource;
+pub use spool::{Committed, Spool, SpoolSource};
 pub use stdin::StdinSource;
 
 use crossbeam_channel::Sender;
@@ -48,6 +53,10 @@ pub struct RawBatch {
     pub observed: i64,
     /// The position, after this batch, of every file it read from.
     pub positions: Vec<(String, FilePosition)>,
+    /// The tenant every record of the batch belongs to, when the source
+    /// knows it (an http source, from the sender's token): it overrides
+    /// whatever the events say.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// Collects lines into batches and sends them on, with the positions they
@@ -66,6 +75,8 @@ pub struct Batcher {
     /// The last position sent per file: a position is sent only when it moved,
     /// so an idle source sends nothing (and causes no commits).
     sent: std::collections::HashMap<String, FilePosition>,
+    /// The tenant of the records being collected.
+    tenant: Option<Arc<str>>,
 }
 
 /// A batch is sent once it has this many bytes, whatever its record count.
@@ -83,7 +94,19 @@ impl Batcher {
             current: None,
             left: Vec::new(),
             sent: std::collections::HashMap::new(),
+            tenant: None,
         }
+    }
+
+    /// The records that follow belong to this tenant (a batch holds one
+    /// tenant's records only). Returns false when the pipeline has shut down.
+    pub fn set_tenant(&mut self, tenant: Option<String>) -> bool {
+        if self.tenant.as_deref() == tenant.as_deref() {
+            return true;
+        }
+        let sent = self.records.is_empty() || self.flush();
+        self.tenant = tenant.map(Arc::from);
+        sent
     }
 
     fn unsent(&self, (path, position): &(String, FilePosition)) -> bool {
@@ -152,6 +175,24 @@ impl Batcher {
         true
     }
 
+    /// Adds one record as it is that ends at `offset` of the current file
+    /// (a row number, for an archive source). Returns false when the pipeline
+    /// has shut down.
+    pub fn push_record_at(&mut self, record: Vec<u8>, offset: u64) -> bool {
+        if let Some((_, position)) = &mut self.current {
+            position.offset = offset;
+        }
+        self.push_record(record)
+    }
+
+    /// Moves the current file's position past what was skipped.
+    pub fn skip_to(&mut self, offset: u64) -> bool {
+        if let Some((_, position)) = &mut self.current {
+            position.offset = offset;
+        }
+        true
+    }
+
     /// Sends what has been collected (also a batch of no records whose
     /// positions moved, so that skipped lines are committed too). Returns
     /// false when nobody listens.
@@ -170,7 +211,14 @@ impl Batcher {
         }
         let records = std::mem::replace(&mut self.records, Vec::with_capacity(self.batch_size));
         self.bytes = 0;
-        let batch = RawBatch { source: self.source, no: self.no, records, observed: now_micros(), positions };
+        let batch = RawBatch {
+            source: self.source,
+            no: self.no,
+            records,
+            observed: now_micros(),
+            positions,
+            tenant: self.tenant.clone(),
+        };
         self.no += 1;
         self.tx.send(batch).is_ok()
     }
