@@ -78,6 +78,17 @@ roll_age_secs = 1
         wait_for("the listener", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 
+    /// Edits the pipeline file (for the next start).
+    fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.t.path("pipeline.toml")).unwrap();
+        assert!(text.contains(from), "no `{from}` in the pipeline");
+        self.t.write("pipeline.toml", &text.replacen(from, to, 1));
+    }
+
+    fn segments(&self) -> usize {
+        std::fs::read_dir(self.t.path("spool/app")).unwrap().count()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}://localhost:{}{path}", self.scheme, self.port)
     }
@@ -98,11 +109,7 @@ roll_age_secs = 1
     fn wait_written(&self, n: u64) {
         let url = format!("http://127.0.0.1:{}/metrics", self.admin);
         let want = format!("sluice_events_written_total{{source=\"app\"}} {n}\n");
-        wait_for(&format!("{n} events written"), || {
-            runtime()
-                .block_on(async { reqwest::get(&url).await.ok()?.text().await.ok() })
-                .is_some_and(|m| m.contains(&want))
-        });
+        wait_for(&format!("{n} events written"), || http_get(&url).is_some_and(|m| m.contains(&want)));
     }
 
     fn rows(&self, sql_select: &str) -> Value {
@@ -149,6 +156,10 @@ fn event(i: usize, tenant: &str) -> String {
 #[test]
 fn http_ingest_answers_each_status_and_a_200_survives_a_kill() {
     let mut s = Server::new("", "\"json\"", "");
+    // no commit in the first run: what the next one archives comes from the spool
+    s.edit("roll_age_secs = 1", "roll_age_secs = 3600");
+    s.kill();
+    s.start();
     let client = reqwest::Client::new();
     let url = s.url("/app");
     let ndjson = |range: std::ops::Range<usize>, tenant: &str| {
@@ -178,38 +189,52 @@ fn http_ingest_answers_each_status_and_a_200_survives_a_kill() {
     let array = format!("[\n{},\n{}\n]", event(3, "acme"), event(4, "acme"));
     let (status, _, text) = post(&client, &url, Some(ACME), "application/json", array.into_bytes()).unwrap();
     assert_eq!((status, text.as_str()), (200, "{\"accepted\":2}"));
+    // and one the parser refuses (its time is under `ts`), claiming to be globex's
+    let bad = json!({"ts": "2026-11-01T11:00:00Z", "message": "late", "tenant_uid": "globex", "id": "q1"}).to_string();
+    let (status, _, _) = post(&client, &url, Some(ACME), "application/x-ndjson", bad.into_bytes()).unwrap();
+    assert_eq!(status, 200);
 
     // the admin listener counts the answers and what was accepted
-    let metrics = runtime()
-        .block_on(async { reqwest::get(format!("http://127.0.0.1:{}/metrics", s.admin)).await?.text().await })
-        .unwrap();
+    let metrics = http_get(&format!("http://127.0.0.1:{}/metrics", s.admin)).unwrap();
     for line in [
-        "sluice_http_requests_total{source=\"app\",status=\"200\"} 2",
+        "sluice_http_requests_total{source=\"app\",status=\"200\"} 3",
         "sluice_http_requests_total{source=\"app\",status=\"401\"} 2",
         "sluice_http_requests_total{source=\"app\",status=\"403\"} 1",
         "sluice_http_requests_total{source=\"app\",status=\"405\"} 1",
         "sluice_http_requests_total{source=\"\",status=\"404\"} 1",
-        "sluice_http_records_accepted_total{source=\"app\"} 5",
+        "sluice_http_records_accepted_total{source=\"app\"} 6",
     ] {
         assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");
     }
 
     // killed at once: what was acknowledged is in the spool, and the next run archives it once
     s.kill();
+    assert!(!s.t.path("out/app").exists(), "nothing was committed before the kill");
+    s.edit("roll_age_secs = 3600", "roll_age_secs = 1");
     s.start();
     s.wait_written(5);
+    // the first run's segment goes once a commit has read it whole; the new run's stays
+    wait_for("the committed segment deleted", || s.segments() == 1);
     let run = s.stop();
     run.assert_success();
     let rows = s.rows("count(*), count(DISTINCT metadata_uid), list(DISTINCT tenant_uid)");
     assert_eq!(rows, json!([[5, 5, ["acme"]]]));
-    // one tenant's partition, and only the spool's live segment left
+    // one tenant's partition
     let partitions: Vec<String> = std::fs::read_dir(s.t.path("out/app"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(partitions, ["tenant_uid=acme"]);
-    let segments = std::fs::read_dir(s.t.path("spool/app")).unwrap().count();
-    assert!(segments <= 2, "committed spool segments are deleted: {segments} left");
+
+    // the refused record is quarantined with its sender's tenant, and a replay keeps it there
+    let q = s.t.quarantine("out", "app");
+    assert_eq!((q.len(), q[0]["tenant"].as_str()), (1, Some("acme")), "{q:?}");
+    s.edit("time_field = \"time\"", "time_field = \"ts\"");
+    let replay = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
+    replay.assert_success();
+    assert_eq!(replay.summary().written, 1, "{replay}");
+    let rows = s.rows("count(*), list(DISTINCT tenant_uid), count(*) FILTER (metadata_uid = 'q1')");
+    assert_eq!(rows, json!([[6, ["acme"], 1]]));
 }
 
 #[test]
@@ -253,11 +278,12 @@ fn http_answers_429_while_the_pipeline_is_behind_and_takes_the_retry() {
     assert_eq!(s.rows("count(*), count(DISTINCT metadata_uid)"), json!([[409, 409]]));
     let q = s.t.quarantine("out", "app");
     assert_eq!(q.len(), 1);
-    assert!(q[0]["reason"].as_str().unwrap().contains("time"), "{}", q[0]);
+    assert_eq!(q[0]["reason"], "plugin exceeded its time limit and was interrupted", "{}", q[0]);
+    assert_eq!(q[0]["stage"], "faulty");
 }
 
 /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files.
-fn certificates(t: &TestDir) -> (String, String) {
+pub(crate) fn certificates(t: &TestDir) -> (String, String) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -370,14 +396,7 @@ fn the_example_takes_a_kubernetes_webhook_eventlist_and_the_benchmark_sources() 
     }
     let metrics = format!("http://127.0.0.1:{admin}/metrics");
     wait_for("every event written", || {
-        let text =
-            runtime().block_on(async { reqwest::get(&metrics).await.ok()?.text().await.ok() }).unwrap_or_default();
-        let written: u64 = text
-            .lines()
-            .filter(|l| l.starts_with("sluice_events_written_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum();
-        written == sent as u64
+        http_get(&metrics).is_some_and(|m| metric_sum(&m, "sluice_events_written_total") == sent as u64)
     });
     let run = terminate(&mut child);
     run.assert_success();

@@ -487,12 +487,14 @@ mod plugin_test;
 mod polyglot;
 mod quarantine;
 mod query;
+mod reload;
 mod replay;
 mod reports;
 mod retention;
 mod routing;
 mod self_audit;
 mod store;
+mod syslog;
 mod volume;
 
 #[test]

@@ -41,7 +41,7 @@ plugin = "redact"
 url = "out"
 partition_by = ["event_day"]
 "#,
-        app_stage("app", "")
+        app_stage("app", ", tenant_uid = \"user\"")
     ));
     run.assert_success();
     assert_eq!(run.summary().written, n as u64, "{run}");
@@ -82,7 +82,7 @@ stream = "events_v2"
 url = "out"
 partition_by = ["event_day"]
 "#,
-        app_stage("app2", ", cloud_region = \"region\"")
+        app_stage("app2", ", cloud_region = \"region\", tenant_uid = \"region\"")
     )
 }
 
@@ -121,6 +121,13 @@ fn replay_reparses_raw_data_of_a_range_into_a_new_stream_once() {
         rows[0].as_array().unwrap()[1..],
         [json!(100), json!(100), json!(100), json!("2026-11-02 00:00:00+00"), json!(0)]
     );
+    // each event stays in the tenant it was archived under, whatever the new parser maps
+    let tenants = duckdb(&format!(
+        "SELECT count(*) FILTER (n.tenant_uid = o.tenant_uid AND n.tenant_uid LIKE 'u%') FROM {} n JOIN {} o USING (metadata_uid)",
+        parquet(&t, "events_v2"),
+        parquet(&t, "events")
+    ));
+    assert_eq!(tenants, json!([[100]]));
 
     // the new stream's files are logged with the plugin that made them
     let entries = list_files(&t.path("out/_integrity/events_v2/entries"));
@@ -279,4 +286,37 @@ fn replay_configs_that_cannot_work_are_refused_with_their_place() {
     let run = sluice_in(t.root(), &["replay", "pipeline.toml"], &[]);
     run.assert_failure();
     assert!(run.stderr.contains("the pipeline has no `type = \"archive\"` source"), "{run}");
+}
+
+#[test]
+fn keep_raw_keeps_records_that_became_one_event_only() {
+    let t = TestDir::new();
+    let k8s: Vec<String> = std::fs::read_to_string(repo_root().join("examples/quickstart/data/k8s-audit.ndjson"))
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(str::to_string)
+        .collect();
+    // a webhook EventList of two events, and one event on its own
+    let list =
+        format!("{{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[{},{}]}}", k8s[0], k8s[1]);
+    t.write("in.ndjson", &format!("{list}\n{}\n", k8s[2]));
+    let run = t.run_pipeline(
+        r#"
+[sources.k8s]
+type = "file"
+paths = ["in.ndjson"]
+chain = ["k8s"]
+keep_raw = true
+[stages.k8s]
+plugin = "parse-k8s-audit"
+[sink]
+url = "out"
+"#,
+    );
+    run.assert_success();
+    assert_eq!(run.summary().written, 3, "{run}");
+    // copying the list into both of its events would store it twice, and a replay would make four
+    let rows = duckdb(&format!("SELECT count(*), count(raw_data), any_value(raw_data) FROM {}", parquet(&t, "k8s")));
+    assert_eq!(rows, json!([[3, 1, k8s[2]]]));
 }

@@ -275,3 +275,17 @@ pub fn wait_for(what: &str, done: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// The body of a GET, or `None` while nothing answers (a listener not up yet).
+pub fn http_get(url: &str) -> Option<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async { reqwest::get(url).await.ok()?.text().await.ok() })
+}
+
+/// The sum of a Prometheus counter's samples (all label sets) in `text`.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}

@@ -257,6 +257,22 @@ pub struct SourceConfig {
     pub follow: bool,
     /// For `http`: the path clients POST to (default `/<source name>`).
     pub path: Option<Spanned<String>>,
+    /// For `syslog`: the address and port to listen on (`0.0.0.0:514`).
+    pub listen: Option<Spanned<String>>,
+    /// For `syslog`: `tcp` (octet counting or newline framing, RFC 6587;
+    /// TLS with `tls_cert`, RFC 5425) or `udp` (one message per datagram).
+    #[serde(default)]
+    pub protocol: SyslogProtocol,
+    /// For `syslog`: where received messages wait for the pipeline (a spool
+    /// as for http sources).
+    pub spool_dir: Option<Spanned<String>>,
+    /// For `syslog`: the tenant of everything received here.
+    pub tenant: Option<Spanned<String>>,
+    /// For `syslog` over TCP: TLS from PEM files, and for mTLS the CAs
+    /// client certificates must chain to.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
+    pub client_ca: Option<Spanned<String>>,
     /// Stage names, in order. The first must be a parser, the rest transforms
     /// (for an `archive` source with `record = "event"`: transforms only, or none).
     pub chain: Vec<Spanned<String>>,
@@ -355,7 +371,17 @@ pub enum SourceKind {
     File,
     Stdin,
     Http,
+    Syslog,
     Archive,
+}
+
+/// How a syslog source receives.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    #[default]
+    Tcp,
+    Udp,
 }
 
 /// What an `archive` source hands the chain of each archived event.
@@ -428,7 +454,7 @@ pub struct SinkConfig {
     pub options: std::collections::BTreeMap<String, String>,
     /// Hive partition keys, outermost first: `event_day`, `hour`, or any string
     /// or integer column (e.g. `class_uid`, `tenant_uid`). Default: `event_day`,
-    /// `hour`; with http sources, `tenant_uid` first.
+    /// `hour`; for a stream an http source writes, `tenant_uid` first.
     #[serde(default = "default_partition_by")]
     pub partition_by: Vec<Spanned<String>>,
     /// A file is closed once it reaches this size (MiB); it is uploaded by the
@@ -610,19 +636,10 @@ impl LoadedConfig {
             ConfigError { file: file.clone(), line, column, message }
         })?;
         let de = toml::Deserializer::parse(&text).map_err(|e| toml_error(&file, &text, e, None))?;
-        let mut config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             toml_error(&file, &text, e.into_inner(), Some(key))
         })?;
-        // an archive that many tenants send to is partitioned by tenant first,
-        // unless the file says otherwise (the default keys have no place in it)
-        let keys = &mut config.sink.partition_by;
-        if !keys.is_empty()
-            && keys.iter().all(|k| k.span() == (0..0))
-            && config.sources.values().any(|s| *s.kind.get_ref() == SourceKind::Http)
-        {
-            keys.insert(0, Spanned::new(0..0, "tenant_uid".into()));
-        }
         let raw_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(raw.as_bytes()));
         let loaded = LoadedConfig { config, path: path.to_path_buf(), text, raw_sha256 };
         loaded.check()?;
@@ -920,12 +937,60 @@ impl LoadedConfig {
         Ok(())
     }
 
+    /// A stream's partition keys: its own; else the sink's — with `tenant_uid`
+    /// first for a stream an http source (or a syslog source with a tenant)
+    /// writes, unless the file names the sink's keys (an archive many tenants
+    /// send to is split by tenant).
+    pub fn partition_keys(&self, stream: &str) -> Vec<String> {
+        let c = &self.config;
+        if let Some(keys) = c.streams.get(stream).and_then(|s| s.partition_by.as_ref()) {
+            return keys.iter().map(|k| k.get_ref().clone()).collect();
+        }
+        let mut keys: Vec<String> = c.sink.partition_by.iter().map(|k| k.get_ref().clone()).collect();
+        let defaulted = c.sink.partition_by.iter().all(|k| k.span() == (0..0));
+        let tenanted = |s: &SourceConfig| match s.kind.get_ref() {
+            SourceKind::Http => true,
+            SourceKind::Syslog => s.tenant.is_some(),
+            _ => false,
+        };
+        let from_http = c.sources.iter().any(|(name, s)| tenanted(s) && self.streams_of(name).contains(&stream));
+        if defaulted && !keys.is_empty() && from_http && !keys.iter().any(|k| k == "tenant_uid") {
+            keys.insert(0, "tenant_uid".to_string());
+        }
+        keys
+    }
+
     /// The path an http source is POSTed to.
     pub fn http_path(&self, source: &str) -> String {
         match &self.config.sources[source].path {
             Some(path) => path.get_ref().clone(),
             None => format!("/{source}"),
         }
+    }
+
+    /// A syslog source: where it listens and spools, its tenant, its TLS.
+    fn check_syslog_source(&self, name: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+        let at = source.kind.span();
+        if !source.paths.is_empty() || source.follow {
+            return Err(self.error_at(at, format!("sources.{name}: a syslog source takes no `paths` or `follow`")));
+        }
+        if source.listen.is_none() || source.spool_dir.is_none() {
+            return Err(self.error_at(
+                at,
+                format!("sources.{name}: a syslog source needs `listen` (address:port) and `spool_dir`"),
+            ));
+        }
+        if let Some(tenant) = &source.tenant
+            && !crate::http::valid_tenant(tenant.get_ref())
+        {
+            return Err(self
+                .error_at(tenant.span(), format!("sources.{name}.tenant: 1 to 64 letters, digits, `-`, `_` or `.`")));
+        }
+        let tls = source.tls_cert.is_some() || source.tls_key.is_some() || source.client_ca.is_some();
+        if tls && (source.tls_cert.is_none() || source.tls_key.is_none() || source.protocol == SyslogProtocol::Udp) {
+            return Err(self.error_at(at, format!("sources.{name}: TLS needs `tls_cert` and `tls_key`, over tcp")));
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -971,6 +1036,7 @@ impl LoadedConfig {
                         format!("sources.{name}: an http source takes no `paths` or `follow`"),
                     ));
                 }
+                SourceKind::Syslog => self.check_syslog_source(name, source)?,
                 SourceKind::Http if c.http.is_none() => {
                     return Err(self.error_at(
                         source.kind.span(),
@@ -988,6 +1054,22 @@ impl LoadedConfig {
                     path.span(),
                     format!("sources.{name}.path: only an http source takes it, and it starts with `/`"),
                 ));
+            }
+            let syslog_only = [
+                ("listen", source.listen.is_some()),
+                ("spool_dir", source.spool_dir.is_some()),
+                ("tenant", source.tenant.is_some()),
+                ("tls_cert", source.tls_cert.is_some()),
+                ("tls_key", source.tls_key.is_some()),
+                ("client_ca", source.client_ca.is_some()),
+                ("protocol", source.protocol != SyslogProtocol::Tcp),
+            ];
+            if let Some((key, _)) = syslog_only.iter().find(|(_, set)| *set)
+                && *source.kind.get_ref() != SourceKind::Syslog
+            {
+                return Err(
+                    self.error_at(source.kind.span(), format!("sources.{name}.{key}: only a `syslog` source takes it"))
+                );
             }
             let archive_only = [
                 ("archive", source.archive.is_some()),

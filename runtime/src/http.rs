@@ -45,6 +45,14 @@ pub struct Grant {
 /// Tokens by the SHA-256 of their text.
 pub type Tokens = HashMap<[u8; 32], Grant>;
 
+/// Whether a tenant name is 1 to 64 letters, digits, `-`, `_` or `.` (it is a
+/// path segment of partitions and a field of spool lines).
+pub fn valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= 64
+        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// Reads a tokens file: `TENANT SHA256-HEX [STREAM,STREAM...]` per line.
 pub fn read_tokens(path: &Path) -> anyhow::Result<Tokens> {
     let text =
@@ -60,10 +68,7 @@ pub fn read_tokens(path: &Path) -> anyhow::Result<Tokens> {
         let [tenant, digest, rest @ ..] = fields.as_slice() else {
             bail!("{}: expected `TENANT SHA256-OF-TOKEN [STREAM,...]`", at());
         };
-        if tenant.is_empty()
-            || tenant.len() > 64
-            || !tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !valid_tenant(tenant) {
             bail!("{}: tenant `{tenant}` must be 1 to 64 letters, digits, `-`, `_` or `.`", at());
         }
         let mut hash = [0u8; 32];
@@ -263,8 +268,9 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
     let Some(grant) = token.and_then(|t| ingest.tokens.get(&<[u8; 32]>::from(Sha256::digest(t.as_bytes())))) else {
         tracing::info!(source = %route.source, status = 401, "Ingest refused: no or an unknown token.");
         let mut r = reply(StatusCode::UNAUTHORIZED, "a valid bearer token is needed");
@@ -318,13 +324,22 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
     r
 }
 
+/// At most this many connections at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client has this long to finish the TLS handshake, and to send a
+/// request's headers.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves connections on `listener` (with TLS, if given) until the task is aborted.
 pub async fn serve<F, Fut>(listener: TcpListener, tls: Option<TlsAcceptor>, handler: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply> + Send + 'static,
 {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -336,16 +351,22 @@ where
         let handler = handler.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let handler = handler.clone();
                 async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
             });
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let served = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
-                    Err(e) => {
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Err(e)) => {
                         tracing::info!(%peer, error = %e, "TLS handshake failed.");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out.");
                         return;
                     }
                 },

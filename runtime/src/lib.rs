@@ -30,4 +30,5 @@ pub mod self_audit;
 pub mod sinks;
 pub mod sources;
 pub mod stage;
+pub mod syslog;
 pub mod wasm;

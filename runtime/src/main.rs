@@ -10,8 +10,8 @@ use sluice::sinks::Archive;
 use sluice::wasm::WasmHost;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// sluice: an audit-log pipeline. Reads raw records, runs them through sandboxed
 /// WebAssembly plugins, and writes typed, partitioned Parquet to object storage.
@@ -24,9 +24,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline until its sources are exhausted (or, for following
-    /// sources, until Ctrl-C / SIGTERM), commit, print a summary. Resumes where
-    /// the output's last commit left each input file.
+    /// Run a pipeline until its sources are exhausted (or, for following,
+    /// http and syslog sources, until Ctrl-C / SIGTERM), commit, print a
+    /// summary. Resumes where the output's last commit left each input.
+    /// SIGHUP reloads the pipeline file: the new config starts where the old
+    /// one committed, or, if it does not load, the old one goes on.
     Run {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
@@ -374,48 +376,94 @@ enum Reading {
     Archive,
 }
 
-/// Runs a pipeline, its archive sources only, or its quarantine.
+/// Runs a pipeline, its archive sources only, or its quarantine. A running
+/// pipeline (`sluice run`) reloads its file on SIGHUP: the new config is
+/// loaded and its plugins started while the old one runs; if that fails,
+/// the old one goes on and the error is logged; else the old one stops as
+/// on SIGTERM (everything read is committed) and the new one starts from
+/// the positions that commit recorded — no event lost or written twice.
 fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
-    let pipeline = load(path)?;
-    for warning in pipeline.warnings() {
-        eprintln!("warning: {warning}");
-    }
+    let mut pipeline = load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let stop = Arc::new(AtomicBool::new(false));
+    // the running pipeline's stop flag, the next pipeline (a reload), and whether to quit
+    let current: Arc<Mutex<Arc<AtomicBool>>> = Arc::default();
+    let next: Arc<Mutex<Option<Pipeline>>> = Arc::default();
+    let quit = Arc::new(AtomicBool::new(false));
     {
-        let stop = stop.clone();
+        let (current, next, quit) = (current.clone(), next.clone(), quit.clone());
+        let reloads = matches!(reading, Reading::Sources).then(|| path.to_path_buf());
         runtime.spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => t.recv().await,
-                    None => std::future::pending().await,
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate()).ok();
+            let mut hup = if reloads.is_some() { signal(SignalKind::hangup()).ok() } else { None };
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = received(&mut term) => {}
+                    _ = received(&mut hup) => {
+                        let path = reloads.clone().expect("only registered when reloading");
+                        tracing::warn!(path = %path.display(), "Reloading: loading the new config while the pipeline runs.");
+                        match tokio::task::spawn_blocking(move || load(&path)).await {
+                            Ok(Ok(p)) => {
+                                *next.lock().expect("not poisoned") = Some(p);
+                                tracing::warn!("Reloading: stopping the pipeline (it commits what it read), then starting the new one.");
+                                current.lock().expect("not poisoned").store(true, Ordering::Relaxed);
+                            }
+                            Ok(Err(e)) => tracing::error!("Reload refused, the running pipeline goes on: {e:#}"),
+                            Err(e) => tracing::error!("Reload failed, the running pipeline goes on: {e}"),
+                        }
+                        continue;
+                    }
                 }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
+                tracing::warn!("Stopping: flushing what has been read.");
+                quit.store(true, Ordering::Relaxed);
+                current.lock().expect("not poisoned").store(true, Ordering::Relaxed);
             }
-            tracing::warn!("Stopping: flushing what has been read.");
-            stop.store(true, Ordering::Relaxed);
         });
     }
-    let summary = match reading {
-        Reading::Sources => pipeline.run(runtime.handle().clone(), stop)?,
-        Reading::Archive => pipeline.replay_archive(runtime.handle().clone(), stop)?,
-        Reading::Quarantine(only) => {
-            let (summary, kept) = pipeline.replay(runtime.handle().clone(), stop, only)?;
-            println!("replayed from quarantine:");
-            for (why, count) in kept {
-                println!("  kept in quarantine {count}: {why}");
-            }
-            summary
+    loop {
+        for warning in pipeline.warnings() {
+            eprintln!("warning: {warning}");
         }
-    };
+        let stop = Arc::new(AtomicBool::new(quit.load(Ordering::Relaxed)));
+        *current.lock().expect("not poisoned") = stop.clone();
+        let summary = match reading {
+            Reading::Sources => pipeline.run(runtime.handle().clone(), stop)?,
+            Reading::Archive => pipeline.replay_archive(runtime.handle().clone(), stop)?,
+            Reading::Quarantine(ref only) => {
+                let (summary, kept) = pipeline.replay(runtime.handle().clone(), stop, only.clone())?;
+                println!("replayed from quarantine:");
+                for (why, count) in kept {
+                    println!("  kept in quarantine {count}: {why}");
+                }
+                summary
+            }
+        };
+        let ok = report(&summary);
+        match next.lock().expect("not poisoned").take() {
+            Some(reloaded) if ok && !quit.load(Ordering::Relaxed) => {
+                println!("reloaded {}", path.display());
+                pipeline = reloaded;
+            }
+            _ => return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        }
+    }
+}
+
+/// The next delivery of a signal, or never when it is not listened for.
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prints a run's summary; whether it ended well (counts balance, no source failed).
+fn report(summary: &sluice::pipeline::Summary) -> bool {
     println!("{summary}");
     for (source, r) in &summary.archive_reads {
         println!(
@@ -446,15 +494,12 @@ fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
             "error: counts do not balance: read {} + expanded {} + copies {} != written + quarantined + dropped",
             summary.counts.read, summary.counts.expanded, summary.counts.copies
         );
-        return Ok(ExitCode::FAILURE);
+        return false;
     }
-    if !summary.errors.is_empty() {
-        for e in &summary.errors {
-            eprintln!("error: {e}");
-        }
-        return Ok(ExitCode::FAILURE);
+    for e in &summary.errors {
+        eprintln!("error: {e}");
     }
-    Ok(ExitCode::SUCCESS)
+    summary.errors.is_empty()
 }
 
 fn generate_keys(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {

@@ -217,11 +217,9 @@ impl Pipeline {
         self.config.archive()
     }
 
-    /// A stream's partition keys: its own, else the sink's.
+    /// A stream's partition keys (see `LoadedConfig::partition_keys`).
     fn partition_keys(&self, stream: &str) -> Vec<String> {
-        let c = &self.config.config;
-        let keys = c.streams.get(stream).and_then(|s| s.partition_by.as_ref()).unwrap_or(&c.sink.partition_by);
-        keys.iter().map(|k| k.get_ref().clone()).collect()
+        self.config.partition_keys(stream)
     }
 
     /// Every stream's retention (by stream name; see `retention.rs`).
@@ -367,6 +365,10 @@ impl Pipeline {
         );
         let mut settings = self.sink_settings(&archive)?;
         let serving = matches!(mode, Mode::Run);
+        if !serving {
+            // sources that do not run in a replay are not silent
+            settings.expectations.iter_mut().for_each(|e| *e = Default::default());
+        }
         let metrics_text =
             (serving && c.metrics.listen.is_some()).then(|| Arc::new(std::sync::Mutex::new(String::new())));
         settings.metrics_text = metrics_text.clone();
@@ -430,6 +432,39 @@ impl Pipeline {
             tracing::info!(%listen, tls = tls.is_some(), "Listening for ingest.");
             servers.push(runtime.spawn(crate::http::serve(listener, tls, crate::http::ingest_handler(ingest.clone()))));
             ingest_state = Some(ingest);
+        }
+        for (index, (name, source)) in c.sources.iter().enumerate() {
+            if !serving || *source.kind.get_ref() != SourceKind::Syslog {
+                continue;
+            }
+            let (listen, dir) = match (&source.listen, &source.spool_dir) {
+                (Some(l), Some(d)) => (l.get_ref(), std::path::Path::new(d.get_ref()).join(name)),
+                _ => unreachable!("checked at load"),
+            };
+            let spool = Arc::new(Spool::open(&dir, &sink.committed_state(index).positions)?);
+            let tenant = source.tenant.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+            let at = || format!("sources.{name}.listen: cannot listen on {listen}");
+            let task = match source.protocol {
+                crate::config::SyslogProtocol::Udp => {
+                    let socket = runtime.block_on(tokio::net::UdpSocket::bind(listen)).with_context(at)?;
+                    runtime.spawn(crate::syslog::serve_udp(socket, spool.clone(), tenant))
+                }
+                crate::config::SyslogProtocol::Tcp => {
+                    let tls = match (&source.tls_cert, &source.tls_key) {
+                        (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(
+                            std::path::Path::new(cert.get_ref()),
+                            std::path::Path::new(key.get_ref()),
+                            source.client_ca.as_ref().map(|ca| std::path::Path::new(ca.get_ref())),
+                        )?),
+                        _ => None,
+                    };
+                    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(at)?;
+                    runtime.spawn(crate::syslog::serve_tcp(listener, tls, spool.clone(), tenant))
+                }
+            };
+            tracing::info!(source = %name, %listen, "Listening for syslog.");
+            servers.push(task);
+            spools.insert(name.clone(), spool);
         }
         if let (Some(text), Some(listen)) = (&metrics_text, &c.metrics.listen) {
             let listen = listen.get_ref();
@@ -495,7 +530,7 @@ impl Pipeline {
                     resume: sink.committed_state(index).positions.clone(),
                 }),
                 (None, SourceKind::Stdin) => Box::new(StdinSource),
-                (None, SourceKind::Http) => match spools.remove(name) {
+                (None, SourceKind::Http | SourceKind::Syslog) => match spools.remove(name) {
                     Some(spool) => Box::new(SpoolSource {
                         spool,
                         name: name.clone(),
@@ -796,6 +831,10 @@ fn quarantine_lines(
             });
             if partial(r.origin) {
                 line["partial"] = true.into();
+            }
+            // the sender's tenant (http), which a replay of the record keeps
+            if let Some(tenant) = &batch.tenant {
+                line["tenant"] = tenant.as_ref().into();
             }
             line
         })

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// What a replay takes out of quarantine and what it puts back as it was.
 #[derive(Debug, Default)]
 pub struct ReplayInput {
-    /// Per source (pipeline order): the original records to run again.
-    pub records: Vec<Vec<Vec<u8>>>,
+    /// Per source (pipeline order): the original records to run again, with
+    /// the tenant they were sent for (http sources).
+    pub records: Vec<Vec<(Option<String>, Vec<u8>)>>,
     /// Quarantine files read (relative paths): retired by the replay's commit.
     pub retire: Vec<String>,
     /// Lines of those files that are not replayed, per stream index.
@@ -91,23 +92,25 @@ pub async fn collect(
                         continue;
                     }
                 };
-                input.records[index].push(record);
+                input.records[index].push((q["tenant"].as_str().map(str::to_string), record));
             }
         }
     }
     Ok(input)
 }
 
-/// Hands a source's quarantined records to the pipeline. They have no
-/// position: the replay's single commit is what makes it exactly once.
+/// Hands a source's quarantined records to the pipeline, each with its
+/// tenant (so a replayed record lands in the tenant it was sent for, not the
+/// one its text claims). They have no position: the replay's single commit
+/// is what makes it exactly once.
 pub struct ReplaySource {
-    pub records: Vec<Vec<u8>>,
+    pub records: Vec<(Option<String>, Vec<u8>)>,
 }
 
 impl Source for ReplaySource {
     fn run(self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-        for record in self.records {
-            if stop.load(Ordering::Relaxed) || !batcher.push_record(record) {
+        for (tenant, record) in self.records {
+            if stop.load(Ordering::Relaxed) || !batcher.set_tenant(tenant) || !batcher.push_record(record) {
                 break;
             }
         }

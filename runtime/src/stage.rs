@@ -188,7 +188,10 @@ impl Chain {
         Chain { stages, events_in: true, keep_raw: false }
     }
 
-    /// Keeps each record in its events' `raw_data`.
+    /// Keeps each record that became one event in its `raw_data` (a record
+    /// that held several — an `EventList`, a CloudTrail `Records` file — is not
+    /// copied into each: that would store it k times, and re-parsing each copy
+    /// would make k² events).
     pub fn keeping_raw(mut self) -> Self {
         self.keep_raw = !self.events_in;
         self
@@ -210,7 +213,13 @@ impl Chain {
             for (result, &origin) in results.into_iter().zip(&origins) {
                 let rejected = |reason| Rejected { origin, stage: Some(stage.identity().clone()), reason };
                 match result {
-                    Ok(Outcome::Keep(e)) => {
+                    Ok(Outcome::Keep(mut e)) => {
+                        if i == 0
+                            && self.keep_raw
+                            && let Ok(record) = std::str::from_utf8(&records[origin as usize])
+                        {
+                            with_raw_data(&mut e, record);
+                        }
                         next_events.push(e);
                         next_origins.push(origin);
                     }
@@ -224,13 +233,6 @@ impl Chain {
                     }
                     Ok(Outcome::Drop(rule)) => out.dropped.push(rejected(rule)),
                     Ok(Outcome::Error(reason)) | Err(reason) => out.quarantined.push(rejected(reason)),
-                }
-            }
-            if i == 0 && self.keep_raw {
-                for (event, &origin) in next_events.iter_mut().zip(&next_origins) {
-                    if let Ok(record) = std::str::from_utf8(&records[origin as usize]) {
-                        with_raw_data(event, record);
-                    }
                 }
             }
             events = next_events;

@@ -121,7 +121,9 @@ impl ArchiveSource {
                 let delivered = match record {
                     Some(record) => {
                         report.replayed += 1;
-                        batcher.push_record_at(record, row_no)
+                        // each event stays in its tenant, whatever the new chain makes of it
+                        let tenant = columns.tenant.filter(|c| c.is_valid(row)).map(|c| c.value(row).to_string());
+                        batcher.set_tenant(tenant) && batcher.push_record_at(record, row_no)
                     }
                     None => batcher.skip_to(row_no),
                 };
@@ -176,6 +178,7 @@ impl ArchiveSource {
 struct Columns<'a> {
     time: &'a arrow_array::PrimitiveArray<TimestampMicrosecondType>,
     raw_data: Option<&'a arrow_array::StringArray>,
+    tenant: Option<&'a arrow_array::StringArray>,
     /// Everything but `seq`, `event_hash` and `unmapped`, in canonical order.
     event_columns: Vec<(usize, String)>,
     unmapped: Option<&'a arrow_array::StringArray>,
@@ -194,6 +197,7 @@ impl<'a> Columns<'a> {
         Ok(Columns {
             time: time.as_primitive::<TimestampMicrosecondType>(),
             raw_data: string("raw_data"),
+            tenant: string("tenant_uid"),
             event_columns,
             unmapped: string("unmapped"),
             log_name_core: crate::schema::column_index("metadata_log_name").expect("a core column"),

@@ -8,14 +8,17 @@
 //! read again from the last commit) and duplicates nothing.
 //!
 //! Layout: `<spool_dir>/<source>/<20-digit number>.spool`. A block is one
-//! line per record, `TENANT\tRECORD\n` (records never hold a newline: the
-//! handler splits on them or replaces them), closed by a line `.\n`. The
+//! line per record, `TENANT\tRECORD\n` — or `TENANT\x0bHEX\n` for a record
+//! that holds a newline (a multi-line syslog message) — closed by a line
+//! `.\n`. The tenant is empty when the source has none. The
 //! reader takes a block only once its closing line is there, so a request
 //! whose write was cut short by a crash (never acknowledged) is never read.
 //! A run never appends to an older segment: each start opens a new one, and
-//! one grows past [`SEGMENT_BYTES`] makes way for the next. A segment is
-//! sealed once a later one exists; a sealed segment that the last commit
-//! read to its end is deleted.
+//! one grown past [`SEGMENT_BYTES`] makes way for the next. Segment numbers
+//! start from the clock (µs) and only grow, so a name is never used twice —
+//! committed positions are kept by name, and a reused name would inherit an
+//! old position. A segment is sealed once a later one exists; a sealed
+//! segment that a commit read to its end is deleted.
 
 use super::{Batcher, FilePosition, Positions, Source};
 use anyhow::Context;
@@ -31,6 +34,8 @@ use std::time::Duration;
 const SEGMENT_BYTES: u64 = 64 << 20;
 /// How often an idle reader looks for new blocks.
 const POLL: Duration = Duration::from_millis(20);
+/// How often the reader deletes the segments commits have finished.
+const CLEANUP: Duration = Duration::from_secs(1);
 
 /// Committed positions per source, as the sink last wrote them.
 pub type Committed = Mutex<BTreeMap<String, Positions>>;
@@ -85,8 +90,7 @@ impl Spool {
                 unread += size - done;
             }
         }
-        let number = existing.last().map_or(0, |(n, _)| n + 1);
-        let segment = Segment::create(dir, number)?;
+        let segment = Segment::create(dir, Segment::next_number(existing.last().map(|(n, _)| *n)))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
             writer: Mutex::new(segment),
@@ -102,23 +106,39 @@ impl Spool {
 
     /// Appends one request's records for `tenant` as one block and fsyncs it.
     pub fn append(&self, tenant: &str, records: &[Vec<u8>]) -> std::io::Result<()> {
+        self.append_block(tenant, records, true)
+    }
+
+    /// Appends records as one block; with `sync`, fsyncs it before returning.
+    pub fn append_block(&self, tenant: &str, records: &[Vec<u8>], sync: bool) -> std::io::Result<()> {
         let mut block = Vec::with_capacity(records.iter().map(|r| r.len() + tenant.len() + 2).sum::<usize>() + 2);
         for record in records {
-            debug_assert!(!record.contains(&b'\n'));
             block.extend_from_slice(tenant.as_bytes());
-            block.push(b'\t');
-            block.extend_from_slice(record);
+            if record.contains(&b'\n') {
+                block.push(0x0b);
+                block.extend_from_slice(hex::encode(record).as_bytes());
+            } else {
+                block.push(b'\t');
+                block.extend_from_slice(record);
+            }
             block.push(b'\n');
         }
         block.extend_from_slice(b".\n");
         let mut segment = self.writer.lock().expect("not poisoned");
         if segment.size >= SEGMENT_BYTES {
-            *segment = Segment::create(&self.dir, segment.number + 1)?;
+            *segment = Segment::create(&self.dir, Segment::next_number(Some(segment.number)))?;
         }
-        if let Err(e) = segment.file.write_all(&block).and_then(|()| segment.file.sync_data()) {
-            // what was written of the block is not closed: start afresh so the next block is whole
-            let next = segment.number + 1;
-            *segment = Segment::create(&self.dir, next)?;
+        let written =
+            segment.file.write_all(&block).and_then(|()| if sync { segment.file.sync_data() } else { Ok(()) });
+        if let Err(e) = written {
+            // the request is refused: take back what was written of it, so
+            // that neither it nor a torn line before the next block is read
+            if let Err(undo) = segment.file.set_len(segment.size).and_then(|()| segment.file.sync_data()) {
+                tracing::error!(error = %undo, "Cannot take a refused request out of the spool; it may be archived.");
+            }
+            if let Ok(next) = Segment::create(&self.dir, Segment::next_number(Some(segment.number))) {
+                *segment = next;
+            }
             return Err(e);
         }
         segment.size += block.len() as u64;
@@ -128,6 +148,12 @@ impl Spool {
 }
 
 impl Segment {
+    /// A number above `last` and above every earlier run's (from the clock).
+    fn next_number(last: Option<u64>) -> u64 {
+        let now = u64::try_from(super::now_micros()).unwrap_or(0);
+        last.map_or(now, |l| now.max(l + 1))
+    }
+
     fn create(dir: &Path, number: u64) -> std::io::Result<Segment> {
         let file = OpenOptions::new().create_new(true).append(true).open(dir.join(segment_name(number)))?;
         // the new name must survive a crash too
@@ -169,6 +195,7 @@ impl Source for SpoolSource {
         // how far each segment has been read in this run
         let mut offsets: BTreeMap<u64, u64> = BTreeMap::new();
         let mut buffer: Vec<u8> = Vec::new();
+        let mut last_cleanup = std::time::Instant::now();
         loop {
             let found = segments(&self.spool.dir)?;
             let mut progressed = false;
@@ -198,11 +225,20 @@ impl Source for SpoolSource {
                     // a whole block: its records, each ending at its line's end, then its closing line
                     for &(s, e) in &lines {
                         let text = &buffer[s..e];
-                        let tab = text.iter().position(|&b| b == b'\t').with_context(|| {
-                            format!("{}: a spool line without a tenant at byte {}", path.display(), start + s as u64)
-                        })?;
-                        batcher.set_tenant(Some(String::from_utf8_lossy(&text[..tab]).into_owned()));
-                        if !batcher.push_record_at(text[tab + 1..].to_vec(), start + e as u64 + 1) {
+                        let at = || {
+                            format!(
+                                "{}: a spool line that is not TENANT TAB RECORD at byte {}",
+                                path.display(),
+                                start + s as u64
+                            )
+                        };
+                        let tab = text.iter().position(|&b| b == b'\t' || b == 0x0b).with_context(at)?;
+                        let record = match text[tab] {
+                            b'\t' => text[tab + 1..].to_vec(),
+                            _ => hex::decode(&text[tab + 1..]).ok().with_context(at)?,
+                        };
+                        let tenant = (tab > 0).then(|| String::from_utf8_lossy(&text[..tab]).into_owned());
+                        if !batcher.set_tenant(tenant) || !batcher.push_record_at(record, start + e as u64 + 1) {
                             return Ok(());
                         }
                     }
@@ -231,8 +267,12 @@ impl Source for SpoolSource {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            if !progressed {
+            // committed segments go even while requests keep coming
+            if last_cleanup.elapsed() >= CLEANUP {
                 self.delete_committed(found.last().map_or(0, |(n, _)| *n));
+                last_cleanup = std::time::Instant::now();
+            }
+            if !progressed {
                 std::thread::sleep(POLL);
             }
         }
