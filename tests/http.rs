@@ -360,14 +360,9 @@ fn the_example_takes_a_kubernetes_webhook_eventlist_and_the_benchmark_sources() 
         ("SLUICE_ADMIN", format!("127.0.0.1:{admin}")),
         ("SLUICE_ROLL_AGE", "1".to_string()),
     ];
-    let mut cmd = command(t.root(), &["run", repo_root().join("examples/http/pipeline.toml").to_str().unwrap()]);
-    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let example = repo_root().join("examples/http/pipeline.toml");
+    let mut child = spawn_sluice_env(t.root(), &["run", example.to_str().unwrap()], &env);
     wait_for("the listener", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let client = reqwest::Client::new();
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");

@@ -483,6 +483,7 @@ mod garage;
 mod http;
 mod integrity;
 mod object_lock;
+mod objects;
 mod plugin_test;
 mod polyglot;
 mod quarantine;

@@ -192,7 +192,14 @@ pub fn sluice_stdin(dir: &Path, args: &[&str], input: &str) -> Run {
 }
 
 pub fn spawn_sluice(dir: &Path, args: &[&str]) -> Child {
-    command(dir, args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    spawn_sluice_env(dir, args, &[])
+}
+
+/// `sluice` started with these environment variables set, its output piped.
+pub fn spawn_sluice_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut c = command(dir, args);
+    c.envs(env.iter().copied());
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 /// Sends SIGTERM and waits for the process to finish.

@@ -80,6 +80,10 @@ pub struct HttpConfig {
     pub client_ca: Option<Spanned<String>>,
 }
 
+fn default_poll_secs() -> u64 {
+    30
+}
+
 fn default_max_body_mb() -> u64 {
     10
 }
@@ -252,11 +256,19 @@ pub struct SourceConfig {
     /// For `file`: paths or glob patterns, relative to the working directory.
     #[serde(default)]
     pub paths: Vec<String>,
-    /// For `file`: keep reading as files grow, are rotated, or appear.
+    /// For `file`: keep reading as files grow, are rotated, or appear; for
+    /// `objects`: keep listing the prefix for new objects.
     #[serde(default)]
     pub follow: bool,
     /// For `http`: the path clients POST to (default `/<source name>`).
     pub path: Option<Spanned<String>>,
+    /// For `objects`: the store and prefix whose objects are read
+    /// (`s3://bucket/AWSLogs/`, `gs://…`, `az://…`, a folder); credentials
+    /// from the environment.
+    pub url: Option<Spanned<String>>,
+    /// For `objects` with `follow`: how often the prefix is listed again.
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
     /// For `syslog`: the address and port to listen on (`0.0.0.0:514`).
     pub listen: Option<Spanned<String>>,
     /// For `syslog`: `tcp` (octet counting or newline framing, RFC 6587;
@@ -372,6 +384,7 @@ pub enum SourceKind {
     Stdin,
     Http,
     Syslog,
+    Objects,
     Archive,
 }
 
@@ -1037,6 +1050,17 @@ impl LoadedConfig {
                     ));
                 }
                 SourceKind::Syslog => self.check_syslog_source(name, source)?,
+                SourceKind::Objects if source.url.is_none() || !source.paths.is_empty() => {
+                    return Err(self.error_at(
+                        source.kind.span(),
+                        format!(
+                            "sources.{name}: an objects source needs `url` (s3://bucket/prefix, …) and takes no `paths`"
+                        ),
+                    ));
+                }
+                SourceKind::Objects if source.poll_secs == 0 => {
+                    return Err(self.error_at(source.kind.span(), format!("sources.{name}.poll_secs: must be above 0")));
+                }
                 SourceKind::Http if c.http.is_none() => {
                     return Err(self.error_at(
                         source.kind.span(),
@@ -1054,6 +1078,11 @@ impl LoadedConfig {
                     path.span(),
                     format!("sources.{name}.path: only an http source takes it, and it starts with `/`"),
                 ));
+            }
+            if let Some(url) = &source.url
+                && *source.kind.get_ref() != SourceKind::Objects
+            {
+                return Err(self.error_at(url.span(), format!("sources.{name}.url: only an `objects` source takes it")));
             }
             let syslog_only = [
                 ("listen", source.listen.is_some()),

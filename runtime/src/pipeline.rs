@@ -19,7 +19,7 @@ use crate::self_audit::{self, PipelineIdentity};
 use crate::sinks::commit::Counts;
 use crate::sinks::{Archive, IntegritySettings, Sink, SinkMsg, SinkSettings};
 use crate::sources::{
-    ArchiveReport, ArchiveSource, Batcher, FileSource, RawBatch, Source, Spool, SpoolSource, StdinSource,
+    ArchiveReport, ArchiveSource, Batcher, FileSource, ObjectSource, RawBatch, Source, Spool, SpoolSource, StdinSource,
 };
 use crate::stage::{Chain, Rejected, SharedStage, Stage};
 use crate::wasm::{LoadError, Plugin, PluginKind, PluginSpec, WasmHost};
@@ -530,6 +530,14 @@ impl Pipeline {
                     resume: sink.committed_state(index).positions.clone(),
                 }),
                 (None, SourceKind::Stdin) => Box::new(StdinSource),
+                (None, SourceKind::Objects) => Box::new(ObjectSource {
+                    archive: Archive::open(source.url.as_ref().expect("checked at load").get_ref())
+                        .with_context(|| format!("sources.{name}.url"))?,
+                    follow: source.follow,
+                    poll: Duration::from_secs(source.poll_secs),
+                    resume: sink.committed_state(index).positions.clone(),
+                    runtime: runtime.clone(),
+                }),
                 (None, SourceKind::Http | SourceKind::Syslog) => match spools.remove(name) {
                     Some(spool) => Box::new(SpoolSource {
                         spool,

@@ -10,11 +10,13 @@
 
 mod archive;
 mod file;
+mod objects;
 mod spool;
 mod stdin;
 
 pub use archive::{ArchiveReport, ArchiveSource};
 pub use file::FileSource;
+pub use objects::ObjectSource;
 pub use spool::{Committed, Spool, SpoolSource};
 pub use stdin::StdinSource;
 
