@@ -273,6 +273,22 @@ fn http_answers_429_while_the_pipeline_is_behind_and_takes_the_retry() {
         assert!(tries < 60, "never taken");
     }
     s.wait_written(409);
+    // the stages' counters: every record parsed once; the hanging one faulted (more than once: halves)
+    let metrics = http_get(&format!("http://127.0.0.1:{}/metrics", s.admin)).unwrap();
+    assert_eq!(metric_sum(&metrics, "sluice_stage_inputs_total{stage=\"json\"}"), 410, "{metrics}");
+    assert_eq!(metric_sum(&metrics, "sluice_stage_outputs_total{stage=\"json\"}"), 410, "{metrics}");
+    assert!(metric_sum(&metrics, "sluice_stage_faults_total{stage=\"faulty\"}") >= 2, "{metrics}");
+    assert_eq!(
+        metric_sum(&metrics, "sluice_stage_call_seconds_count{stage=\"json\"}"),
+        metric_sum(&metrics, "sluice_stage_calls_total{stage=\"json\"}")
+    );
+    // and `sluice top` shows them as a table
+    let top =
+        sluice_in(s.t.root(), &["top", &format!("127.0.0.1:{}", s.admin), "--interval", "1", "--iterations", "1"], &[]);
+    top.assert_success();
+    for row in ["source ", "app ", "stage ", "json ", "faulty ", "http source", "seconds since the last commit"] {
+        assert!(top.stdout.lines().any(|l| l.starts_with(row)), "no `{row}` row: {top}");
+    }
     s.stop().assert_success();
     // 410 in: 409 written, the hanging one quarantined
     assert_eq!(s.rows("count(*), count(DISTINCT metadata_uid)"), json!([[409, 409]]));

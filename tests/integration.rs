@@ -496,6 +496,7 @@ mod routing;
 mod self_audit;
 mod store;
 mod syslog;
+mod tap;
 mod volume;
 
 #[test]

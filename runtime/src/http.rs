@@ -170,11 +170,16 @@ pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-type Reply = Response<Full<Bytes>>;
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+type Reply = Response<Body>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
 
 fn reply(status: StatusCode, message: &str) -> Reply {
     let body = serde_json::json!({ "error": message }).to_string();
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
@@ -319,7 +324,7 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
         *ingest.accepted.lock().expect("not poisoned").entry(route.source.clone()).or_default() += accepted as u64;
     }
     tracing::debug!(source = %route.source, tenant = %grant.tenant, records = accepted, status = 200, "Ingest accepted.");
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::json!({ "accepted": accepted }).to_string())));
+    let mut r = Response::new(full(serde_json::json!({ "accepted": accepted }).to_string()));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
@@ -387,29 +392,74 @@ pub fn ingest_handler(
     move |req| Box::pin(handle(ingest.clone(), req))
 }
 
-/// The admin handler: `GET /metrics` answers the latest Prometheus text of
-/// the sink, and the ingest listener's counters (live).
-pub fn metrics_handler(
-    text: Arc<Mutex<String>>,
-    ingest: Option<Arc<Ingest>>,
+/// What the admin listener serves.
+pub struct Admin {
+    /// The sink's latest Prometheus text.
+    pub metrics: Arc<Mutex<String>>,
+    pub ingest: Option<Arc<Ingest>>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub taps: Arc<crate::telemetry::Taps>,
+}
+
+/// The admin handler: `GET /metrics` answers the sink's latest Prometheus
+/// text and the stages' and the ingest listener's counters (live); `GET
+/// /tap?after=STAGE` (or `before=`) `[&where=CONDITION]` streams what passes
+/// there, one item per line, until the client goes away.
+pub fn admin_handler(
+    admin: Admin,
 ) -> impl Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>> + Clone + Send + Sync
 {
+    let admin = Arc::new(admin);
     move |req| {
-        let text = text.clone();
-        let ingest = ingest.clone();
+        let admin = admin.clone();
         Box::pin(async move {
-            if req.method() != Method::GET || req.uri().path() != "/metrics" {
-                return reply(StatusCode::NOT_FOUND, "GET /metrics");
+            if req.method() != Method::GET {
+                return reply(StatusCode::METHOD_NOT_ALLOWED, "GET /metrics or /tap");
             }
-            let mut body = text.lock().expect("not poisoned").clone();
-            if let Some(ingest) = &ingest {
-                body.push_str(&ingest.prometheus());
+            match req.uri().path() {
+                "/metrics" => {
+                    let mut body = admin.metrics.lock().expect("not poisoned").clone();
+                    body.push_str(&admin.telemetry.prometheus());
+                    if let Some(ingest) = &admin.ingest {
+                        body.push_str(&ingest.prometheus());
+                    }
+                    let mut r = Response::new(full(body));
+                    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+                    r
+                }
+                "/tap" => tap(&admin, req.uri().query().unwrap_or_default()),
+                _ => reply(StatusCode::NOT_FOUND, "GET /metrics or /tap"),
             }
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-            r
         })
     }
+}
+
+fn tap(admin: &Admin, query: &str) -> Reply {
+    use crate::telemetry::TapPoint;
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let point = match (params.get("before"), params.get("after")) {
+        (Some(stage), None) => TapPoint::Before(stage.clone()),
+        (None, Some(stage)) => TapPoint::After(stage.clone()),
+        _ => return reply(StatusCode::BAD_REQUEST, "give one of before=STAGE or after=STAGE"),
+    };
+    let (TapPoint::Before(stage) | TapPoint::After(stage)) = &point;
+    if !admin.telemetry.stages.contains_key(stage) {
+        let known: Vec<&str> = admin.telemetry.stages.keys().map(String::as_str).collect();
+        return reply(StatusCode::NOT_FOUND, &format!("no stage `{stage}` (stages: {})", known.join(", ")));
+    }
+    let select = match params.get("where").map(|w| crate::route::Expr::parse(w)) {
+        None => None,
+        Some(Ok(expr)) => Some(expr),
+        Some(Err(e)) => return reply(StatusCode::BAD_REQUEST, &format!("where, at {}: {}", e.offset, e.message)),
+    };
+    let rx = admin.taps.open(point, select);
+    let lines = futures::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(item + "\n"))), rx))
+    });
+    let mut r = Response::new(http_body_util::StreamBody::new(lines).boxed());
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    r
 }
 
 #[cfg(test)]

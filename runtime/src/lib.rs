@@ -31,4 +31,6 @@ pub mod sinks;
 pub mod sources;
 pub mod stage;
 pub mod syslog;
+pub mod telemetry;
+pub mod top;
 pub mod wasm;

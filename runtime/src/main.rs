@@ -131,6 +131,44 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Live rates of a running pipeline, from its admin listener (`[metrics]
+    /// listen`): per source, records read and events written per second; per
+    /// stage, inputs and outputs per second, errors, faults and mean call
+    /// time; per http source, records accepted per second and the spool
+    /// backlog. Refreshes every --interval seconds.
+    Top {
+        /// The admin listener: host:port or http://host:port.
+        admin: String,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+        /// Print this many tables, then exit (default: until Ctrl-C).
+        #[arg(long)]
+        iterations: Option<u64>,
+    },
+    /// Live events of a running pipeline at a stage boundary, from its admin
+    /// listener: what goes into a stage (--before; raw records for a
+    /// parser) or comes out of it (--after), one per line, optionally only
+    /// events matching a condition (the route language). Shows events as
+    /// they are there: before a redactor, unredacted — keep the admin
+    /// listener on loopback. Items a slow reader cannot take are skipped,
+    /// never waited for.
+    Tap {
+        /// The admin listener: host:port or http://host:port.
+        admin: String,
+        /// Show a stage's inputs.
+        #[arg(long, conflicts_with = "after", required_unless_present = "after")]
+        before: Option<String>,
+        /// Show a stage's outputs.
+        #[arg(long)]
+        after: Option<String>,
+        /// Only events matching this condition, e.g. 'status_id == 2'.
+        #[arg(long = "where")]
+        select: Option<String>,
+        /// Stop after this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Plugins on their own, outside a pipeline.
     Plugin {
         #[command(subcommand)]
@@ -330,6 +368,10 @@ fn main() -> ExitCode {
         }
         Command::Hold { command } => hold(command),
         Command::Query { archive, sql, format, out } => query(&archive, &sql, format, out.as_deref()),
+        Command::Top { admin, interval, iterations } => sluice::top::run(&admin, interval, iterations),
+        Command::Tap { admin, before, after, select, limit } => {
+            sluice::top::tap(&admin, before.as_deref(), after.as_deref(), select.as_deref(), limit)
+        }
         Command::Plugin { command: PluginCommand::Test { plugin, input, expect, config, write } } => {
             plugin_test(&plugin, &input, expect.as_deref(), config.as_deref(), write.as_deref())
         }

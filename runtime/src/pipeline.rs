@@ -396,6 +396,8 @@ impl Pipeline {
         let mut servers = Vec::new();
         let mut spools: BTreeMap<String, Arc<Spool>> = BTreeMap::new();
         let mut ingest_state = None;
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new(self.stages.keys().map(String::as_str)));
+        let taps: Arc<crate::telemetry::Taps> = Arc::default();
         if serving && let Some(http) = &c.http {
             let mut routes = std::collections::HashMap::new();
             for (index, (name, source)) in c.sources.iter().enumerate() {
@@ -471,7 +473,12 @@ impl Pipeline {
             let listener = runtime
                 .block_on(tokio::net::TcpListener::bind(listen))
                 .with_context(|| format!("metrics.listen: cannot listen on {listen}"))?;
-            let handler = crate::http::metrics_handler(text.clone(), ingest_state.clone());
+            let handler = crate::http::admin_handler(crate::http::Admin {
+                metrics: text.clone(),
+                ingest: ingest_state.clone(),
+                telemetry: telemetry.clone(),
+                taps: taps.clone(),
+            });
             servers.push(runtime.spawn(crate::http::serve(listener, None, handler)));
         }
 
@@ -565,6 +572,8 @@ impl Pipeline {
             c.sink.quarantine_redactor.as_ref().map(|s| self.stages[s.get_ref()].plugin.clone());
         let mut worker_threads = Vec::new();
         for w in 0..workers {
+            let telemetry = telemetry.clone();
+            let taps = taps.clone();
             let redactor = redactor.clone();
             let rx = raw_rx.clone();
             let tx = sink_tx.clone();
@@ -575,17 +584,20 @@ impl Pipeline {
                 // one instance per stage per worker, whichever chains use it
                 // (a redactor shared by four sources is one instance, not four)
                 let mut instances: BTreeMap<String, SharedStage> = BTreeMap::new();
-                let mut instance =
-                    |p: &Arc<Plugin>| instances.entry(p.stage.clone()).or_insert_with(|| SharedStage::new(p)).clone();
+                let mut instance = |p: &Arc<Plugin>| {
+                    let metrics = telemetry.stages[&p.stage].clone();
+                    instances.entry(p.stage.clone()).or_insert_with(|| SharedStage::new(p, metrics)).clone()
+                };
                 let mut chains: Vec<Chain> = meta
                     .iter()
                     .map(|m| {
                         let stages = m.chain.iter().map(|p| Box::new(instance(p)) as Box<dyn Stage>).collect();
-                        match (m.events_in, m.keep_raw) {
+                        let chain = match (m.events_in, m.keep_raw) {
                             (true, _) => Chain::of_events(stages),
                             (false, true) => Chain::new(stages).keeping_raw(),
                             (false, false) => Chain::new(stages),
-                        }
+                        };
+                        chain.tapped(taps.clone())
                     })
                     .collect();
                 let mut redactor = redactor.as_ref().map(instance);

@@ -8,7 +8,9 @@
 //! goes on. Outputs are only ever taken from calls that succeeded, so no record
 //! is lost or duplicated by a fault.
 
+use crate::telemetry::{StageMetrics, TapPoint, Taps};
 use crate::wasm::{self, Instance, Plugin};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What a stage did with one input.
@@ -123,13 +125,15 @@ impl Stage for WasmStage {
 pub struct SharedStage {
     inner: Arc<std::sync::Mutex<WasmStage>>,
     identity: StageIdentity,
+    /// The stage's counters, shared with the other workers' instances.
+    metrics: Arc<StageMetrics>,
 }
 
 impl SharedStage {
-    pub fn new(plugin: &Arc<Plugin>) -> Self {
+    pub fn new(plugin: &Arc<Plugin>, metrics: Arc<StageMetrics>) -> Self {
         let stage = WasmStage::new(plugin.clone());
         let identity = stage.identity.clone();
-        SharedStage { inner: Arc::new(std::sync::Mutex::new(stage)), identity }
+        SharedStage { inner: Arc::new(std::sync::Mutex::new(stage)), identity, metrics }
     }
 }
 
@@ -139,8 +143,30 @@ impl Stage for SharedStage {
     }
 
     fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = std::time::Instant::now();
         // one worker thread uses it: the lock is never contended
-        self.inner.lock().expect("not poisoned").call(input)
+        let result = self.inner.lock().expect("not poisoned").call(input);
+        let m = &self.metrics;
+        m.observe(started.elapsed());
+        m.inputs.fetch_add(input.len() as u64, Relaxed);
+        match &result {
+            Ok(outcomes) if outcomes.len() == input.len() => {
+                for outcome in outcomes {
+                    match outcome {
+                        Outcome::Keep(_) => m.outputs.fetch_add(1, Relaxed),
+                        Outcome::Many(events) => m.outputs.fetch_add(events.len() as u64, Relaxed),
+                        Outcome::Drop(_) => m.drops.fetch_add(1, Relaxed),
+                        Outcome::Error(_) => m.errors.fetch_add(1, Relaxed),
+                    };
+                }
+            }
+            // a fault, or the wrong number of outcomes (which the chain treats as one)
+            _ => {
+                m.faults.fetch_add(1, Relaxed);
+            }
+        }
+        result
     }
 }
 
@@ -175,17 +201,19 @@ pub struct Chain {
     /// Each record goes into its events' `raw_data` after the parser (see
     /// [`with_raw_data`]).
     keep_raw: bool,
+    /// `sluice tap` clients, shown what passes each stage.
+    taps: Option<Arc<Taps>>,
 }
 
 impl Chain {
     /// A chain whose first stage is a parser.
     pub fn new(stages: Vec<Box<dyn Stage>>) -> Self {
-        Chain { stages, events_in: false, keep_raw: false }
+        Chain { stages, events_in: false, keep_raw: false, taps: None }
     }
 
     /// A chain of transforms whose records are events.
     pub fn of_events(stages: Vec<Box<dyn Stage>>) -> Self {
-        Chain { stages, events_in: true, keep_raw: false }
+        Chain { stages, events_in: true, keep_raw: false, taps: None }
     }
 
     /// Keeps each record that became one event in its `raw_data` (a record
@@ -194,6 +222,12 @@ impl Chain {
     /// would make k² events).
     pub fn keeping_raw(mut self) -> Self {
         self.keep_raw = !self.events_in;
+        self
+    }
+
+    /// Shows what passes each stage to the open taps.
+    pub fn tapped(mut self, taps: Arc<Taps>) -> Self {
+        self.taps = Some(taps);
         self
     }
 
@@ -206,6 +240,14 @@ impl Chain {
         }
         for (i, stage) in self.stages.iter_mut().enumerate() {
             let input = if i == 0 && !self.events_in { Input::Records(records) } else { Input::Events(&events) };
+            let taps = self.taps.as_deref().filter(|t| t.any());
+            if let Some(taps) = taps {
+                let point = TapPoint::Before(stage.identity().stage.clone());
+                match input {
+                    Input::Records(r) => taps.offer(&point, &mut r.iter().map(|b| String::from_utf8_lossy(b))),
+                    Input::Events(e) => taps.offer(&point, &mut e.iter().map(|e| Cow::Borrowed(e.as_str()))),
+                }
+            }
             let mut results = Vec::with_capacity(input.len());
             call_isolated(stage.as_mut(), input, &mut results);
             let mut next_events = Vec::with_capacity(results.len());
@@ -234,6 +276,10 @@ impl Chain {
                     Ok(Outcome::Drop(rule)) => out.dropped.push(rejected(rule)),
                     Ok(Outcome::Error(reason)) | Err(reason) => out.quarantined.push(rejected(reason)),
                 }
+            }
+            if let Some(taps) = taps {
+                let point = TapPoint::After(stage.identity().stage.clone());
+                taps.offer(&point, &mut next_events.iter().map(|e| Cow::Borrowed(e.as_str())));
             }
             events = next_events;
             origins = next_origins;

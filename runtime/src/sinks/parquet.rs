@@ -365,7 +365,12 @@ impl Sink {
             .zip(&self.watches)
             .map(|(s, w)| (s.name.as_str(), &s.state.counts, w.is_silent()))
             .collect();
-        let text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
+        let mut text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
+        let lag = self.last_commit.elapsed().as_secs_f64();
+        text.push_str(&format!(
+            "# HELP sluice_seconds_since_commit Seconds since the last commit (or the start).\n\
+             # TYPE sluice_seconds_since_commit gauge\nsluice_seconds_since_commit {lag:.1}\n"
+        ));
         if let Some(path) = &self.settings.metrics_file {
             let tmp = path.with_extension("prom.tmp");
             if let Err(e) = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path)) {
