@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use std::process::Child;
 
-const ACME: &str = "acme-token-0123456789";
+pub(crate) const ACME: &str = "acme-token-0123456789";
 const GLOBEX: &str = "globex-token-9876543210";
 
 fn free_port() -> u16 {
@@ -24,7 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A pipeline listening on a free port: source `app` (parse-json into stream
 /// `app`) at `/app`, and `extra` (TOML appended).
-struct Server {
+pub(crate) struct Server {
     t: TestDir,
     port: u16,
     admin: u16,
@@ -33,7 +33,7 @@ struct Server {
 }
 
 impl Server {
-    fn new(http_extra: &str, chain: &str, extra: &str) -> Server {
+    pub(crate) fn new(http_extra: &str, chain: &str, extra: &str) -> Server {
         let t = TestDir::new();
         t.write("tokens.txt", &format!("acme {}\nglobex {} other\n", sha(ACME), sha(GLOBEX)));
         let (port, admin) = (free_port(), free_port());
@@ -78,6 +78,10 @@ roll_age_secs = 1
         wait_for("the listener", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
     /// Edits the pipeline file (for the next start).
     fn edit(&self, from: &str, to: &str) {
         let text = std::fs::read_to_string(self.t.path("pipeline.toml")).unwrap();
@@ -89,7 +93,7 @@ roll_age_secs = 1
         std::fs::read_dir(self.t.path("spool/app")).unwrap().count()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}://localhost:{}{path}", self.scheme, self.port)
     }
 
@@ -101,18 +105,18 @@ roll_age_secs = 1
     }
 
     /// SIGTERM, and the run's output.
-    fn stop(&mut self) -> Run {
+    pub(crate) fn stop(&mut self) -> Run {
         terminate(self.child.as_mut().unwrap())
     }
 
     /// Waits until the pipeline has written `n` events of source `app`.
-    fn wait_written(&self, n: u64) {
+    pub(crate) fn wait_written(&self, n: u64) {
         let url = format!("http://127.0.0.1:{}/metrics", self.admin);
         let want = format!("sluice_events_written_total{{source=\"app\"}} {n}\n");
         wait_for(&format!("{n} events written"), || http_get(&url).is_some_and(|m| m.contains(&want)));
     }
 
-    fn rows(&self, sql_select: &str) -> Value {
+    pub(crate) fn rows(&self, sql_select: &str) -> Value {
         duckdb(&format!(
             "SELECT {sql_select} FROM read_parquet('{}/app/**/*.parquet', hive_partitioning = true)",
             self.t.path("out").display()
@@ -130,7 +134,7 @@ impl Drop for Server {
 }
 
 /// POSTs `body` and returns the status, `Retry-After` and body.
-fn post(
+pub(crate) fn post(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
@@ -149,7 +153,7 @@ fn post(
     })
 }
 
-fn event(i: usize, tenant: &str) -> String {
+pub(crate) fn event(i: usize, tenant: &str) -> String {
     json!({"time": format!("2026-11-01T10:00:{:02}Z", i % 60), "message": format!("event {i}"), "tenant_uid": tenant, "id": format!("e{i}")}).to_string()
 }
 
@@ -375,6 +379,8 @@ fn the_example_takes_a_kubernetes_webhook_eventlist_and_the_benchmark_sources() 
         ("SLUICE_SPOOL", t.path("spool").display().to_string()),
         ("SLUICE_ADMIN", format!("127.0.0.1:{admin}")),
         ("SLUICE_ROLL_AGE", "1".to_string()),
+        // the most the log says: still never a body, a secret or a token
+        ("SLUICE_LOG", "debug".to_string()),
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let example = repo_root().join("examples/http/pipeline.toml");
@@ -427,4 +433,8 @@ fn the_example_takes_a_kubernetes_webhook_eventlist_and_the_benchmark_sources() 
         .collect();
     assert!(!secrets.is_empty());
     assert_eq!(find_strings_in_archive(&archive, &secrets), Vec::<String>::new());
+    assert!(run.stderr.contains("Ingest accepted."), "the debug log was on: {run}");
+    let leaked: Vec<&String> = secrets.iter().filter(|s| run.stderr.contains(s.as_str())).collect();
+    assert!(leaked.is_empty(), "secrets in the log: {leaked:?}");
+    assert!(!run.stderr.contains(ACME), "the token is in the log");
 }

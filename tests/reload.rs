@@ -93,3 +93,39 @@ fn sighup_swaps_the_chain_and_every_event_lands_once() {
     // events 15..29 came after the reload: tagged; the first 15 not
     assert_eq!(rows, json!([[30, 30, 15, 15]]));
 }
+
+#[test]
+fn sighup_closes_kept_alive_connections_and_every_acknowledged_event_lands() {
+    use crate::http::{ACME, Server, event, post};
+    let mut s = Server::new("", "\"json\"", "");
+    let pid = s.pid();
+    // one client, so its connection is kept alive across the reload
+    let client = reqwest::Client::new();
+    let url = s.url("/app");
+    let mut acked = Vec::new();
+    for request in 0..40 {
+        if request == 20 {
+            // the same file again: a reload that changes nothing but the process's pipeline
+            let status = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+            assert!(status.success());
+        }
+        let body: String = (0..5).map(|j| event(request * 5 + j, "acme") + "\n").collect();
+        let started = std::time::Instant::now();
+        loop {
+            match post(&client, &url, Some(ACME), "application/x-ndjson", body.clone().into_bytes()) {
+                Ok((200, _, _)) => break,
+                // the old pipeline's connection closed, or the new one is not listening yet: retry
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+            assert!(started.elapsed().as_secs() < 60, "request {request} never taken");
+        }
+        acked.extend((0..5).map(|j| format!("e{}", request * 5 + j)));
+    }
+    s.wait_written(200);
+    let run = s.stop();
+    run.assert_success();
+    assert_eq!(run.stdout.matches("reloaded ").count(), 1, "{run}");
+    let rows = s.rows("count(DISTINCT metadata_uid), count(*)");
+    assert_eq!(rows[0][0], 200, "every acknowledged event once at least: {rows}");
+    assert!(rows[0][1].as_u64().unwrap() >= 200);
+}

@@ -58,14 +58,10 @@ url = "out"
     )
 }
 
-fn framed() -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for line in LINES {
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-    }
-    bytes.extend_from_slice(format!("{} {MULTILINE}", MULTILINE.len()).as_bytes());
-    bytes
+/// Two connections' bytes: the lines, newline-framed; the two-line message, octet-counted.
+fn framed() -> [Vec<u8>; 2] {
+    let lines: String = LINES.iter().map(|l| format!("{l}\n")).collect();
+    [lines.into_bytes(), format!("{} {MULTILINE}", MULTILINE.len()).into_bytes()]
 }
 
 fn check_archive(t: &TestDir, sent: usize) {
@@ -91,15 +87,15 @@ fn syslog_over_tcp_and_udp_lands_every_message_in_the_sources_tenant() {
     t.write("pipeline.toml", &pipeline(admin, tcp, udp, ""));
     let mut child = spawn_sluice(t.root(), &["run", "pipeline.toml"]);
     wait_for("the syslog listener", || std::net::TcpStream::connect(("127.0.0.1", tcp)).is_ok());
-    // TCP: the messages split across writes, mid-frame
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
-    let bytes = framed();
-    for piece in bytes.chunks(37) {
-        stream.write_all(piece).unwrap();
-        stream.flush().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(2));
+    // TCP: a connection per framing, the messages split across writes, mid-frame
+    for bytes in framed() {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        for piece in bytes.chunks(37) {
+            stream.write_all(piece).unwrap();
+            stream.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
-    drop(stream);
     // UDP: one message per datagram
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for message in LINES.iter().copied().chain([MULTILINE]) {
@@ -135,11 +131,13 @@ fn syslog_over_tls_needs_the_servers_certificate() {
             .with_root_certificates(roots)
             .with_no_client_auth();
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut stream = connector.connect(name, tcp).await.unwrap();
-        stream.write_all(&framed()).await.unwrap();
-        stream.shutdown().await.unwrap();
+        for bytes in framed() {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tcp)).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream = connector.connect(name, tcp).await.unwrap();
+            stream.write_all(&bytes).await.unwrap();
+            stream.shutdown().await.unwrap();
+        }
     });
     // plain text to the TLS port is not taken as messages
     let mut plain = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();

@@ -82,5 +82,15 @@ url = "out"
     let bad = Run::from(tap(&["--after", "json", "--where", "status_id =="]).wait_with_output().unwrap());
     bad.assert_failure();
     assert!(bad.stderr.contains("400"), "{bad}");
+    // the taps whose clients left are forgotten, and the workers stop offering
+    let metrics = format!("http://{address}/metrics");
+    wait_for("the closed taps forgotten", || {
+        append(
+            &t.path("in.ndjson"),
+            "{\"time\":\"2026-11-01T10:00:00Z\",\"user\":\"zed\",\"id\":\"z\",\"message\":\"m\"}\n",
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        http_get(&metrics).is_some_and(|m| m.lines().any(|l| l == "sluice_taps_open 0"))
+    });
     terminate(&mut pipeline).assert_success();
 }

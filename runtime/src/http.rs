@@ -29,6 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -118,19 +119,25 @@ impl Ingest {
         out.push_str("# HELP sluice_http_requests_total Ingest requests answered, by source and status.\n");
         out.push_str("# TYPE sluice_http_requests_total counter\n");
         for ((source, status), n) in self.answers.lock().expect("not poisoned").iter() {
+            let source = crate::telemetry::label(source);
             let _ = writeln!(out, "sluice_http_requests_total{{source=\"{source}\",status=\"{status}\"}} {n}");
         }
         out.push_str("# HELP sluice_http_records_accepted_total Records spooled (acknowledged with a 200).\n");
         out.push_str("# TYPE sluice_http_records_accepted_total counter\n");
         for (source, n) in self.accepted.lock().expect("not poisoned").iter() {
-            let _ = writeln!(out, "sluice_http_records_accepted_total{{source=\"{source}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "sluice_http_records_accepted_total{{source=\"{}\"}} {n}",
+                crate::telemetry::label(source)
+            );
         }
         out.push_str("# HELP sluice_spool_unread_bytes Bytes acknowledged and not yet read by the pipeline.\n");
         out.push_str("# TYPE sluice_spool_unread_bytes gauge\n");
         let mut routes: Vec<&Route> = self.routes.values().collect();
         routes.sort_by(|a, b| a.source.cmp(&b.source));
         for route in routes {
-            let _ = writeln!(out, "sluice_spool_unread_bytes{{source=\"{}\"}} {}", route.source, route.spool.unread());
+            let source = crate::telemetry::label(&route.source);
+            let _ = writeln!(out, "sluice_spool_unread_bytes{{source=\"{source}\"}} {}", route.spool.unread());
         }
         out
     }
@@ -336,9 +343,14 @@ const MAX_CONNECTIONS: usize = 1024;
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Serves connections on `listener` (with TLS, if given) until the task is aborted.
-pub async fn serve<F, Fut>(listener: TcpListener, tls: Option<TlsAcceptor>, handler: F)
-where
+/// Serves connections on `listener` (with TLS, if given) until the task is
+/// aborted; open connections are dropped when `shutdown` turns true.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: F,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply> + Send + 'static,
 {
@@ -355,8 +367,12 @@ where
         };
         let handler = handler.clone();
         let tls = tls.clone();
+        let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
+            if *shutdown.borrow_and_update() {
+                return;
+            }
             let service = hyper::service::service_fn(move |req| {
                 let handler = handler.clone();
                 async move { Ok::<_, std::convert::Infallible>(handler(req).await) }
@@ -365,7 +381,12 @@ where
             http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let served = match tls {
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => http.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Ok(stream)) => {
+                        tokio::select! {
+                            served = http.serve_connection(TokioIo::new(stream), service) => served,
+                            _ = shutdown.changed() => return,
+                        }
+                    }
                     Ok(Err(e)) => {
                         tracing::info!(%peer, error = %e, "TLS handshake failed.");
                         return;
@@ -375,7 +396,10 @@ where
                         return;
                     }
                 },
-                None => http.serve_connection(TokioIo::new(tcp), service).await,
+                None => tokio::select! {
+                    served = http.serve_connection(TokioIo::new(tcp), service) => served,
+                    _ = shutdown.changed() => return,
+                },
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "Connection ended with an error.");
@@ -420,6 +444,14 @@ pub fn admin_handler(
                 "/metrics" => {
                     let mut body = admin.metrics.lock().expect("not poisoned").clone();
                     body.push_str(&admin.telemetry.prometheus());
+                    let _ = write!(
+                        body,
+                        "# HELP sluice_taps_open Open `sluice tap` streams.\n# TYPE sluice_taps_open gauge\nsluice_taps_open {}\n\
+                         # HELP sluice_tap_items_missed_total Items a slow tap client did not get.\n\
+                         # TYPE sluice_tap_items_missed_total counter\nsluice_tap_items_missed_total {}\n",
+                        admin.taps.count(),
+                        admin.taps.missed.load(std::sync::atomic::Ordering::Relaxed)
+                    );
                     if let Some(ingest) = &admin.ingest {
                         body.push_str(&ingest.prometheus());
                     }

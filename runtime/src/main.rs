@@ -139,8 +139,8 @@ enum Command {
     Top {
         /// The admin listener: host:port or http://host:port.
         admin: String,
-        /// Seconds between samples.
-        #[arg(long, default_value_t = 2)]
+        /// Seconds between samples (the sink's counters are redrawn every 5 s).
+        #[arg(long, default_value_t = 5)]
         interval: u64,
         /// Print this many tables, then exit (default: until Ctrl-C).
         #[arg(long)]
@@ -448,22 +448,32 @@ fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
                     _ = received(&mut term) => {}
                     _ = received(&mut hup) => {
                         let path = reloads.clone().expect("only registered when reloading");
-                        tracing::warn!(path = %path.display(), "Reloading: loading the new config while the pipeline runs.");
-                        match tokio::task::spawn_blocking(move || load(&path)).await {
-                            Ok(Ok(p)) => {
-                                *next.lock().expect("not poisoned") = Some(p);
-                                tracing::warn!("Reloading: stopping the pipeline (it commits what it read), then starting the new one.");
-                                current.lock().expect("not poisoned").store(true, Ordering::Relaxed);
+                        let (current, next, quit) = (current.clone(), next.clone(), quit.clone());
+                        // loaded on the side: a SIGTERM meanwhile is still heard
+                        tokio::spawn(async move {
+                            tracing::warn!(path = %path.display(), "Reloading: loading the new config while the pipeline runs.");
+                            let loaded = tokio::task::spawn_blocking(move || load(&path).and_then(|p| {
+                                p.preflight()?;
+                                Ok(p)
+                            }))
+                            .await;
+                            match loaded {
+                                Ok(Ok(p)) if !quit.load(Ordering::SeqCst) => {
+                                    *next.lock().expect("not poisoned") = Some(p);
+                                    tracing::warn!("Reloading: stopping the pipeline (it commits what it read), then starting the new one.");
+                                    current.lock().expect("not poisoned").store(true, Ordering::SeqCst);
+                                }
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => tracing::error!("Reload refused, the running pipeline goes on: {e:#}"),
+                                Err(e) => tracing::error!("Reload failed, the running pipeline goes on: {e}"),
                             }
-                            Ok(Err(e)) => tracing::error!("Reload refused, the running pipeline goes on: {e:#}"),
-                            Err(e) => tracing::error!("Reload failed, the running pipeline goes on: {e}"),
-                        }
+                        });
                         continue;
                     }
                 }
                 tracing::warn!("Stopping: flushing what has been read.");
-                quit.store(true, Ordering::Relaxed);
-                current.lock().expect("not poisoned").store(true, Ordering::Relaxed);
+                quit.store(true, Ordering::SeqCst);
+                current.lock().expect("not poisoned").store(true, Ordering::SeqCst);
             }
         });
     }
@@ -471,8 +481,12 @@ fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
         for warning in pipeline.warnings() {
             eprintln!("warning: {warning}");
         }
-        let stop = Arc::new(AtomicBool::new(quit.load(Ordering::Relaxed)));
+        // installed first, then `quit` read: a signal in between is not lost
+        let stop = Arc::new(AtomicBool::new(false));
         *current.lock().expect("not poisoned") = stop.clone();
+        if quit.load(Ordering::SeqCst) {
+            stop.store(true, Ordering::SeqCst);
+        }
         let summary = match reading {
             Reading::Sources => pipeline.run(runtime.handle().clone(), stop)?,
             Reading::Archive => pipeline.replay_archive(runtime.handle().clone(), stop)?,
@@ -487,7 +501,7 @@ fn run(path: &Path, reading: Reading) -> anyhow::Result<ExitCode> {
         };
         let ok = report(&summary);
         match next.lock().expect("not poisoned").take() {
-            Some(reloaded) if ok && !quit.load(Ordering::Relaxed) => {
+            Some(reloaded) if ok && !quit.load(Ordering::SeqCst) => {
                 println!("reloaded {}", path.display());
                 pipeline = reloaded;
             }

@@ -212,6 +212,26 @@ impl Pipeline {
         self.run_with(runtime, stop, Mode::Quarantine(only))
     }
 
+    /// What a run would fail on at its start that building did not check:
+    /// the tokens file and the TLS files (a reload checks them before it stops
+    /// the running pipeline; the ports are still the old one's).
+    pub fn preflight(&self) -> anyhow::Result<()> {
+        let c = &self.config.config;
+        let path = |s: &toml::Spanned<String>| std::path::PathBuf::from(s.get_ref());
+        if let Some(http) = &c.http {
+            crate::http::read_tokens(&path(&http.tokens_file))?;
+            if let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) {
+                crate::http::tls_acceptor(&path(cert), &path(key), http.client_ca.as_ref().map(path).as_deref())?;
+            }
+        }
+        for source in c.sources.values() {
+            if let (Some(cert), Some(key)) = (&source.tls_cert, &source.tls_key) {
+                crate::http::tls_acceptor(&path(cert), &path(key), source.client_ca.as_ref().map(path).as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
     /// The archive the sink writes to.
     pub fn archive(&self) -> anyhow::Result<Archive> {
         self.config.archive()
@@ -396,6 +416,9 @@ impl Pipeline {
         let mut servers = Vec::new();
         let mut spools: BTreeMap<String, Arc<Spool>> = BTreeMap::new();
         let mut ingest_state = None;
+        // when the run ends: open connections close, and the spools take no more
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let mut open_spools: Vec<Arc<Spool>> = Vec::new();
         let telemetry = Arc::new(crate::telemetry::Telemetry::new(self.stages.keys().map(String::as_str)));
         let taps: Arc<crate::telemetry::Taps> = Arc::default();
         if serving && let Some(http) = &c.http {
@@ -411,6 +434,7 @@ impl Pipeline {
                     self.config.http_path(name),
                     crate::http::Route { source: name.clone(), streams, spool: spool.clone() },
                 );
+                open_spools.push(spool.clone());
                 spools.insert(name.clone(), spool);
             }
             let ingest = Arc::new(crate::http::Ingest::new(
@@ -432,7 +456,8 @@ impl Pipeline {
                 .block_on(tokio::net::TcpListener::bind(listen))
                 .with_context(|| format!("http.listen: cannot listen on {listen}"))?;
             tracing::info!(%listen, tls = tls.is_some(), "Listening for ingest.");
-            servers.push(runtime.spawn(crate::http::serve(listener, tls, crate::http::ingest_handler(ingest.clone()))));
+            let handler = crate::http::ingest_handler(ingest.clone());
+            servers.push(runtime.spawn(crate::http::serve(listener, tls, handler, shutdown_rx.clone())));
             ingest_state = Some(ingest);
         }
         for (index, (name, source)) in c.sources.iter().enumerate() {
@@ -461,11 +486,12 @@ impl Pipeline {
                         _ => None,
                     };
                     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(at)?;
-                    runtime.spawn(crate::syslog::serve_tcp(listener, tls, spool.clone(), tenant))
+                    runtime.spawn(crate::syslog::serve_tcp(listener, tls, spool.clone(), tenant, shutdown_rx.clone()))
                 }
             };
             tracing::info!(source = %name, %listen, "Listening for syslog.");
             servers.push(task);
+            open_spools.push(spool.clone());
             spools.insert(name.clone(), spool);
         }
         if let (Some(text), Some(listen)) = (&metrics_text, &c.metrics.listen) {
@@ -479,7 +505,7 @@ impl Pipeline {
                 telemetry: telemetry.clone(),
                 taps: taps.clone(),
             });
-            servers.push(runtime.spawn(crate::http::serve(listener, None, handler)));
+            servers.push(runtime.spawn(crate::http::serve(listener, None, handler, shutdown_rx.clone())));
         }
 
         let (raw_tx, raw_rx) = bounded::<RawBatch>(workers * 2);
@@ -619,8 +645,12 @@ impl Pipeline {
             drop(sink_rx);
         }
         let mut errors = Vec::new();
+        shutdown.send_replace(true);
         for server in &servers {
             server.abort();
+        }
+        for spool in &open_spools {
+            spool.close();
         }
         for t in source_threads {
             if let Err(e) = t.join().expect("source thread panicked") {

@@ -19,65 +19,135 @@ use tokio_rustls::TlsAcceptor;
 /// Messages longer than this are cut (and the connection's framing resumes after them).
 pub const MAX_MESSAGE: usize = 1 << 20;
 
-/// The complete messages at the start of `buffer`, taken out of it. A
-/// message starting with a digit is octet-counted (`LEN SP MSG`); any other
-/// ends at a newline (a trailing `\r` and empty messages are dropped).
-pub fn frames(buffer: &mut Vec<u8>, out: &mut Vec<Vec<u8>>) {
-    let mut at = 0;
-    loop {
-        let rest = &buffer[at..];
-        let Some(&first) = rest.first() else { break };
-        if first.is_ascii_digit() {
-            let Some(space) = rest.iter().take(8).position(|&b| b == b' ') else {
-                if rest.len() < 8 {
-                    break; // the length is not all here yet
+/// How a connection frames its messages (RFC 6587), told by its first byte:
+/// a digit starts a `LEN SP MSG` frame, anything else a message ended by a newline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Unknown,
+    Octets,
+    Lines,
+}
+
+/// Splits one connection's bytes into messages.
+pub struct Framer {
+    mode: Mode,
+    buffer: Vec<u8>,
+    /// Bytes of an over-long octet-counted frame still to be thrown away.
+    skip: usize,
+    /// Whether the rest of an over-long line is being thrown away.
+    skip_line: bool,
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Framer { mode: Mode::Unknown, buffer: Vec::new(), skip: 0, skip_line: false }
+    }
+}
+
+impl Framer {
+    /// Takes bytes as they come; complete messages go to `out`. Messages
+    /// longer than [`MAX_MESSAGE`] are kept cut to it.
+    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Vec<u8>>) {
+        if self.skip > 0 {
+            let n = self.skip.min(bytes.len());
+            self.skip -= n;
+            bytes = &bytes[n..];
+        }
+        self.buffer.extend_from_slice(bytes);
+        loop {
+            if self.mode == Mode::Unknown {
+                match self.buffer.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b) if b.is_ascii_digit() => self.mode = Mode::Octets,
+                    Some(_) => self.mode = Mode::Lines,
+                    None => return,
                 }
-                // digits but no length: a newline-framed message after all
-                match newline_frame(rest) {
-                    Some((message, used)) => {
-                        push(out, message);
-                        at += used;
-                        continue;
-                    }
-                    None => break,
-                }
-            };
-            let length = std::str::from_utf8(&rest[..space]).ok().and_then(|t| t.parse::<usize>().ok());
-            match length {
-                Some(length) if rest.len() >= space + 1 + length => {
-                    push(out, &rest[space + 1..space + 1 + length]);
-                    at += space + 1 + length;
-                }
-                Some(_) => break,
-                None => match newline_frame(rest) {
-                    Some((message, used)) => {
-                        push(out, message);
-                        at += used;
-                    }
-                    None => break,
-                },
             }
-        } else {
-            match newline_frame(rest) {
-                Some((message, used)) => {
-                    push(out, message);
-                    at += used;
-                }
-                None => break,
+            let progressed = match self.mode {
+                Mode::Octets => self.octet_frame(out),
+                _ => self.line(out),
+            };
+            if !progressed {
+                return;
             }
         }
     }
-    buffer.drain(..at);
-}
 
-fn newline_frame(rest: &[u8]) -> Option<(&[u8], usize)> {
-    let end = rest.iter().position(|&b| b == b'\n')?;
-    Some((&rest[..end], end + 1))
+    fn octet_frame(&mut self, out: &mut Vec<Vec<u8>>) -> bool {
+        let start = self.buffer.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.buffer.len());
+        let rest = &self.buffer[start..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == rest.len() {
+            return false; // the length is not all here yet
+        }
+        let length = std::str::from_utf8(&rest[..digits]).ok().and_then(|t| t.parse::<usize>().ok());
+        let (Some(length), b' ') = (length, rest[digits]) else {
+            // not a frame: the sender frames by newlines after all
+            tracing::warn!("A syslog connection sent no valid octet count; reading it as lines.");
+            self.mode = Mode::Lines;
+            return true;
+        };
+        let body = start + digits + 1;
+        if length > MAX_MESSAGE {
+            if self.buffer.len() < body + MAX_MESSAGE {
+                return false;
+            }
+            push(out, &self.buffer[body..body + MAX_MESSAGE]);
+            let have = self.buffer.len() - body;
+            self.skip = length.saturating_sub(have);
+            self.buffer.drain(..(body + length.min(have)));
+            return true;
+        }
+        if self.buffer.len() < body + length {
+            return false;
+        }
+        push(out, &self.buffer[body..body + length]);
+        self.buffer.drain(..body + length);
+        true
+    }
+
+    fn line(&mut self, out: &mut Vec<Vec<u8>>) -> bool {
+        match self.buffer.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                if !std::mem::take(&mut self.skip_line) {
+                    push(out, &self.buffer[..end]);
+                }
+                self.buffer.drain(..=end);
+                true
+            }
+            None if self.buffer.len() > MAX_MESSAGE && !self.skip_line => {
+                // a line that never ends: keep its start, drop the rest of it
+                push(out, &self.buffer[..MAX_MESSAGE]);
+                self.buffer.clear();
+                self.skip_line = true;
+                false
+            }
+            None if self.skip_line => {
+                self.buffer.clear();
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The connection closed: a last line without its newline still counts;
+    /// an octet-counted frame cut short does not (its sender gave up on it).
+    pub fn finish(mut self, out: &mut Vec<Vec<u8>>) {
+        self.feed(&[], out);
+        match self.mode {
+            Mode::Lines if !self.skip_line => push(out, &self.buffer),
+            Mode::Octets if self.buffer.iter().any(|b| !b.is_ascii_whitespace()) => {
+                tracing::warn!(
+                    bytes = self.buffer.len(),
+                    "A syslog connection closed in the middle of a frame; its start is dropped."
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 fn push(out: &mut Vec<Vec<u8>>, message: &[u8]) {
     let message = message.strip_suffix(b"\r").unwrap_or(message);
-    let message = message.strip_suffix(b"\n").unwrap_or(message);
     if !message.is_empty() {
         out.push(message[..message.len().min(MAX_MESSAGE)].to_vec());
     }
@@ -99,39 +169,32 @@ async fn spool_messages(spool: &Arc<Spool>, tenant: &str, messages: Vec<Vec<u8>>
 }
 
 async fn read_connection(mut stream: impl AsyncRead + Unpin, spool: Arc<Spool>, tenant: String) {
-    let mut buffer: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut framer = Framer::default();
     let mut chunk = vec![0u8; 64 << 10];
     loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => 0,
-            Ok(n) => n,
-        };
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        let mut messages = Vec::new();
         if n == 0 {
-            // the peer closed: a last message without its newline still counts
-            let mut messages = Vec::new();
-            frames(&mut buffer, &mut messages);
-            if !buffer.is_empty() {
-                push(&mut messages, &buffer);
-            }
+            framer.finish(&mut messages);
             spool_messages(&spool, &tenant, messages).await;
             return;
         }
-        buffer.extend_from_slice(&chunk[..n]);
-        let mut messages = Vec::new();
-        frames(&mut buffer, &mut messages);
-        if buffer.len() > MAX_MESSAGE + 16 {
-            // a frame that never ends: keep what came, and start over
-            push(&mut messages, &buffer);
-            buffer.clear();
-        }
+        framer.feed(&chunk[..n], &mut messages);
         if !spool_messages(&spool, &tenant, messages).await {
             return;
         }
     }
 }
 
-/// Accepts syslog connections until the task is aborted.
-pub async fn serve_tcp(listener: TcpListener, tls: Option<TlsAcceptor>, spool: Arc<Spool>, tenant: String) {
+/// Accepts syslog connections until the task is aborted; open connections
+/// end when `shutdown` turns true.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    spool: Arc<Spool>,
+    tenant: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -141,16 +204,25 @@ pub async fn serve_tcp(listener: TcpListener, tls: Option<TlsAcceptor>, spool: A
                 continue;
             }
         };
-        let (spool, tenant, tls) = (spool.clone(), tenant.clone(), tls.clone());
+        let (spool, tenant, tls, mut shutdown) = (spool.clone(), tenant.clone(), tls.clone(), shutdown.clone());
         tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => read_connection(stream, spool, tenant).await,
-                        _ => tracing::info!(%peer, "Syslog TLS handshake failed."),
+            let connection = async move {
+                match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => read_connection(stream, spool, tenant).await,
+                            _ => tracing::info!(%peer, "Syslog TLS handshake failed."),
+                        }
                     }
+                    None => read_connection(tcp, spool, tenant).await,
                 }
-                None => read_connection(tcp, spool, tenant).await,
+            };
+            if *shutdown.borrow_and_update() {
+                return;
+            }
+            tokio::select! {
+                () = connection => {}
+                _ = shutdown.changed() => {}
             }
         });
     }
@@ -177,21 +249,38 @@ pub async fn serve_udp(socket: UdpSocket, spool: Arc<Spool>, tenant: String) {
 mod tests {
     use super::*;
 
-    fn split(input: &[u8]) -> (Vec<String>, Vec<u8>) {
-        let mut buffer = input.to_vec();
+    /// Feeds `input` in pieces of `step` bytes, then closes.
+    fn split(input: &[u8], step: usize) -> Vec<String> {
+        let mut framer = Framer::default();
         let mut out = Vec::new();
-        frames(&mut buffer, &mut out);
-        (out.into_iter().map(|m| String::from_utf8(m).unwrap()).collect(), buffer)
+        for piece in input.chunks(step) {
+            framer.feed(piece, &mut out);
+        }
+        framer.finish(&mut out);
+        out.into_iter().map(|m| String::from_utf8(m).unwrap()).collect()
     }
 
     #[test]
-    fn both_framings_are_read_and_partial_frames_wait() {
-        let (messages, rest) = split(b"<13>Nov  1 a\n13 <14>two\nlines\r\n<15>three\r\n\n8 <16>fo");
-        assert_eq!(messages, ["<13>Nov  1 a", "<14>two\nlines", "<15>three"]);
-        assert_eq!(rest, b"8 <16>fo");
-        // a line starting with digits that is not a length is a newline frame
-        let (messages, rest) = split(b"2026-11-01T00:00:00Z host app: hi\n12");
-        assert_eq!(messages, ["2026-11-01T00:00:00Z host app: hi"]);
-        assert_eq!(rest, b"12");
+    fn each_connection_is_framed_one_way_whatever_the_pieces() {
+        for step in [1, 3, 1000] {
+            let octets = split(b"13 <14>two\nlines9 <15>three 0 8 <16>last", step);
+            assert_eq!(octets, ["<14>two\nlines", "<15>three", "<16>last"], "{step}");
+            // newline framing: a message that starts with digits and a space is still one line
+            let lines = split(b"<13>Nov  1 a\r\n\n100 bytes sent\n<15>no newline at the end", step);
+            assert_eq!(lines, ["<13>Nov  1 a", "100 bytes sent", "<15>no newline at the end"], "{step}");
+        }
+        // an octet-counted frame cut short by the close is dropped, not archived with its count
+        assert_eq!(split(b"8 <16>last 20 <17>cut", 4), ["<16>last"]);
+    }
+
+    #[test]
+    fn over_long_messages_are_cut_and_framing_resumes_after_them() {
+        let long = "x".repeat(MAX_MESSAGE + 10);
+        let octets = split(format!("{} {long}5 <1>ok", long.len()).as_bytes(), 65536);
+        assert_eq!(octets.len(), 2);
+        assert_eq!((octets[0].len(), octets[1].as_str()), (MAX_MESSAGE, "<1>ok"));
+        let lines = split(format!("<1>{long}\n<2>ok\n").as_bytes(), 65536);
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].len(), lines[1].as_str()), (MAX_MESSAGE, "<2>ok"));
     }
 }

@@ -40,6 +40,11 @@ impl StageMetrics {
     }
 }
 
+/// A Prometheus label value, escaped.
+pub fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// Every stage's counters, by stage name.
 #[derive(Default)]
 pub struct Telemetry {
@@ -66,12 +71,13 @@ impl Telemetry {
         for (name, help, get) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for (stage, m) in &self.stages {
-                let _ = writeln!(out, "{name}{{stage=\"{stage}\"}} {}", get(m).load(Ordering::Relaxed));
+                let _ = writeln!(out, "{name}{{stage=\"{}\"}} {}", label(stage), get(m).load(Ordering::Relaxed));
             }
         }
         let name = "sluice_stage_call_seconds";
         let _ = writeln!(out, "# HELP {name} Plugin call latency (one call is one batch).\n# TYPE {name} histogram");
         for (stage, m) in &self.stages {
+            let stage = label(stage);
             let mut cumulative = 0;
             for (i, bound) in BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]).enumerate() {
                 cumulative += m.buckets[i].load(Ordering::Relaxed);
@@ -93,9 +99,10 @@ pub enum TapPoint {
 }
 
 /// One `sluice tap` client: what it wants, and where to send it.
+#[derive(Clone)]
 struct Tap {
     point: TapPoint,
-    select: Option<crate::route::Expr>,
+    select: Option<Arc<crate::route::Expr>>,
     tx: tokio::sync::mpsc::Sender<String>,
 }
 
@@ -108,12 +115,15 @@ pub struct Taps {
     pub missed: AtomicU64,
 }
 
+/// Items a tap's client may be behind by before items are skipped for it.
+const TAP_BACKLOG: usize = 256;
+
 impl Taps {
     /// Opens a tap; items arrive on the returned receiver until it is dropped.
     pub fn open(&self, point: TapPoint, select: Option<crate::route::Expr>) -> tokio::sync::mpsc::Receiver<String> {
-        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let (tx, rx) = tokio::sync::mpsc::channel(TAP_BACKLOG);
         let mut taps = self.taps.lock().expect("not poisoned");
-        taps.push(Tap { point, select, tx });
+        taps.push(Tap { point, select: select.map(Arc::new), tx });
         self.open.store(taps.len(), Ordering::Relaxed);
         rx
     }
@@ -122,17 +132,28 @@ impl Taps {
         self.open.load(Ordering::Relaxed) > 0
     }
 
+    /// How many are open.
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// Hands the items passing `point` (events as JSON text, or raw records)
-    /// to the taps there whose condition they match; never waits for a client.
+    /// to the taps there whose condition they match; never waits for a
+    /// client. Taps whose client went away are forgotten here, whatever
+    /// passes; the lock is held only to copy the list.
     pub fn offer(&self, point: &TapPoint, items: &mut dyn Iterator<Item = std::borrow::Cow<'_, str>>) {
-        let mut taps = self.taps.lock().expect("not poisoned");
-        let core = std::sync::LazyLock::force(&CORE);
-        let mut closed = false;
-        if !taps.iter().any(|t| &t.point == point) {
+        let here: Vec<Tap> = {
+            let mut taps = self.taps.lock().expect("not poisoned");
+            taps.retain(|t| !t.tx.is_closed());
+            self.open.store(taps.len(), Ordering::Relaxed);
+            taps.iter().filter(|t| &t.point == point).cloned().collect()
+        };
+        if here.is_empty() {
             return;
         }
+        let core = std::sync::LazyLock::force(&CORE);
         for item in items {
-            for tap in taps.iter().filter(|t| &t.point == point) {
+            for tap in &here {
                 if let Some(select) = &tap.select {
                     // a condition reads events; a raw record (or an event that does not check) does not match
                     let Ok(row) = crate::schema::check_event(&item, 0, "", core) else { continue };
@@ -140,18 +161,10 @@ impl Taps {
                         continue;
                     }
                 }
-                match tap.tx.try_send(item.to_string()) {
-                    Ok(()) => {}
-                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                        self.missed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => closed = true,
+                if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tap.tx.try_send(item.to_string()) {
+                    self.missed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
-        if closed {
-            taps.retain(|t| !t.tx.is_closed());
-            self.open.store(taps.len(), Ordering::Relaxed);
         }
     }
 }

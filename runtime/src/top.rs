@@ -80,7 +80,9 @@ pub fn table(before: &Sample, after: &Sample, secs: f64) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\nseconds since the last commit: {:.0}", value(after, "sluice_seconds_since_commit", ""));
+    let committed = value(after, "sluice_last_commit_timestamp_seconds", "");
+    let now = crate::sources::now_micros() as f64 / 1e6;
+    let _ = writeln!(out, "\nseconds since the last commit: {:.0}", (now - committed).max(0.0));
     out
 }
 
@@ -173,11 +175,13 @@ mod tests {
              sluice_stage_calls_total{stage=\"p\"} 1\nsluice_stage_inputs_total{stage=\"p\"} 100\n\
              sluice_stage_call_seconds_count{stage=\"p\"} 1\nsluice_stage_call_seconds_sum{stage=\"p\"} 0.5\n",
         );
+        let committed = crate::sources::now_micros() as f64 / 1e6 - 4.2;
         let after = parse(
-            "sluice_records_read_total{source=\"a\"} 300\nsluice_events_written_total{source=\"a\"} 290\n\
-             sluice_stage_calls_total{stage=\"p\"} 3\nsluice_stage_inputs_total{stage=\"p\"} 300\n\
-             sluice_stage_call_seconds_count{stage=\"p\"} 3\nsluice_stage_call_seconds_sum{stage=\"p\"} 0.7\n\
-             sluice_seconds_since_commit 4.0\n",
+            &("sluice_records_read_total{source=\"a\"} 300\nsluice_events_written_total{source=\"a\"} 290\n\
+               sluice_stage_calls_total{stage=\"p\"} 3\nsluice_stage_inputs_total{stage=\"p\"} 300\n\
+               sluice_stage_call_seconds_count{stage=\"p\"} 3\nsluice_stage_call_seconds_sum{stage=\"p\"} 0.7\n"
+                .to_string()
+                + &format!("sluice_last_commit_timestamp_seconds {committed}\n")),
         );
         let text = table(&before, &after, 2.0);
         let row =

@@ -366,10 +366,11 @@ impl Sink {
             .map(|(s, w)| (s.name.as_str(), &s.state.counts, w.is_silent()))
             .collect();
         let mut text = super::volume::prometheus(&sources, &self.settings.streams, self.volume.as_ref(), &self.stats);
-        let lag = self.last_commit.elapsed().as_secs_f64();
+        // a time, not an age: it stays true while the sink is stuck and nothing is redrawn
+        let at = crate::sources::now_micros() as f64 / 1e6 - self.last_commit.elapsed().as_secs_f64();
         text.push_str(&format!(
-            "# HELP sluice_seconds_since_commit Seconds since the last commit (or the start).\n\
-             # TYPE sluice_seconds_since_commit gauge\nsluice_seconds_since_commit {lag:.1}\n"
+            "# HELP sluice_last_commit_timestamp_seconds When the last commit (or the start) was, Unix seconds.\n\
+             # TYPE sluice_last_commit_timestamp_seconds gauge\nsluice_last_commit_timestamp_seconds {at:.3}\n"
         ));
         if let Some(path) = &self.settings.metrics_file {
             let tmp = path.with_extension("prom.tmp");

@@ -193,7 +193,7 @@ pub fn prometheus(
     stats: &crate::sinks::SinkStats,
 ) -> String {
     use std::fmt::Write;
-    let label = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let label = crate::telemetry::label;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -8,13 +8,17 @@
 //! its ETag (or size and modification time) as fingerprint, committed with
 //! the events like a file's offset; an object read to its end is marked done
 //! (offset `u64::MAX`), so it is never fetched again. An object rewritten
-//! under the same key (a new ETag) is read again from its start.
+//! under the same key (a new ETag) is read again from its start — objects
+//! are written whole on S3, GCS and Azure; in a local folder, write a file
+//! under another name and rename it, or a growing file is read again. The
+//! version read is the version listed (`If-Match` on its ETag). Following,
+//! a failing store is tried again at the next listing.
 
 use super::{Batcher, FilePosition, Positions, Source};
 use crate::sinks::Archive;
 use anyhow::Context;
 use futures::TryStreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::ObjectMeta;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,13 +52,20 @@ impl ObjectSource {
         Ok(objects)
     }
 
-    /// Reads one object from `start`; false when the pipeline has shut down.
-    fn read(&self, meta: &ObjectMeta, start: u64, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<bool> {
+    /// Reads one object from `start`: the version that was listed (if it
+    /// changed since, `Changed`: the next listing has the new one).
+    fn read(&self, meta: &ObjectMeta, start: u64, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<Fetched> {
         let key = self.archive.relative(&meta.location);
-        let bytes = self
-            .runtime
-            .block_on(async { self.archive.store.get(&meta.location).await?.bytes().await })
-            .with_context(|| format!("cannot read {key}"))?;
+        let options = object_store::GetOptions { if_match: meta.e_tag.clone(), ..Default::default() };
+        let fetched =
+            self.runtime.block_on(async { self.archive.store.get_opts(&meta.location, options).await?.bytes().await });
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                return Ok(Fetched::Changed);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {key}"))),
+        };
         let text = if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut out = Vec::new();
             flate2::read::MultiGzDecoder::new(&bytes[..])
@@ -73,33 +84,65 @@ impl ObjectSource {
                 continue;
             }
             if stop.load(Ordering::Relaxed) || !batcher.push(line.to_vec(), at as u64) {
-                return Ok(false);
+                return Ok(Fetched::Stopped);
             }
         }
         batcher.skip_to(DONE);
+        Ok(Fetched::Done)
+    }
+
+    /// One listing and the objects it shows that are not read yet; false
+    /// when the pipeline has shut down.
+    fn pass(&self, done: &mut Positions, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<bool> {
+        for meta in self.list()? {
+            let key = self.archive.relative(&meta.location);
+            let start = match done.get(&key) {
+                Some(p) if p.fingerprint == fingerprint(&meta) => p.offset,
+                _ => 0,
+            };
+            if start == DONE {
+                continue;
+            }
+            match self.read(&meta, start, batcher, stop)? {
+                Fetched::Stopped => return Ok(false),
+                Fetched::Changed => continue,
+                Fetched::Done => {
+                    let fingerprint = fingerprint(&meta);
+                    done.insert(key, FilePosition { fingerprint, fingerprint_len: meta.size, offset: DONE });
+                }
+            }
+        }
         Ok(true)
     }
+}
+
+/// How reading an object ended.
+enum Fetched {
+    Done,
+    /// The pipeline is shutting down.
+    Stopped,
+    /// It changed or went away after it was listed.
+    Changed,
 }
 
 impl Source for ObjectSource {
     fn run(self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         let mut done: Positions = self.resume.clone();
         loop {
-            for meta in self.list()? {
-                let key = self.archive.relative(&meta.location);
-                let start = match done.get(&key) {
-                    Some(p) if p.fingerprint == fingerprint(&meta) => p.offset,
-                    _ => 0,
-                };
-                if start == DONE {
-                    continue;
-                }
-                if !self.read(&meta, start, &mut batcher, &stop)? {
+            match self.pass(&mut done, &mut batcher, &stop) {
+                Ok(true) => {}
+                Ok(false) => {
                     batcher.flush();
                     return Ok(());
                 }
-                let fingerprint = fingerprint(&meta);
-                done.insert(key, FilePosition { fingerprint, fingerprint_len: meta.size, offset: DONE });
+                // following, a store that fails is tried again at the next listing
+                Err(e) if self.follow => {
+                    tracing::warn!(prefix = %self.archive.location, error = format!("{e:#}"), "Cannot read the objects; trying again at the next listing.");
+                }
+                Err(e) => {
+                    batcher.flush();
+                    return Err(e);
+                }
             }
             batcher.flush();
             if !self.follow {

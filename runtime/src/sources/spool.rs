@@ -48,6 +48,13 @@ pub struct Spool {
     written: AtomicU64,
     /// Bytes the reader has taken.
     read: AtomicU64,
+    /// The segment being written, and how much of it is whole and synced:
+    /// the reader reads no further, so it never takes a block whose write
+    /// or fsync may still fail (and be cut back out).
+    current: AtomicU64,
+    visible: AtomicU64,
+    /// Set when the listeners stop: appends are refused from then on.
+    closed: AtomicBool,
 }
 
 struct Segment {
@@ -93,10 +100,35 @@ impl Spool {
         let segment = Segment::create(dir, Segment::next_number(existing.last().map(|(n, _)| *n)))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
+            current: AtomicU64::new(segment.number),
+            visible: AtomicU64::new(0),
             writer: Mutex::new(segment),
             written: AtomicU64::new(unread),
             read: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Refuses appends from now on, once any append under way is done.
+    pub fn close(&self) {
+        let _writer = self.writer.lock().expect("not poisoned");
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// How far the reader may read segment `number`: to the end of a sealed
+    /// one; of the one being written, what is whole and synced.
+    fn readable(&self, number: u64, size: u64) -> u64 {
+        if self.current.load(Ordering::SeqCst) == number { self.visible.load(Ordering::SeqCst).min(size) } else { size }
+    }
+
+    /// Starts the next segment (the writer's lock held).
+    fn rotate(&self, segment: &mut Segment) -> std::io::Result<()> {
+        let next = Segment::create(&self.dir, Segment::next_number(Some(segment.number)))?;
+        // the reader must never pair the new number with the old length
+        self.visible.store(0, Ordering::SeqCst);
+        self.current.store(next.number, Ordering::SeqCst);
+        *segment = next;
+        Ok(())
     }
 
     /// Bytes accepted and not yet read by the pipeline.
@@ -125,8 +157,11 @@ impl Spool {
         }
         block.extend_from_slice(b".\n");
         let mut segment = self.writer.lock().expect("not poisoned");
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the spool is closed (the pipeline is stopping)"));
+        }
         if segment.size >= SEGMENT_BYTES {
-            *segment = Segment::create(&self.dir, Segment::next_number(Some(segment.number)))?;
+            self.rotate(&mut segment)?;
         }
         let written =
             segment.file.write_all(&block).and_then(|()| if sync { segment.file.sync_data() } else { Ok(()) });
@@ -136,12 +171,13 @@ impl Spool {
             if let Err(undo) = segment.file.set_len(segment.size).and_then(|()| segment.file.sync_data()) {
                 tracing::error!(error = %undo, "Cannot take a refused request out of the spool; it may be archived.");
             }
-            if let Ok(next) = Segment::create(&self.dir, Segment::next_number(Some(segment.number))) {
-                *segment = next;
+            if let Err(e) = self.rotate(&mut segment) {
+                tracing::error!(error = %e, "Cannot start a new spool segment.");
             }
             return Err(e);
         }
         segment.size += block.len() as u64;
+        self.visible.store(segment.size, Ordering::SeqCst);
         self.written.fetch_add(block.len() as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -204,13 +240,13 @@ impl Source for SpoolSource {
                 let sealed = i + 1 < found.len();
                 let start = *offsets.entry(*number).or_insert_with(|| self.resume.get(&name).map_or(0, |p| p.offset));
                 let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-                let size = file.metadata()?.len();
+                let size = self.spool.readable(*number, file.metadata()?.len());
                 if start >= size {
                     continue;
                 }
                 file.seek(SeekFrom::Start(start))?;
                 buffer.clear();
-                file.read_to_end(&mut buffer)?;
+                (&mut file).take(size - start).read_to_end(&mut buffer)?;
                 batcher
                     .begin_file(&name, FilePosition { fingerprint: name.clone(), fingerprint_len: 0, offset: start });
                 let (mut block_start, mut at) = (0, 0);
