@@ -125,7 +125,7 @@ fn sighup_closes_kept_alive_connections_and_every_acknowledged_event_lands() {
     let run = s.stop();
     run.assert_success();
     assert_eq!(run.stdout.matches("reloaded ").count(), 1, "{run}");
+    // the request under way at the reload was answered before its connection closed: none sent twice
     let rows = s.rows("count(DISTINCT metadata_uid), count(*)");
-    assert_eq!(rows[0][0], 200, "every acknowledged event once at least: {rows}");
-    assert!(rows[0][1].as_u64().unwrap() >= 200);
+    assert_eq!(rows, serde_json::json!([[200, 200]]));
 }

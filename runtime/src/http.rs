@@ -382,10 +382,7 @@ pub async fn serve<F, Fut>(
             let served = match tls {
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        tokio::select! {
-                            served = http.serve_connection(TokioIo::new(stream), service) => served,
-                            _ = shutdown.changed() => return,
-                        }
+                        until_shutdown(http.serve_connection(TokioIo::new(stream), service), shutdown).await
                     }
                     Ok(Err(e)) => {
                         tracing::info!(%peer, error = %e, "TLS handshake failed.");
@@ -396,10 +393,7 @@ pub async fn serve<F, Fut>(
                         return;
                     }
                 },
-                None => tokio::select! {
-                    served = http.serve_connection(TokioIo::new(tcp), service) => served,
-                    _ = shutdown.changed() => return,
-                },
+                None => until_shutdown(http.serve_connection(TokioIo::new(tcp), service), shutdown).await,
             };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "Connection ended with an error.");
@@ -407,6 +401,34 @@ pub async fn serve<F, Fut>(
         });
     }
 }
+
+/// Serves a connection until it ends or `shutdown` turns true; then the
+/// request under way is answered (its records are spooled, or refused with a
+/// 503 if the spool closed first) and the connection closed — dropping it
+/// mid-answer would make the client send spooled records again.
+async fn until_shutdown<I, S, B>(
+    connection: hyper::server::conn::http1::Connection<I, S>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => served,
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(SHUTDOWN_GRACE, connection).await.unwrap_or(Ok(()))
+        }
+    }
+}
+
+/// How long a stopping listener lets a request under way finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The ingest handler, for [`serve`].
 pub fn ingest_handler(
