@@ -24,7 +24,7 @@ impl Azurite {
     pub fn start() -> Azurite {
         let bin = std::env::var("SLUICE_AZURITE").unwrap_or_else(|_| "azurite-blob".into());
         let dir = TestDir::new();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new(&bin)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--silent", "--location"])
             .arg(dir.path("data"))

@@ -36,10 +36,6 @@ fn binary() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl Garage {
     pub fn start() -> Garage {
         let dir = TestDir::new();

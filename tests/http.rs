@@ -10,10 +10,6 @@ use std::process::Child;
 pub(crate) const ACME: &str = "acme-token-0123456789";
 const GLOBEX: &str = "globex-token-9876543210";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn sha(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
@@ -111,9 +107,7 @@ roll_age_secs = 1
 
     /// Waits until the pipeline has written `n` events of source `app`.
     pub(crate) fn wait_written(&self, n: u64) {
-        let url = format!("http://127.0.0.1:{}/metrics", self.admin);
-        let want = format!("sluice_events_written_total{{source=\"app\"}} {n}\n");
-        wait_for(&format!("{n} events written"), || http_get(&url).is_some_and(|m| m.contains(&want)));
+        wait_written(self.admin, n);
     }
 
     pub(crate) fn rows(&self, sql_select: &str) -> Value {

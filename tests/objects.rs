@@ -79,7 +79,7 @@ fn objects_under_a_prefix_are_each_read_once_and_new_ones_picked_up() {
     assert_eq!(rows, json!([[7, 7, 0]]));
 
     // following: an object that appears while it runs is picked up at the next listing
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin = free_port();
     let following = PIPELINE.replace("chain = [", "follow = true\npoll_secs = 1\nchain = [")
         + &format!("[metrics]\nlisten = \"127.0.0.1:{admin}\"\n");
     t.write("pipeline.toml", &following);

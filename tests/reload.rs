@@ -37,13 +37,6 @@ fn lines(range: std::ops::Range<usize>) -> String {
         .collect()
 }
 
-fn wait_written(admin: u16, n: u64) {
-    let url = format!("http://127.0.0.1:{admin}/metrics");
-    wait_for(&format!("{n} events written"), || {
-        http_get(&url).is_some_and(|m| metric_sum(&m, "sluice_events_written_total") == n)
-    });
-}
-
 fn hangup(child: &std::process::Child) {
     let status = std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -56,7 +49,7 @@ fn commits(t: &TestDir) -> usize {
 #[test]
 fn sighup_swaps_the_chain_and_every_event_lands_once() {
     let t = TestDir::new();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin = free_port();
     t.write("in.ndjson", &lines(0..10));
     t.write("pipeline.toml", &pipeline(admin, "", ""));
     let mut child = spawn_sluice(t.root(), &["run", "pipeline.toml"]);
@@ -72,7 +65,10 @@ fn sighup_swaps_the_chain_and_every_event_lands_once() {
     // the new chain tags what follows
     t.write("pipeline.toml", &pipeline(admin, ", \"tag\"", TAG));
     let before = commits(&t);
-    hangup(&child);
+    // `sluice reload` finds the running process by its lock and sends it SIGHUP
+    let reload = sluice_in(t.root(), &["reload", "pipeline.toml"], &[]);
+    reload.assert_success();
+    assert!(reload.stdout.contains(&format!("process {}", child.id())), "{reload}");
     // the old pipeline's last commit, then the new one starts from it
     wait_for("the commit of the stopping pipeline", || commits(&t) > before);
     append(&t.path("in.ndjson"), &lines(15..30));
@@ -128,4 +124,18 @@ fn sighup_closes_kept_alive_connections_and_every_acknowledged_event_lands() {
     // the request under way at the reload was answered before its connection closed: none sent twice
     let rows = s.rows("count(DISTINCT metadata_uid), count(*)");
     assert_eq!(rows, serde_json::json!([[200, 200]]));
+}
+
+#[test]
+fn reload_without_a_running_pipeline_says_so() {
+    let t = TestDir::new();
+    t.write("in.ndjson", &lines(0..2));
+    t.write(
+        "pipeline.toml",
+        &pipeline(0, "", "").replace("follow = true\n", "").replace("[metrics]\nlisten = \"127.0.0.1:0\"\n", ""),
+    );
+    sluice_in(t.root(), &["run", "pipeline.toml"], &[]).assert_success();
+    let run = sluice_in(t.root(), &["reload", "pipeline.toml"], &[]);
+    run.assert_failure();
+    assert!(run.stderr.contains("no sluice is running this pipeline"), "{run}");
 }

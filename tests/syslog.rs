@@ -5,10 +5,6 @@ use crate::util::*;
 use serde_json::json;
 use std::io::Write;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 const LINES: [&str; 3] = [
     "<38>Nov  1 10:00:01 bastion-1 sshd[77]: Accepted publickey for alice from 10.9.9.9 port 2222 ssh2",
     "<38>Nov  1 10:00:02 bastion-1 sshd[78]: Failed password for bob from 203.0.113.7 port 4242 ssh2",
@@ -17,13 +13,6 @@ const LINES: [&str; 3] = [
 
 /// A message of two lines, sent octet-counted.
 const MULTILINE: &str = "<14>1 2026-11-01T10:00:04Z web-1 app 99 - - trace:\n  at main()";
-
-fn wait_written(admin: u16, n: u64) {
-    let url = format!("http://127.0.0.1:{admin}/metrics");
-    wait_for(&format!("{n} events written"), || {
-        http_get(&url).is_some_and(|m| metric_sum(&m, "sluice_events_written_total") == n)
-    });
-}
 
 fn pipeline(admin: u16, tcp: u16, udp: u16, tls: &str) -> String {
     format!(

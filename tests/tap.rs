@@ -8,7 +8,7 @@ use std::process::Stdio;
 #[test]
 fn tap_shows_what_passes_a_stage_boundary_and_only_what_matches() {
     let t = TestDir::new();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin = free_port();
     t.write("in.ndjson", "");
     t.write(
         "pipeline.toml",

@@ -296,3 +296,17 @@ pub fn metric_sum(text: &str, name: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// A port nothing listens on now (the test's server takes it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until the pipeline behind the admin listener on `admin` has written
+/// `n` events (all sources together).
+pub fn wait_written(admin: u16, n: u64) {
+    let url = format!("http://127.0.0.1:{admin}/metrics");
+    wait_for(&format!("{n} events written"), || {
+        http_get(&url).is_some_and(|m| metric_sum(&m, "sluice_events_written_total") == n)
+    });
+}

@@ -249,8 +249,9 @@ fn default_heartbeat() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// `file` (paths and globs, gzip read transparently), `stdin`, `http`
-    /// (POSTs to a path of the `[http]` listener), or `archive` (events
-    /// already archived, read again: see `sluice replay`).
+    /// (POSTs to a path of the `[http]` listener), `syslog` (TCP, TLS or UDP),
+    /// `objects` (what appears under an object-store prefix), or `archive`
+    /// (events already archived, read again: see `sluice replay`).
     #[serde(rename = "type")]
     pub kind: Spanned<SourceKind>,
     /// For `file`: paths or glob patterns, relative to the working directory.
@@ -878,6 +879,16 @@ impl LoadedConfig {
         let mut archive = crate::sinks::Archive::open_with(sink.url.get_ref(), &sink.options)?;
         archive.retry_for = std::time::Duration::from_secs(sink.retry_for_secs);
         Ok(archive)
+    }
+
+    /// The sink's staging folder: `sink.staging_dir`, else one per archive
+    /// under the temporary folder. Its `.lock` is held by the run writing to
+    /// the archive, and holds that process's id (`sluice reload`).
+    pub fn staging_dir(&self, archive: &crate::sinks::Archive) -> PathBuf {
+        self.config.sink.staging_dir.clone().unwrap_or_else(|| {
+            let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(archive.location.as_bytes())[..8]);
+            std::env::temp_dir().join(format!("sluice-staging-{digest}"))
+        })
     }
 
     /// Every stream a source can write to: its stream, or all its route names.

@@ -144,35 +144,36 @@ impl Ingest {
 }
 
 /// TLS from PEM files: the server's chain and key, and for mTLS the CAs
-/// client certificates must chain to.
-pub fn tls_acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Result<TlsAcceptor> {
+/// client certificates must chain to; `at` names the settings in errors
+/// (`http`, `sources.NAME`).
+pub fn tls_acceptor(at: &str, cert: &Path, key: &Path, client_ca: Option<&Path>) -> anyhow::Result<TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert)
         .and_then(|i| i.collect())
-        .with_context(|| format!("http.tls_cert: cannot read certificates from {}", cert.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "http.tls_cert: no certificate in {}", cert.display());
+        .with_context(|| format!("{at}.tls_cert: cannot read certificates from {}", cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "{at}.tls_cert: no certificate in {}", cert.display());
     let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("http.tls_key: cannot read a private key from {}", key.display()))?;
+        .with_context(|| format!("{at}.tls_key: cannot read a private key from {}", key.display()))?;
     let builder =
         rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("http.client_ca: cannot read {}", ca.display()))?
+                .with_context(|| format!("{at}.client_ca: cannot read {}", ca.display()))?
             {
-                roots.add(c.with_context(|| format!("http.client_ca: {}", ca.display()))?)?;
+                roots.add(c.with_context(|| format!("{at}.client_ca: {}", ca.display()))?)?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
-                .context("http.client_ca")?;
+                .with_context(|| format!("{at}.client_ca"))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs, key).context("http.tls_cert/tls_key")?;
+    let mut config = builder.with_single_cert(certs, key).with_context(|| format!("{at}.tls_cert/tls_key"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
@@ -337,14 +338,15 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
 }
 
 /// At most this many connections at once; more wait to be accepted.
-const MAX_CONNECTIONS: usize = 1024;
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// A client has this long to finish the TLS handshake, and to send a
 /// request's headers.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves connections on `listener` (with TLS, if given) until the task is
-/// aborted; open connections are dropped when `shutdown` turns true.
+/// aborted; when `shutdown` turns true, open connections answer the request
+/// under way and close.
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -357,14 +359,7 @@ pub async fn serve<F, Fut>(
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let slot = slots.clone().acquire_owned().await.expect("never closed");
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot accept a connection.");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = accept(&listener).await;
         let handler = handler.clone();
         let tls = tls.clone();
         let mut shutdown = shutdown.clone();
@@ -399,6 +394,20 @@ pub async fn serve<F, Fut>(
                 tracing::debug!(%peer, error = %e, "Connection ended with an error.");
             }
         });
+    }
+}
+
+/// The next connection (an error accepting one, such as too many open
+/// files, is logged and waited out).
+pub async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, std::net::SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(connection) => return connection,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot accept a connection.");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

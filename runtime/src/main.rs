@@ -45,6 +45,12 @@ enum Command {
         /// The pipeline file (TOML) with the archive sources and the new chains.
         pipeline: PathBuf,
     },
+    /// Make the `sluice run` that writes this pipeline's archive reload its
+    /// file (sends it SIGHUP; it names itself in its staging folder's lock).
+    Reload {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
     /// Check a pipeline file: syntax, unknown keys, references, plugin files,
     /// sha256 pins, and that each plugin accepts its config. Reads nothing else.
     Validate {
@@ -357,6 +363,7 @@ fn main() -> ExitCode {
             run(&pipeline, Reading::Quarantine(source))
         }
         Command::Validate { pipeline } => validate(&pipeline),
+        Command::Reload { pipeline } => reload(&pipeline),
         Command::Verify { archive, key, trusted_checkpoint, max_gap } => {
             verify(&archive, &key, &trusted_checkpoint, max_gap)
         }
@@ -394,6 +401,22 @@ fn load(path: &Path) -> anyhow::Result<Pipeline> {
     let config = LoadedConfig::load(path)?;
     let host = WasmHost::new()?;
     Ok(Pipeline::build(config, &host)?)
+}
+
+fn reload(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = LoadedConfig::load(path)?;
+    let lock = config.staging_dir(&config.archive()?).join(".lock");
+    let file =
+        std::fs::File::open(&lock).with_context(|| format!("no sluice has run this pipeline ({})", lock.display()))?;
+    // a lock we can take is a lock nobody holds
+    if file.try_lock().is_ok() {
+        anyhow::bail!("no sluice is running this pipeline (its lock {} is free)", lock.display());
+    }
+    let pid = std::fs::read_to_string(&lock)?.trim().parse::<u32>().context("the lock names no process")?;
+    let sent = std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status()?;
+    anyhow::ensure!(sent.success(), "cannot signal process {pid}");
+    println!("asked sluice (process {pid}) to reload {}; its log says whether the new config loaded", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(path: &Path) -> anyhow::Result<ExitCode> {

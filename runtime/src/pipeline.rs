@@ -217,17 +217,12 @@ impl Pipeline {
     /// the running pipeline; the ports are still the old one's).
     pub fn preflight(&self) -> anyhow::Result<()> {
         let c = &self.config.config;
-        let path = |s: &toml::Spanned<String>| std::path::PathBuf::from(s.get_ref());
         if let Some(http) = &c.http {
-            crate::http::read_tokens(&path(&http.tokens_file))?;
-            if let (Some(cert), Some(key)) = (&http.tls_cert, &http.tls_key) {
-                crate::http::tls_acceptor(&path(cert), &path(key), http.client_ca.as_ref().map(path).as_deref())?;
-            }
+            crate::http::read_tokens(std::path::Path::new(http.tokens_file.get_ref()))?;
+            tls("http", &http.tls_cert, &http.tls_key, &http.client_ca)?;
         }
-        for source in c.sources.values() {
-            if let (Some(cert), Some(key)) = (&source.tls_cert, &source.tls_key) {
-                crate::http::tls_acceptor(&path(cert), &path(key), source.client_ca.as_ref().map(path).as_deref())?;
-            }
+        for (name, source) in &c.sources {
+            tls(&format!("sources.{name}"), &source.tls_cert, &source.tls_key, &source.client_ca)?;
         }
         Ok(())
     }
@@ -265,10 +260,7 @@ impl Pipeline {
     fn sink_settings(&self, archive: &Archive) -> anyhow::Result<SinkSettings> {
         let c = &self.config.config;
         // one staging dir per archive: what a dead run left there is cleared at start
-        let staging_dir = c.sink.staging_dir.clone().unwrap_or_else(|| {
-            let digest = hex::encode(&sha2::Sha256::digest(archive.location.as_bytes())[..8]);
-            std::env::temp_dir().join(format!("sluice-staging-{digest}"))
-        });
+        let staging_dir = self.config.staging_dir(archive);
         let source_streams: Vec<(String, usize)> = c
             .sources
             .keys()
@@ -392,8 +384,11 @@ impl Pipeline {
         let metrics_text =
             (serving && c.metrics.listen.is_some()).then(|| Arc::new(std::sync::Mutex::new(String::new())));
         settings.metrics_text = metrics_text.clone();
+        // the spool readers (http, syslog) delete segments that commits have read
         let committed: Arc<crate::sources::Committed> = Arc::default();
-        settings.committed = Some(committed.clone());
+        if c.sources.values().any(|s| matches!(s.kind.get_ref(), SourceKind::Http | SourceKind::Syslog)) {
+            settings.committed = Some(committed.clone());
+        }
         let replay_streams = settings.streams.clone();
         let replay_sources = settings.sources.clone();
         let mut sink = Sink::new(archive.clone(), runtime.clone(), settings)?;
@@ -418,7 +413,7 @@ impl Pipeline {
         let mut ingest_state = None;
         // when the run ends: open connections close, and the spools take no more
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let mut open_spools: Vec<Arc<Spool>> = Vec::new();
+
         let telemetry = Arc::new(crate::telemetry::Telemetry::new(self.stages.keys().map(String::as_str)));
         let taps: Arc<crate::telemetry::Taps> = Arc::default();
         if serving && let Some(http) = &c.http {
@@ -434,7 +429,6 @@ impl Pipeline {
                     self.config.http_path(name),
                     crate::http::Route { source: name.clone(), streams, spool: spool.clone() },
                 );
-                open_spools.push(spool.clone());
                 spools.insert(name.clone(), spool);
             }
             let ingest = Arc::new(crate::http::Ingest::new(
@@ -443,14 +437,7 @@ impl Pipeline {
                 (http.max_body_mb as usize) << 20,
                 http.spool_limit_mb << 20,
             ));
-            let tls = match (&http.tls_cert, &http.tls_key) {
-                (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(
-                    std::path::Path::new(cert.get_ref()),
-                    std::path::Path::new(key.get_ref()),
-                    http.client_ca.as_ref().map(|ca| std::path::Path::new(ca.get_ref())),
-                )?),
-                _ => None,
-            };
+            let tls = tls("http", &http.tls_cert, &http.tls_key, &http.client_ca)?;
             let listen = http.listen.get_ref();
             let listener = runtime
                 .block_on(tokio::net::TcpListener::bind(listen))
@@ -477,21 +464,13 @@ impl Pipeline {
                     runtime.spawn(crate::syslog::serve_udp(socket, spool.clone(), tenant))
                 }
                 crate::config::SyslogProtocol::Tcp => {
-                    let tls = match (&source.tls_cert, &source.tls_key) {
-                        (Some(cert), Some(key)) => Some(crate::http::tls_acceptor(
-                            std::path::Path::new(cert.get_ref()),
-                            std::path::Path::new(key.get_ref()),
-                            source.client_ca.as_ref().map(|ca| std::path::Path::new(ca.get_ref())),
-                        )?),
-                        _ => None,
-                    };
+                    let tls = tls(&format!("sources.{name}"), &source.tls_cert, &source.tls_key, &source.client_ca)?;
                     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).with_context(at)?;
                     runtime.spawn(crate::syslog::serve_tcp(listener, tls, spool.clone(), tenant, shutdown_rx.clone()))
                 }
             };
             tracing::info!(source = %name, %listen, "Listening for syslog.");
             servers.push(task);
-            open_spools.push(spool.clone());
             spools.insert(name.clone(), spool);
         }
         if let (Some(text), Some(listen)) = (&metrics_text, &c.metrics.listen) {
@@ -571,9 +550,9 @@ impl Pipeline {
                     resume: sink.committed_state(index).positions.clone(),
                     runtime: runtime.clone(),
                 }),
-                (None, SourceKind::Http | SourceKind::Syslog) => match spools.remove(name) {
+                (None, SourceKind::Http | SourceKind::Syslog) => match spools.get(name) {
                     Some(spool) => Box::new(SpoolSource {
-                        spool,
+                        spool: spool.clone(),
                         name: name.clone(),
                         resume: sink.committed_state(index).positions.clone(),
                         committed: committed.clone(),
@@ -649,7 +628,7 @@ impl Pipeline {
         for server in &servers {
             server.abort();
         }
-        for spool in &open_spools {
+        for spool in spools.values() {
             spool.close();
         }
         for t in source_threads {
@@ -688,6 +667,24 @@ impl Pipeline {
                 .collect(),
         };
         Ok((summary, kept))
+    }
+}
+
+type Setting = Option<toml::Spanned<String>>;
+
+/// A listener's TLS from its certificate, key and client CA files, if it has a certificate.
+fn tls(
+    at: &str,
+    cert: &Setting,
+    key: &Setting,
+    client_ca: &Setting,
+) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let path = |s: &toml::Spanned<String>| std::path::PathBuf::from(s.get_ref());
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            Ok(Some(crate::http::tls_acceptor(at, &path(cert), &path(key), client_ca.as_ref().map(path).as_deref())?))
+        }
+        _ => Ok(None),
     }
 }
 

@@ -152,14 +152,19 @@ impl Stage for SharedStage {
         m.inputs.fetch_add(input.len() as u64, Relaxed);
         match &result {
             Ok(outcomes) if outcomes.len() == input.len() => {
+                // counted here, added once: the counters are shared by every worker
+                let (mut outputs, mut drops, mut errors) = (0, 0, 0);
                 for outcome in outcomes {
                     match outcome {
-                        Outcome::Keep(_) => m.outputs.fetch_add(1, Relaxed),
-                        Outcome::Many(events) => m.outputs.fetch_add(events.len() as u64, Relaxed),
-                        Outcome::Drop(_) => m.drops.fetch_add(1, Relaxed),
-                        Outcome::Error(_) => m.errors.fetch_add(1, Relaxed),
-                    };
+                        Outcome::Keep(_) => outputs += 1,
+                        Outcome::Many(events) => outputs += events.len() as u64,
+                        Outcome::Drop(_) => drops += 1,
+                        Outcome::Error(_) => errors += 1,
+                    }
                 }
+                m.outputs.fetch_add(outputs, Relaxed);
+                m.drops.fetch_add(drops, Relaxed);
+                m.errors.fetch_add(errors, Relaxed);
             }
             // a fault, or the wrong number of outcomes (which the chain treats as one)
             _ => {

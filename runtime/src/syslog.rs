@@ -54,78 +54,80 @@ impl Framer {
             bytes = &bytes[n..];
         }
         self.buffer.extend_from_slice(bytes);
+        // the messages are taken from the front; the buffer moves once, at the end
+        let mut at = 0;
         loop {
+            let rest = &self.buffer[at..];
             if self.mode == Mode::Unknown {
-                match self.buffer.iter().find(|b| !b.is_ascii_whitespace()) {
+                match rest.iter().find(|b| !b.is_ascii_whitespace()) {
                     Some(b) if b.is_ascii_digit() => self.mode = Mode::Octets,
                     Some(_) => self.mode = Mode::Lines,
-                    None => return,
+                    None => break,
                 }
             }
-            let progressed = match self.mode {
-                Mode::Octets => self.octet_frame(out),
-                _ => self.line(out),
+            let used = match self.mode {
+                Mode::Octets => self.octet_frame(at, out),
+                _ => self.line(at, out),
             };
-            if !progressed {
-                return;
+            match used {
+                Some(n) => at += n,
+                None => break,
             }
         }
+        self.buffer.drain(..at);
     }
 
-    fn octet_frame(&mut self, out: &mut Vec<Vec<u8>>) -> bool {
-        let start = self.buffer.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(self.buffer.len());
-        let rest = &self.buffer[start..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == rest.len() {
-            return false; // the length is not all here yet
+    /// The frame at `at`, if whole: the bytes it used.
+    fn octet_frame(&mut self, at: usize, out: &mut Vec<Vec<u8>>) -> Option<usize> {
+        let rest = &self.buffer[at..];
+        let start = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
+        let digits = rest[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if start + digits == rest.len() {
+            return None; // the length is not all here yet
         }
-        let length = std::str::from_utf8(&rest[..digits]).ok().and_then(|t| t.parse::<usize>().ok());
-        let (Some(length), b' ') = (length, rest[digits]) else {
+        let length = std::str::from_utf8(&rest[start..start + digits]).ok().and_then(|t| t.parse::<usize>().ok());
+        let (Some(length), b' ') = (length, rest[start + digits]) else {
             // not a frame: the sender frames by newlines after all
             tracing::warn!("A syslog connection sent no valid octet count; reading it as lines.");
             self.mode = Mode::Lines;
-            return true;
+            return Some(0);
         };
         let body = start + digits + 1;
         if length > MAX_MESSAGE {
-            if self.buffer.len() < body + MAX_MESSAGE {
-                return false;
+            if rest.len() < body + MAX_MESSAGE {
+                return None;
             }
-            push(out, &self.buffer[body..body + MAX_MESSAGE]);
-            let have = self.buffer.len() - body;
+            push(out, &rest[body..body + MAX_MESSAGE]);
+            let have = rest.len() - body;
             self.skip = length.saturating_sub(have);
-            self.buffer.drain(..(body + length.min(have)));
-            return true;
+            return Some(body + length.min(have));
         }
-        if self.buffer.len() < body + length {
-            return false;
+        if rest.len() < body + length {
+            return None;
         }
-        push(out, &self.buffer[body..body + length]);
-        self.buffer.drain(..body + length);
-        true
+        push(out, &rest[body..body + length]);
+        Some(body + length)
     }
 
-    fn line(&mut self, out: &mut Vec<Vec<u8>>) -> bool {
-        match self.buffer.iter().position(|&b| b == b'\n') {
+    /// The line at `at`, if whole: the bytes it used.
+    fn line(&mut self, at: usize, out: &mut Vec<Vec<u8>>) -> Option<usize> {
+        let rest = &self.buffer[at..];
+        match rest.iter().position(|&b| b == b'\n') {
             Some(end) => {
                 if !std::mem::take(&mut self.skip_line) {
-                    push(out, &self.buffer[..end]);
+                    push(out, &rest[..end]);
                 }
-                self.buffer.drain(..=end);
-                true
+                Some(end + 1)
             }
-            None if self.buffer.len() > MAX_MESSAGE && !self.skip_line => {
+            None if rest.len() > MAX_MESSAGE && !self.skip_line => {
                 // a line that never ends: keep its start, drop the rest of it
-                push(out, &self.buffer[..MAX_MESSAGE]);
-                self.buffer.clear();
+                push(out, &rest[..MAX_MESSAGE]);
                 self.skip_line = true;
-                false
+                Some(rest.len())
             }
-            None if self.skip_line => {
-                self.buffer.clear();
-                false
-            }
-            None => false,
+            // the rest of an over-long line goes as it comes
+            None if self.skip_line && !rest.is_empty() => Some(rest.len()),
+            None => None,
         }
     }
 
@@ -195,21 +197,17 @@ pub async fn serve_tcp(
     tenant: String,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::http::MAX_CONNECTIONS));
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot accept a syslog connection.");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let slot = slots.clone().acquire_owned().await.expect("never closed");
+        let (tcp, peer) = crate::http::accept(&listener).await;
         let (spool, tenant, tls, mut shutdown) = (spool.clone(), tenant.clone(), tls.clone(), shutdown.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let connection = async move {
                 match tls {
                     Some(acceptor) => {
-                        match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(crate::http::HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => read_connection(stream, spool, tenant).await,
                             _ => tracing::info!(%peer, "Syslog TLS handshake failed."),
                         }
@@ -228,19 +226,25 @@ pub async fn serve_tcp(
     }
 }
 
-/// Receives syslog datagrams until the task is aborted.
+/// Receives syslog datagrams until the task is aborted; those that arrived
+/// together go to the spool together.
 pub async fn serve_udp(socket: UdpSocket, spool: Arc<Spool>, tenant: String) {
     let mut datagram = vec![0u8; 65536];
     loop {
-        let n = match socket.recv_from(&mut datagram).await {
-            Ok((n, _)) => n,
+        let mut messages = Vec::new();
+        match socket.recv_from(&mut datagram).await {
+            Ok((n, _)) => push(&mut messages, &datagram[..n]),
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot receive a syslog datagram.");
                 continue;
             }
-        };
-        let mut messages = Vec::new();
-        push(&mut messages, &datagram[..n]);
+        }
+        while messages.len() < 1024 {
+            match socket.try_recv_from(&mut datagram) {
+                Ok((n, _)) => push(&mut messages, &datagram[..n]),
+                Err(_) => break,
+            }
+        }
         spool_messages(&spool, &tenant, messages).await;
     }
 }

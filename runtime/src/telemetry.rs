@@ -151,7 +151,7 @@ impl Taps {
         if here.is_empty() {
             return;
         }
-        let core = std::sync::LazyLock::force(&CORE);
+        let core: &crate::schema::StreamSchema = &crate::schema::CORE;
         for item in items {
             for tap in &here {
                 if let Some(select) = &tap.select {
@@ -168,9 +168,6 @@ impl Taps {
         }
     }
 }
-
-static CORE: std::sync::LazyLock<crate::schema::StreamSchema> =
-    std::sync::LazyLock::new(|| crate::schema::StreamSchema::new(Vec::new()));
 
 #[cfg(test)]
 mod tests {

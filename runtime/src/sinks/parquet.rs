@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -215,10 +215,13 @@ impl Sink {
     pub fn new(archive: Archive, runtime: tokio::runtime::Handle, settings: SinkSettings) -> anyhow::Result<Self> {
         let dir = &settings.staging_dir;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create staging dir {}", dir.display()))?;
-        let lock = File::create(dir.join(".lock"))?;
+        // not truncated before it is ours: it names the process that holds it
+        let mut lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
         if let Err(e) = lock.try_lock() {
             anyhow::bail!("staging dir {} is in use by another sluice ({e})", dir.display());
         }
+        lock.set_len(0)?;
+        writeln!(lock, "{}", std::process::id())?;
         // files of a run that died: never committed, their records will be read again
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();

@@ -102,8 +102,6 @@ impl ArchiveSource {
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .and_then(|b| b.with_batch_size(1024).build())
             .with_context(|| format!("{} is not readable Parquet", file.path))?;
-        // the events are checked against the core columns only to evaluate `where`
-        let core = StreamSchema::new(Vec::new());
         let mut row_no: u64 = 0;
         for batch in reader {
             let batch = batch.with_context(|| format!("reading {}", file.path))?;
@@ -117,7 +115,7 @@ impl ArchiveSource {
                     return Ok(false);
                 }
                 report.rows += 1;
-                let record = self.choose(&batch, row, &columns, &core, report);
+                let record = self.choose(&batch, row, &columns, &crate::schema::CORE, report);
                 let delivered = match record {
                     Some(record) => {
                         report.replayed += 1;
@@ -125,7 +123,10 @@ impl ArchiveSource {
                         let tenant = columns.tenant.filter(|c| c.is_valid(row)).map(|c| c.value(row).to_string());
                         batcher.set_tenant(tenant) && batcher.push_record_at(record, row_no)
                     }
-                    None => batcher.skip_to(row_no),
+                    None => {
+                        batcher.skip_to(row_no);
+                        true
+                    }
                 };
                 if !delivered {
                     return Ok(false);

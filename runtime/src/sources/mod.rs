@@ -181,18 +181,15 @@ impl Batcher {
     /// (a row number, for an archive source). Returns false when the pipeline
     /// has shut down.
     pub fn push_record_at(&mut self, record: Vec<u8>, offset: u64) -> bool {
-        if let Some((_, position)) = &mut self.current {
-            position.offset = offset;
-        }
+        self.skip_to(offset);
         self.push_record(record)
     }
 
     /// Moves the current file's position past what was skipped.
-    pub fn skip_to(&mut self, offset: u64) -> bool {
+    pub fn skip_to(&mut self, offset: u64) {
         if let Some((_, position)) = &mut self.current {
             position.offset = offset;
         }
-        true
     }
 
     /// Sends what has been collected (also a batch of no records whose

@@ -66,14 +66,14 @@ impl ObjectSource {
             }
             Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {key}"))),
         };
-        let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let text: std::borrow::Cow<[u8]> = if bytes.starts_with(&[0x1f, 0x8b]) {
             let mut out = Vec::new();
             flate2::read::MultiGzDecoder::new(&bytes[..])
                 .read_to_end(&mut out)
                 .with_context(|| format!("{key} is not valid gzip"))?;
-            out
+            out.into()
         } else {
-            bytes.to_vec()
+            bytes[..].into()
         };
         let position = FilePosition { fingerprint: fingerprint(meta), fingerprint_len: meta.size, offset: start };
         batcher.begin_file(&key, position);
@@ -96,8 +96,9 @@ impl ObjectSource {
     fn pass(&self, done: &mut Positions, batcher: &mut Batcher, stop: &AtomicBool) -> anyhow::Result<bool> {
         for meta in self.list()? {
             let key = self.archive.relative(&meta.location);
+            let listed = fingerprint(&meta);
             let start = match done.get(&key) {
-                Some(p) if p.fingerprint == fingerprint(&meta) => p.offset,
+                Some(p) if p.fingerprint == listed => p.offset,
                 _ => 0,
             };
             if start == DONE {
@@ -107,8 +108,7 @@ impl ObjectSource {
                 Fetched::Stopped => return Ok(false),
                 Fetched::Changed => continue,
                 Fetched::Done => {
-                    let fingerprint = fingerprint(&meta);
-                    done.insert(key, FilePosition { fingerprint, fingerprint_len: meta.size, offset: DONE });
+                    done.insert(key, FilePosition { fingerprint: listed, fingerprint_len: meta.size, offset: DONE });
                 }
             }
         }

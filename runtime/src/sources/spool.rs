@@ -1,7 +1,9 @@
-//! The write-ahead spool of an `http` source: what makes a 200 mean "durable".
+//! The write-ahead spool of an `http` or `syslog` source: what makes a 200
+//! mean "durable".
 //!
 //! The HTTP handler appends each accepted request as one block to the
-//! source's current segment file and fsyncs it before answering; the
+//! source's current segment file and fsyncs it before answering (the syslog
+//! listener appends what each read brought, without an fsync); the
 //! source's reader thread reads the segments in order and hands their
 //! records to the pipeline, and the sink commits its position with the
 //! events they produced — so a crash after a 200 loses nothing (the spool is
