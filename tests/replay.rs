@@ -320,3 +320,48 @@ url = "out"
     let rows = duckdb(&format!("SELECT count(*), count(raw_data), any_value(raw_data) FROM {}", parquet(&t, "k8s")));
     assert_eq!(rows, json!([[3, 1, k8s[2]]]));
 }
+
+#[test]
+fn quarantined_records_are_replayed_into_a_new_stream_and_stay_quarantined() {
+    let t = TestDir::new();
+    // the app's parser wants `ts`; three records say `when` instead
+    let mut input: String =
+        (0..7).map(|i| format!("{{\"ts\":\"2026-11-01T10:00:0{i}Z\",\"id\":\"ok{i}\"}}\n")).collect();
+    input +=
+        &(0..3).map(|i| format!("{{\"when\":\"2026-11-01T11:00:0{i}Z\",\"id\":\"late{i}\"}}\n")).collect::<String>();
+    t.write("in.ndjson", &input);
+    let first = t.run_pipeline(&format!(
+        "[sources.app]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"app\"]\nstream = \"events\"\n{}\n[sink]\nurl = \"out\"\n",
+        app_stage("app", "")
+    ));
+    let s = first.summary();
+    assert_eq!((s.written, s.quarantined), (7, 3), "{first}");
+    let fixed = r#"
+[sources.late]
+type = "archive"
+record = "quarantine"
+from_streams = ["events"]
+since = "2020-01-01T00:00:00Z"
+chain = ["fixed"]
+stream = "events_fixed"
+[stages.fixed]
+plugin = "parse-json"
+config = { time_field = "when", fields = { metadata_uid = "id" } }
+[sink]
+url = "out"
+"#;
+    let run = replay(&t, fixed);
+    run.assert_success();
+    assert_eq!(run.summary().written, 3, "{run}");
+    let rows = duckdb(&format!("SELECT list(metadata_uid ORDER BY metadata_uid) FROM {}", parquet(&t, "events_fixed")));
+    assert_eq!(rows, json!([[["late0", "late1", "late2"]]]));
+    // a copy: the quarantine is as it was; run again, nothing is read
+    assert_eq!(t.quarantine("out", "events").len(), 3);
+    let again = replay(&t, fixed);
+    again.assert_success();
+    assert_eq!(again.summary().read, 0, "{again}");
+    // a condition is for events, not quarantined records
+    let refused = replay(&t, &fixed.replace("chain = [", "where = 'class_uid == 1'\nchain = ["));
+    refused.assert_failure();
+    assert!(refused.stderr.contains("quarantined records are not events"), "{refused}");
+}

@@ -302,7 +302,9 @@ pub struct SourceConfig {
     pub from_streams: Vec<Spanned<String>>,
     /// For `archive`: what the chain gets of each archived event — its
     /// `raw_data` (default; for a new parser) or the whole `event` as JSON
-    /// (for new transforms).
+    /// (for new transforms); or `quarantine`: the streams' quarantined
+    /// records (for a parser that takes what the old one refused), chosen by
+    /// `since`/`until` on when they were read.
     #[serde(default)]
     pub record: ArchiveRecord,
     /// For `archive`: only events whose `time` is at or after this (RFC 3339).
@@ -407,6 +409,10 @@ pub enum ArchiveRecord {
     RawData,
     /// The event itself, as JSON: the chain is transforms only.
     Event,
+    /// The records quarantined for the streams (`_quarantine/<stream>/`), as
+    /// they were read: a copy into a new stream (the quarantine stays; `sluice
+    /// quarantine replay` is the one that empties it).
+    Quarantine,
 }
 
 /// One plugin stage.
@@ -940,6 +946,12 @@ impl LoadedConfig {
             return Err(self.error_at(span, format!("sources.{name}: `until` must be after `since`")));
         }
         if let Some(select) = &source.select {
+            if source.record == ArchiveRecord::Quarantine {
+                return Err(self.error_at(
+                    select.span(),
+                    format!("sources.{name}.where: quarantined records are not events; choose them by since/until"),
+                ));
+            }
             self.condition(&format!("sources.{name}.where"), select)?;
         }
         let own = match &source.archive {

@@ -36,7 +36,8 @@ enum Command {
     /// Run a pipeline's `type = "archive"` sources only: archived events of a
     /// time range (and `where` condition) through a new version of a chain
     /// into new streams — for a parser fix (`record = "raw_data"`, kept by
-    /// `keep_raw`) or a new enrichment (`record = "event"`). Every file read is
+    /// `keep_raw`), a new enrichment (`record = "event"`), or the records the
+    /// old parser quarantined (`record = "quarantine"`, a copy). Every file read is
     /// checked against its integrity log entry first; the files written are
     /// logged with the plugins (name, version, sha256) that produced them.
     /// Exactly once: stopped, it resumes at the next event; run again, it
@@ -549,6 +550,9 @@ fn report(summary: &sluice::pipeline::Summary) -> bool {
             "  source {source}: read {} rows of {} archived files ({} skipped: out of range or read before), replayed {}",
             r.rows, r.files, r.files_skipped, r.replayed
         );
+        for (why, count) in &r.unreplayable {
+            println!("  source {source}: {count} quarantined records not replayed: {why}");
+        }
         if r.without_raw > 0 {
             println!(
                 "  source {source}: {} chosen events have no raw_data and were not replayed (keep_raw was off when they were written; record = \"event\" replays them as events)",

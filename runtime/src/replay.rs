@@ -64,39 +64,38 @@ pub async fn collect(
                     keep("its source is not in this pipeline");
                     continue;
                 };
-                if q["partial"] == true {
-                    keep(
-                        "part of a record whose other events or copies were written (replaying the record would duplicate them)",
-                    );
-                    continue;
-                }
-                if q["record_lossy"] == true {
-                    keep("the record was not valid UTF-8 and is kept only as lossy text");
-                    continue;
-                }
                 if only.is_some_and(|o| o != source) {
                     keep("another source (--source)");
                     continue;
                 }
-                let record = match (q["record"].as_str(), q["record_hex"].as_str()) {
-                    (Some(text), _) => text.as_bytes().to_vec(),
-                    (None, Some(h)) => match hex::decode(h) {
-                        Ok(bytes) => bytes,
-                        Err(_) => {
-                            keep("record_hex is not hex");
-                            continue;
-                        }
-                    },
-                    (None, None) => {
-                        keep("the record was withheld (only its hash was kept)");
-                        continue;
-                    }
-                };
-                input.records[index].push((q["tenant"].as_str().map(str::to_string), record));
+                match replayable(&q) {
+                    Ok(record) => input.records[index].push((q["tenant"].as_str().map(str::to_string), record)),
+                    Err(why) => keep(why),
+                }
             }
         }
     }
     Ok(input)
+}
+
+/// The original record of a quarantine line, or why it cannot be replayed:
+/// withheld by the redactor, kept only as lossy text, or one rejected part of
+/// a record whose other events were written (replaying it would write them
+/// again).
+pub fn replayable(q: &serde_json::Value) -> Result<Vec<u8>, &'static str> {
+    if q["partial"] == true {
+        return Err(
+            "part of a record whose other events or copies were written (replaying the record would duplicate them)",
+        );
+    }
+    if q["record_lossy"] == true {
+        return Err("the record was not valid UTF-8 and is kept only as lossy text");
+    }
+    match (q["record"].as_str(), q["record_hex"].as_str()) {
+        (Some(text), _) => Ok(text.as_bytes().to_vec()),
+        (None, Some(h)) => hex::decode(h).map_err(|_| "record_hex is not hex"),
+        (None, None) => Err("the record was withheld (only its hash was kept)"),
+    }
 }
 
 /// Hands a source's quarantined records to the pipeline, each with its

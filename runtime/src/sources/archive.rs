@@ -22,6 +22,7 @@ use anyhow::Context;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, RecordBatch};
+use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
@@ -57,9 +58,70 @@ pub struct ArchiveReport {
     pub replayed: u64,
     /// Rows chosen but not replayable: no `raw_data` to hand a parser.
     pub without_raw: u64,
+    /// Quarantined records chosen but not replayable, by why.
+    pub unreplayable: std::collections::BTreeMap<String, u64>,
 }
 
 impl ArchiveSource {
+    /// Reads one quarantine file (NDJSON) from line `start` on: each record
+    /// whose `observed_time` is in range, with its tenant. A line's position
+    /// is its number; the file's size is its fingerprint (quarantine files are
+    /// never rewritten, only deleted by `sluice quarantine replay`).
+    fn read_quarantine(
+        &self,
+        location: &object_store::path::Path,
+        batcher: &mut Batcher,
+        stop: &AtomicBool,
+        report: &mut ArchiveReport,
+    ) -> anyhow::Result<bool> {
+        let path = self.archive.relative(location);
+        let bytes = self
+            .runtime
+            .block_on(async { self.archive.store.get(location).await?.bytes().await })
+            .with_context(|| format!("cannot read {path}"))?;
+        let fingerprint = bytes.len().to_string();
+        let start = match self.resume.get(&path) {
+            Some(p) if p.fingerprint == fingerprint => p.offset,
+            _ => 0,
+        };
+        let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        if start >= lines.len() as u64 {
+            report.files_skipped += 1;
+            return Ok(true);
+        }
+        report.files += 1;
+        batcher.begin_file(&path, FilePosition { fingerprint, fingerprint_len: 0, offset: start });
+        for (n, line) in lines.iter().enumerate().skip(start as usize) {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            report.rows += 1;
+            let q: serde_json::Value =
+                serde_json::from_slice(line).with_context(|| format!("{path}: line {}", n + 1))?;
+            let observed = q["observed_time"].as_str().and_then(|t| crate::config::parse_time(t).ok());
+            if !observed.is_some_and(|t| self.in_range(t)) {
+                batcher.skip_to(n as u64 + 1);
+                continue;
+            }
+            let delivered = match crate::replay::replayable(&q) {
+                Ok(record) => {
+                    report.replayed += 1;
+                    let tenant = q["tenant"].as_str().map(str::to_string);
+                    batcher.set_tenant(tenant) && batcher.push_record_at(record, n as u64 + 1)
+                }
+                Err(why) => {
+                    *report.unreplayable.entry(why.to_string()).or_default() += 1;
+                    batcher.skip_to(n as u64 + 1);
+                    true
+                }
+            };
+            if !delivered {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn in_range(&self, time: i64) -> bool {
         self.since.is_none_or(|s| time >= s) && self.until.is_none_or(|u| time < u)
     }
@@ -164,6 +226,7 @@ impl ArchiveSource {
         }
         match self.record {
             ArchiveRecord::Event => event.map(String::into_bytes),
+            ArchiveRecord::Quarantine => unreachable!("quarantine files are read by read_quarantine"),
             ArchiveRecord::RawData => match columns.raw_data.filter(|c| c.is_valid(row)) {
                 Some(raw) => Some(raw.value(row).as_bytes().to_vec()),
                 None => {
@@ -226,6 +289,22 @@ impl Source for ArchiveSource {
     fn run(self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         let mut report = ArchiveReport::default();
         let result = (|| {
+            if self.record == ArchiveRecord::Quarantine {
+                for stream in &self.streams {
+                    let prefix = self.archive.path_of(["_quarantine", stream.as_str()]);
+                    let mut files: Vec<object_store::path::Path> = self
+                        .runtime
+                        .block_on(self.archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect())
+                        .with_context(|| format!("the quarantine of stream `{stream}` in {}", self.archive.location))?;
+                    files.sort();
+                    for file in files {
+                        if !self.read_quarantine(&file, &mut batcher, &stop, &mut report)? {
+                            return Ok(());
+                        }
+                    }
+                }
+                return Ok(());
+            }
             for stream in &self.streams {
                 let entries = self
                     .runtime
