@@ -124,3 +124,56 @@ fn any_read_of_a_secret_by_a_person_fires_on_the_standard_workload() {
     assert!(expected > 10, "{expected}");
     assert_eq!(findings, expected);
 }
+
+/// A receiver for the alert webhook: answers 503 to the first POST (the
+/// sink tries again) and 200 to the rest, and hands over each body.
+fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if n == 0 { "503 Service Unavailable" } else { "200 OK" };
+            write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+            if n > 0 {
+                tx.send(String::from_utf8(body).unwrap()).unwrap();
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn findings_are_posted_to_the_alert_webhook() {
+    let t = TestDir::new();
+    let (port, bodies) = webhook_receiver();
+    let input: String = (0..5).map(|m| login("alice", m, 0, 2)).collect::<String>() + &login("bob", 0, 0, 2);
+    t.write("in.ndjson", &input);
+    let pipeline = PIPELINE.replace("[alerts]\n", &format!("[alerts]\nwebhook = \"http://127.0.0.1:{port}/hook\"\n"));
+    let run = t.run_pipeline(&pipeline);
+    run.assert_success();
+    // refused once, taken on the second try, before the run ended
+    let body = bodies.recv_timeout(std::time::Duration::from_secs(5)).expect("a finding posted");
+    let finding: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let details = &finding["unmapped"];
+    assert_eq!(finding["api_operation"], "rule.fired", "{finding}");
+    assert_eq!(details["events"].as_array().map(Vec::len), Some(5), "{finding}");
+    assert_eq!((details["rule"].as_str(), details["key"].as_str()), (Some("brute-force"), Some("alice")), "{finding}");
+    assert!(bodies.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "one finding only");
+    assert!(run.stderr.contains("The alert webhook refused a finding."), "{run}");
+}

@@ -560,8 +560,11 @@ fn default_volume_interval() -> u64 {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
-    /// A file each finding is appended to as one JSON line.
+    /// A file each finding is appended to as one JSON line (`/dev/stdout` for standard output).
     pub file: Option<PathBuf>,
+    /// A URL each finding is POSTed to as JSON (three tries; the findings are
+    /// in `_sluice` whatever the receiver does).
+    pub webhook: Option<Spanned<String>>,
     /// Rules watched as events flow; each that fires is a finding.
     #[serde(default)]
     pub rules: Vec<AlertRuleConfig>,
@@ -808,6 +811,11 @@ impl LoadedConfig {
         }
         let mut alerts = Vec::new();
         let mut names = std::collections::BTreeSet::new();
+        if let Some(url) = &c.alerts.webhook
+            && !url::Url::parse(url.get_ref()).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(self.error_at(url.span(), "alerts.webhook: not an http:// or https:// URL"));
+        }
         for rule in &c.alerts.rules {
             let name = rule.name.get_ref();
             let key = format!("alerts.rules.{name}");

@@ -335,6 +335,7 @@ impl Pipeline {
                 })
                 .collect(),
             alert_file: c.alerts.file.clone(),
+            alert_webhook: c.alerts.webhook.as_ref().map(|u| (u.get_ref().clone(), reqwest::Client::new())),
             metrics_file: c.metrics.file.clone(),
             metrics_text: None,
             committed: None,

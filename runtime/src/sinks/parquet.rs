@@ -92,6 +92,8 @@ pub struct SinkSettings {
     pub expectations: Vec<super::volume::Expectation>,
     /// Findings are also appended here, one JSON line each.
     pub alert_file: Option<PathBuf>,
+    /// Findings are also POSTed here.
+    pub alert_webhook: Option<(String, reqwest::Client)>,
     /// The counters are written here (Prometheus text) every few seconds.
     pub metrics_file: Option<PathBuf>,
     /// And kept here, for the admin listener's `/metrics`.
@@ -203,6 +205,8 @@ pub struct Sink {
     /// Per source.
     watches: Vec<super::volume::Watch>,
     last_metrics: Option<Instant>,
+    /// Webhook deliveries under way (waited for at the stop).
+    deliveries: Vec<tokio::task::JoinHandle<()>>,
     alerting: super::alerting::Alerting,
     /// Held while the sink runs: one writer per staging directory.
     _lock: File,
@@ -309,6 +313,7 @@ impl Sink {
             volume,
             watches,
             last_metrics: None,
+            deliveries: Vec::new(),
             alerting,
             _lock: lock,
             stats: SinkStats::default(),
@@ -345,7 +350,16 @@ impl Sink {
         let event = self_audit::stop_event(crate::sources::now_micros(), &self.stats.counts);
         self.record_self(vec![event])?;
         self.stopping = true;
-        self.tick(true)
+        let ticked = self.tick(true);
+        // the findings still on their way to the webhook, for a while
+        let deliveries = std::mem::take(&mut self.deliveries);
+        let waited = self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(15), futures::future::join_all(deliveries)).await
+        });
+        if waited.is_err() {
+            tracing::warn!("Stopped before every finding reached the alert webhook.");
+        }
+        ticked
     }
 
     /// Appends the pipeline's own events to the stream `_sluice`.
@@ -415,6 +429,13 @@ impl Sink {
                 .and_then(|mut file| events.iter().try_for_each(|e| writeln!(file, "{e}")));
             if let Err(e) = written {
                 tracing::warn!(path = %path.display(), error = %e, "Cannot write the alert file.");
+            }
+        }
+        if let Some((url, client)) = &self.settings.alert_webhook {
+            self.deliveries.retain(|d| !d.is_finished());
+            for event in &events {
+                let (url, client, body) = (url.clone(), client.clone(), event.clone());
+                self.deliveries.push(self.runtime.spawn(deliver(client, url, body)));
             }
         }
         self.record_self(events)
@@ -879,4 +900,20 @@ impl Sink {
         self.last_commit = Instant::now();
         Ok(())
     }
+}
+
+/// POSTs one finding to the alert webhook: three tries, 1 s and 2 s apart.
+async fn deliver(client: reqwest::Client, url: String, body: String) {
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(attempt)).await;
+        }
+        let sent = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+        match sent.map(|r| r.status()) {
+            Ok(status) if status.is_success() => return,
+            Ok(status) => tracing::warn!(%status, attempt, "The alert webhook refused a finding."),
+            Err(e) => tracing::warn!(error = %e, attempt, "Cannot reach the alert webhook."),
+        }
+    }
+    tracing::error!("A finding did not reach the alert webhook after three tries (it is in _sluice).");
 }
