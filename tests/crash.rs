@@ -101,7 +101,7 @@ impl Workload {
         assert_eq!(expected, got);
 
         // every record of the input is accounted for in the last commit
-        let commits = list_files(&self.t.path(out).join("_state/commits"));
+        let commits = commit_records(&self.t.path(out));
         let last: serde_json::Value = serde_json::from_slice(&std::fs::read(commits.last().unwrap()).unwrap()).unwrap();
         let mut read = 0;
         for (name, source) in last["sources"].as_object().unwrap() {
@@ -318,13 +318,11 @@ fn crash_a_file_that_started_empty_is_recognised_by_what_was_read() {
     append(&t.path("x.log"), &lines("old", 10));
     // a commit record that holds the 10 lines (files are uploaded before it)
     wait_for("a commit of the 10 lines", || {
-        let commits = t.path("out/_state/commits");
-        commits.exists()
-            && list_files(&commits).iter().any(|f| {
-                let record: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(f).unwrap_or_default()).unwrap_or_default();
-                record["sources"]["a"]["counts"]["read"] == 10
-            })
+        commit_records(&t.path("out")).iter().any(|f| {
+            let record: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(f).unwrap_or_default()).unwrap_or_default();
+            record["sources"]["a"]["counts"]["read"] == 10
+        })
     });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

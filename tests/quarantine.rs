@@ -47,7 +47,7 @@ impl Case {
     /// The counts of the last commit for source `a`: they must balance and
     /// say 21 read, `written` events, `quarantined` in quarantine.
     fn assert_accounts(&self, written: u64, quarantined: u64) {
-        let commits = list_files(&self.t.path("out/_state/commits"));
+        let commits = commit_records(&self.t.path("out"));
         let last: serde_json::Value = serde_json::from_slice(&std::fs::read(commits.last().unwrap()).unwrap()).unwrap();
         let c = &last["sources"]["a"]["counts"];
         assert_eq!(

@@ -43,7 +43,7 @@ fn hangup(child: &std::process::Child) {
 }
 
 fn commits(t: &TestDir) -> usize {
-    list_files(&t.path("out/_state/commits")).len()
+    commit_records(&t.path("out")).len()
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn a_filter_that_matches_everything_still_keeps_every_protected_event() {
     assert_eq!(count(&t, "all", "api_operation = 'StopLogging'"), 5);
     assert_eq!(count(&t, "all", "api_operation = 'get'"), 0);
     // the counts are in the commit record too
-    let commits = list_files(&t.path("out/_state/commits"));
+    let commits = commit_records(&t.path("out"));
     let last: serde_json::Value = serde_json::from_slice(&std::fs::read(commits.last().unwrap()).unwrap()).unwrap();
     let c = &last["sources"]["app"]["counts"];
     assert_eq!(c["dropped"]["filter: everything"], 100, "{c}");

@@ -34,6 +34,18 @@ pub fn find_file(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} not found under {}", dir.display()))
 }
 
+/// The commit records under `<out>/_state/commits`, oldest first. Only the
+/// `.json` names: the local store writes a record to a staging name and links
+/// it into place, so a running pipeline may show a whole record under a
+/// staging name that a kill leaves uncommitted.
+pub fn commit_records(out: &Path) -> Vec<PathBuf> {
+    let dir = out.join("_state/commits");
+    if !dir.exists() {
+        return Vec::new();
+    }
+    list_files(&dir).into_iter().filter(|f| f.extension().is_some_and(|e| e == "json")).collect()
+}
+
 /// Every file below `dir`, sorted.
 pub fn list_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
