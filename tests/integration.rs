@@ -482,6 +482,8 @@ mod crash;
 mod garage;
 mod http;
 mod integrity;
+#[cfg(feature = "native-plugins")]
+mod native;
 mod object_lock;
 mod objects;
 mod plugin_test;

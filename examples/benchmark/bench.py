@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The standard benchmark, in one command: prints a table.
 
-    cargo build --release && python3 examples/benchmark/bench.py [--events 1000000] [--runs 3]
+    cargo build --release --features native-plugins
+    python3 examples/benchmark/bench.py [--events 1000000] [--runs 3]
 
 Input: ../shared/bench/gen_events.py at N events (four sources), generated once
 and cached under ~/.cache/sluice-bench/<N>. Each pipeline runs as a whole
@@ -9,12 +10,13 @@ process, `--runs` times, alternating; the table gives medians:
 
   (a) sluice: examples/benchmark/pipeline.toml -- parse -> redact -> enrich, all
       Wasm, routed into `audit` and `operational`, zstd Parquet, integrity log.
+  (a1) the same with one worker instead of one per core: how (a) scales.
+  (b) the same pipeline with the same plugins compiled into the host
+      (`sluice run --native-plugins`, in builds with that feature): what the
+      Wasm sandbox costs.
   (c) DuckDB (PyPI `duckdb`), the nearest equivalent: read the four inputs,
       extract the same kind of typed columns, redact with regular expressions,
       write the same Hive-partitioned zstd Parquet.
-
-(b), the same plugin logic compiled into the host, is not built yet: see
-docs/performance.md.
 
 Per pipeline: events/s (wall), MB/s of input per core (input bytes / CPU
 seconds, user + system), CPU seconds, peak RSS, output bytes. CPU and RSS come
@@ -111,6 +113,12 @@ def run(cmd, env=None):
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()
 
 
+A = "(a) sluice, Wasm plugins"
+A1 = "(a1) the same, 1 worker"
+B = "(b) native plugins"
+C = "(c) DuckDB reference"
+
+
 def count_rows(out):
     """Events in a DuckDB output directory (counted outside the timed run)."""
     import duckdb
@@ -140,15 +148,27 @@ def main():
     script = os.path.join(work, "duckdb_pipeline.py")
     with open(script, "w") as f:
         f.write(DUCKDB_PIPELINE)
-    results = {"(a) sluice, Wasm plugins": [], "(c) DuckDB reference": []}
+    pipeline = os.path.join(ROOT, "examples/benchmark/pipeline.toml")
+    one_worker = os.path.join(work, "one-worker.toml")
+    with open(pipeline) as f, open(one_worker, "w") as g:
+        g.write(f.read() + "\n[runtime]\nworkers = 1\n")
+    help_text = subprocess.run([args.sluice, "run", "--help"], capture_output=True, text=True).stdout
+    if "--native-plugins" not in help_text:
+        sys.exit(f"{args.sluice} has no --native-plugins: cargo build --release --features native-plugins")
+    sluice_runs = {
+        A: ["run", pipeline],
+        A1: ["run", one_worker],
+        B: ["run", "--native-plugins", pipeline],
+    }
+    results = {A: [], A1: [], B: [], C: []}
     try:
         for i in range(args.runs):
             for name in results:
                 out = os.path.join(work, f"out-{i}")
                 shutil.rmtree(out, ignore_errors=True)
-                if name.startswith("(a)"):
+                if name in sluice_runs:
                     env = dict(os.environ, SLUICE_BENCH_DIR=cache, SLUICE_OUT=out, SLUICE_SIGNING_KEY="")
-                    wall, cpu, rss, stdout = run([args.sluice, "run", os.path.join(ROOT, "examples/benchmark/pipeline.toml")], env)
+                    wall, cpu, rss, stdout = run([args.sluice, *sluice_runs[name]], env)
                     events = int(stdout.split("wrote ")[1].split()[0])
                 else:
                     wall, cpu, rss, _ = run([sys.executable, script, cache, out])
@@ -166,9 +186,10 @@ def main():
         medians[name] = (wall, cpu)
         print(f"{name:<28} {events / wall:>10,.0f} {input_bytes / 1e6 / cpu:>10.1f} {wall:>7.1f} {cpu:>7.1f} "
               f"{rss / 2**20:>7.0f}Mi {out_bytes / 1e6:>7.0f}MB")
-    print(f"{'(b) native plugins':<28} {'not built yet (docs/performance.md)':>40}")
-    (wa, ca), (wc, cc) = medians["(a) sluice, Wasm plugins"], medians["(c) DuckDB reference"]
+    (wa, ca), (wa1, _), (wb, cb), (wc, cc) = (medians[n] for n in (A, A1, B, C))
+    print(f"(a)/(b): Wasm takes {ca / cb:.2f}x the CPU time of native plugins (target: at most 1.25x)")
     print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
+    print(f"(a)/(a1): {os.cpu_count()} workers run {wa1 / wa:.2f}x as fast as one (wall)")
 
 
 if __name__ == "__main__":

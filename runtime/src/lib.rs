@@ -19,6 +19,8 @@ pub mod bundled;
 pub mod config;
 pub mod http;
 pub mod integrity;
+#[cfg(feature = "native-plugins")]
+pub mod native;
 pub mod pipeline;
 pub mod plugin_dev;
 pub mod plugin_test;

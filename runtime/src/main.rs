@@ -32,6 +32,13 @@ enum Command {
     Run {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// Run the bundled plugins as native code in the host instead of Wasm,
+        /// without a sandbox: for the benchmark's pipeline (b) only, to
+        /// measure what the sandbox costs. Files are logged with the digest
+        /// `native`. Exists only in builds with `--features native-plugins`.
+        #[cfg(feature = "native-plugins")]
+        #[arg(long)]
+        native_plugins: bool,
     },
     /// Run a pipeline's `type = "archive"` sources only: archived events of a
     /// time range (and `where` condition) through a new version of a chain
@@ -358,7 +365,15 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        #[cfg(not(feature = "native-plugins"))]
         Command::Run { pipeline } => run(&pipeline, Reading::Sources),
+        #[cfg(feature = "native-plugins")]
+        Command::Run { pipeline, native_plugins } => {
+            if native_plugins {
+                sluice::native::enable();
+            }
+            run(&pipeline, Reading::Sources)
+        }
         Command::Replay { pipeline } => run(&pipeline, Reading::Archive),
         Command::Quarantine { command: QuarantineCommand::Replay { pipeline, source } } => {
             run(&pipeline, Reading::Quarantine(source))

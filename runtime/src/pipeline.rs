@@ -33,6 +33,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The digest a plugin's files are logged with: its component's SHA-256, or
+/// `native` when it runs as host code (`sluice run --native-plugins`).
+fn logged_digest(plugin: &Plugin) -> String {
+    #[cfg(feature = "native-plugins")]
+    if crate::native::replaces(plugin) {
+        return "native".into();
+    }
+    plugin.digest.clone()
+}
+
 /// A loaded stage plugin and what the pipeline knows of it.
 pub struct LoadedStage {
     pub name: String,
@@ -157,7 +167,7 @@ impl Pipeline {
                             stage: stage.get_ref().clone(),
                             name: p.name().to_string(),
                             version: p.version().to_string(),
-                            sha256: p.digest.clone(),
+                            sha256: logged_digest(p),
                         };
                         if !refs.contains(&r) {
                             refs.push(r);
@@ -293,7 +303,7 @@ impl Pipeline {
         };
         let identity = PipelineIdentity {
             config_sha256: self.config.raw_sha256.clone(),
-            plugins: self.stages.iter().map(|(name, s)| (name.clone(), s.plugin.digest.clone())).collect(),
+            plugins: self.stages.iter().map(|(name, s)| (name.clone(), logged_digest(&s.plugin))).collect(),
             signing_key: signer.as_ref().map(|s| s.verifier().to_text()),
         };
         let stream_roll_bytes = sink_streams

@@ -123,7 +123,7 @@ impl Stage for WasmStage {
 /// so memory grows with stages, not with stages × sources.
 #[derive(Clone)]
 pub struct SharedStage {
-    inner: Arc<std::sync::Mutex<WasmStage>>,
+    inner: Arc<std::sync::Mutex<Box<dyn Stage>>>,
     identity: StageIdentity,
     /// The stage's counters, shared with the other workers' instances.
     metrics: Arc<StageMetrics>,
@@ -131,8 +131,14 @@ pub struct SharedStage {
 
 impl SharedStage {
     pub fn new(plugin: &Arc<Plugin>, metrics: Arc<StageMetrics>) -> Self {
-        let stage = WasmStage::new(plugin.clone());
-        let identity = stage.identity.clone();
+        let stage: Box<dyn Stage> = Box::new(WasmStage::new(plugin.clone()));
+        #[cfg(feature = "native-plugins")]
+        let stage = match crate::native::stage(plugin) {
+            Some(Ok(native)) => native,
+            Some(Err(e)) => panic!("the native build of {} refused the config its Wasm build took: {e}", plugin.name()),
+            None => stage,
+        };
+        let identity = stage.identity().clone();
         SharedStage { inner: Arc::new(std::sync::Mutex::new(stage)), identity, metrics }
     }
 }

@@ -275,6 +275,10 @@ impl Transform for Redact {
                 drops.push(key.clone());
             }
         }
+        if walk.found.is_empty() && drops.is_empty() {
+            // every change is recorded, so nothing changed: no need to encode it again
+            return Outcome::Unchanged;
+        }
         for key in drops {
             event.remove(&key);
         }

@@ -690,7 +690,15 @@ impl RuleSet {
         if text.len() < self.min_len {
             return Redacted::Unchanged;
         }
-        let mut hit = vec![0u64; self.rules.len().div_ceil(64)];
+        // which rules a keyword turned on, a bit each (on the stack up to 256 rules)
+        let words = self.rules.len().div_ceil(64);
+        let (mut small, mut large) = ([0u64; 4], Vec::new());
+        let hit: &mut [u64] = if words <= small.len() {
+            &mut small[..words]
+        } else {
+            large.resize(words, 0);
+            &mut large
+        };
         if let Some(automaton) = &self.automaton {
             for m in automaton.find_overlapping_iter(text) {
                 for &rule in &self.keyword_rules[m.pattern().as_usize()] {

@@ -315,6 +315,7 @@ impl Runner {
         let event = json!({"message": text}).as_object().cloned().unwrap();
         match plugin.process(event) {
             Outcome::Keep(e) => e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+            Outcome::Unchanged => text.to_string(),
             other => panic!("expected keep, got {other:?}"),
         }
     }

@@ -45,6 +45,10 @@ pub enum Outcome {
     Many(Vec<Event>),
     /// It could not be processed; the host quarantines it with this reason.
     Error(String),
+    /// Transforms only: the event goes on exactly as it came in. The same as
+    /// `Keep` of the unchanged event, without encoding it again: the input
+    /// text is passed on (a redactor that found nothing returns this).
+    Unchanged,
 }
 
 impl Outcome {
@@ -219,12 +223,21 @@ pub mod glue {
         Error(String),
     }
 
-    fn to_wire(outcome: Outcome) -> Wire {
+    /// The outcome as it crosses the boundary; `input` is the event's text
+    /// for a transform (`None` for a parser, which cannot return `Unchanged`).
+    fn to_wire(outcome: Outcome, input: Option<String>) -> Wire {
+        // `to_string` writes into a byte buffer; `Value`'s `Display` would go
+        // through `fmt::Formatter`, about twice as slow
+        let text = |e: Event| serde_json::to_string(&e).expect("a JSON map serializes");
         match outcome {
-            Outcome::Keep(e) => Wire::Keep(Value::Object(e).to_string()),
+            Outcome::Keep(e) => Wire::Keep(text(e)),
             Outcome::Drop(r) => Wire::Drop(r),
-            Outcome::Many(es) => Wire::Many(es.into_iter().map(|e| Value::Object(e).to_string()).collect()),
+            Outcome::Many(es) => Wire::Many(es.into_iter().map(text).collect()),
             Outcome::Error(r) => Wire::Error(r),
+            Outcome::Unchanged => match input {
+                Some(text) => Wire::Keep(text),
+                None => Wire::Error("a parser returned `Unchanged`, which only a transform may".into()),
+            },
         }
     }
 
@@ -247,7 +260,7 @@ pub mod glue {
         let Some(plugin) = guard.as_mut() else {
             return records.iter().map(|_| Wire::Error("plugin used before init".into())).collect();
         };
-        plugin.parse_batch(&records).into_iter().map(to_wire).collect()
+        plugin.parse_batch(&records).into_iter().map(|o| to_wire(o, None)).collect()
     }
 
     pub fn process<T: Transform>(slot: &RefCell<Option<T>>, events: Vec<String>) -> Vec<Wire> {
@@ -257,10 +270,12 @@ pub mod glue {
         };
         events
             .into_iter()
-            .map(|text| match serde_json::from_str::<Value>(&text) {
-                Ok(Value::Object(event)) => to_wire(plugin.process(event)),
-                Ok(_) => Wire::Error("event is not a JSON object".into()),
-                Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
+            .map(|text| match serde_json::from_str::<Event>(&text) {
+                Ok(event) => to_wire(plugin.process(event), Some(text)),
+                Err(_) => match serde_json::from_str::<Value>(&text) {
+                    Ok(_) => Wire::Error("event is not a JSON object".into()),
+                    Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
+                },
             })
             .collect()
     }

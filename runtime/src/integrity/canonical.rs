@@ -13,14 +13,19 @@ use arrow_schema::DataType;
 
 pub const EVENT_HASH: &str = "event_hash";
 
-fn push_str(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("a str serializes"));
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to memory cannot fail");
 }
 
-fn push_struct(out: &mut String, s: &StructArray, i: usize) {
+fn push_int(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+    use std::io::Write;
+    write!(out, "{v}").expect("writing to memory cannot fail");
+}
+
+fn push_struct(out: &mut Vec<u8>, s: &StructArray, i: usize) {
     let mut fields: Vec<(usize, &str)> = s.fields().iter().enumerate().map(|(j, f)| (j, f.name().as_str())).collect();
     fields.sort_by_key(|(_, n)| *n);
-    out.push('{');
+    out.push(b'{');
     let mut first = true;
     for (j, name) in fields {
         let col = s.column(j);
@@ -28,14 +33,14 @@ fn push_struct(out: &mut String, s: &StructArray, i: usize) {
             continue;
         }
         if !first {
-            out.push(',');
+            out.push(b',');
         }
         first = false;
         push_str(out, name);
-        out.push(':');
+        out.push(b':');
         push_str(out, col.as_string::<i32>().value(i));
     }
-    out.push('}');
+    out.push(b'}');
 }
 
 /// The columns of a file batch in canonical order (sorted by name), without
@@ -55,8 +60,14 @@ pub(crate) fn canonical_order(batch: &RecordBatch) -> Vec<(usize, String)> {
 
 /// The canonical text of row `row`, columns in [`canonical_order`].
 pub(crate) fn text_in_order(batch: &RecordBatch, row: usize, columns: &[(usize, String)]) -> String {
-    let mut out = String::with_capacity(1024);
-    out.push('{');
+    let mut out = Vec::with_capacity(1024);
+    write_in_order(batch, row, columns, &mut out);
+    String::from_utf8(out).expect("JSON text of strings is UTF-8")
+}
+
+/// Appends the canonical text of row `row` to `out`.
+fn write_in_order(batch: &RecordBatch, row: usize, columns: &[(usize, String)], out: &mut Vec<u8>) {
+    out.push(b'{');
     let mut first = true;
     for (i, name) in columns {
         let col = batch.column(*i);
@@ -64,39 +75,43 @@ pub(crate) fn text_in_order(batch: &RecordBatch, row: usize, columns: &[(usize, 
             continue;
         }
         if !first {
-            out.push(',');
+            out.push(b',');
         }
         first = false;
-        push_str(&mut out, name);
-        out.push(':');
+        push_str(out, name);
+        out.push(b':');
         match col.data_type() {
-            DataType::Int32 => out.push_str(&col.as_primitive::<Int32Type>().value(row).to_string()),
-            DataType::Int64 => out.push_str(&col.as_primitive::<Int64Type>().value(row).to_string()),
-            DataType::Timestamp(..) => {
-                out.push_str(&col.as_primitive::<TimestampMicrosecondType>().value(row).to_string())
-            }
-            DataType::Utf8 => push_str(&mut out, col.as_string::<i32>().value(row)),
+            DataType::Int32 => push_int(out, col.as_primitive::<Int32Type>().value(row)),
+            DataType::Int64 => push_int(out, col.as_primitive::<Int64Type>().value(row)),
+            DataType::Timestamp(..) => push_int(out, col.as_primitive::<TimestampMicrosecondType>().value(row)),
+            DataType::Utf8 => push_str(out, col.as_string::<i32>().value(row)),
             DataType::List(_) => {
                 let items = col.as_list::<i32>().value(row);
                 let items = items.as_struct();
-                out.push('[');
+                out.push(b'[');
                 for j in 0..items.len() {
                     if j > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    push_struct(&mut out, items, j);
+                    push_struct(out, items, j);
                 }
-                out.push(']');
+                out.push(b']');
             }
             other => unreachable!("the file schema has no {other} column"),
         }
     }
-    out.push('}');
-    out
+    out.push(b'}');
 }
 
 /// The RFC 9162 leaf hash of every row's canonical text, in row order.
 pub fn event_hashes(batch: &RecordBatch) -> Vec<Hash> {
     let columns = canonical_order(batch);
-    (0..batch.num_rows()).map(|row| leaf_hash(text_in_order(batch, row, &columns).as_bytes())).collect()
+    let mut text = Vec::with_capacity(2048);
+    (0..batch.num_rows())
+        .map(|row| {
+            text.clear();
+            write_in_order(batch, row, &columns, &mut text);
+            leaf_hash(&text)
+        })
+        .collect()
 }

@@ -6,5 +6,5 @@ mod parquet;
 mod store;
 pub mod volume;
 
-pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats};
+pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats, writer_properties};
 pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, is_cloud, lock_object, retrying};

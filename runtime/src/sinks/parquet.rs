@@ -4,9 +4,12 @@
 //! a commit (`commit.rs`), which closes every open file and records the source
 //! positions that produced them.
 //!
-//! Files are encoded into a local staging file while open (memory holds only
-//! the row group in progress), and stay there, closed, until the commit
-//! uploads them.
+//! Files are encoded into a local staging file while open, and stay there,
+//! closed, until the commit uploads them. The rows of a file's next row group
+//! are held as Arrow batches and encoded together when the row group is
+//! written: an encoder in progress holds a zstd context pair per column
+//! (about 200 KB), which over 50 open partitions cost more memory than the
+//! rows themselves (measured with heaptrack; `docs/performance.md`).
 
 use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file};
@@ -34,11 +37,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Memory the sink may hold in row groups being built, over all open files.
-const MEMORY_BUDGET: usize = 64 << 20;
+/// Memory the sink may hold in rows of row groups not yet written, over all
+/// open files (Arrow memory: uncompressed).
+const MEMORY_BUDGET: usize = 96 << 20;
+
+/// What fraction of its Arrow memory a row group is taken to take in the file
+/// until the file has written one (zstd Parquet of audit events: about 1/6).
+const FIRST_ENCODED_FRACTION: f64 = 0.2;
 
 /// Rows per row group at most (fewer when the memory budget flushes early).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// How every Parquet file of the archive is written.
+pub fn writer_properties(zstd_level: i32) -> anyhow::Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_column_bloom_filter_enabled(ColumnPath::from("metadata_uid"), true)
+        // sized for a full row group: the filter is allocated up front, per open file
+        .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
+        .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
+        .build())
+}
 
 /// What a worker sends the sink for each raw batch (also for one that
 /// produced nothing, so that its source position still moves).
@@ -129,6 +150,13 @@ pub struct SinkStats {
 
 struct OpenFile {
     writer: ArrowWriter<BufWriter<File>>,
+    /// The rows of the next row group.
+    pending: Vec<arrow_array::RecordBatch>,
+    pending_rows: usize,
+    pending_memory: usize,
+    /// Arrow memory of the row groups written so far (for the encoded size
+    /// of the pending ones).
+    written_memory: usize,
     staging: PathBuf,
     first_seq: i64,
     opened: Instant,
@@ -137,6 +165,32 @@ struct OpenFile {
     seq_last: i64,
     time_min: i64,
     time_max: i64,
+}
+
+impl OpenFile {
+    /// Encodes the pending rows as one row group (its encoders, and their
+    /// zstd contexts, are freed when it is written).
+    fn write_row_group(&mut self) -> anyhow::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        for batch in self.pending.drain(..) {
+            self.writer.write(&batch)?;
+        }
+        self.writer.flush()?;
+        self.written_memory += self.pending_memory;
+        (self.pending_rows, self.pending_memory) = (0, 0);
+        Ok(())
+    }
+
+    /// The file's size if it were closed now: what is written, and the pending
+    /// rows at the ratio of encoded bytes to Arrow memory seen so far.
+    fn estimated_size(&self) -> usize {
+        let written = self.writer.bytes_written() as f64;
+        let fraction =
+            if self.written_memory > 0 { written / self.written_memory as f64 } else { FIRST_ENCODED_FRACTION };
+        (written + self.pending_memory as f64 * fraction) as usize
+    }
 }
 
 /// A closed file in staging, waiting for the next commit.
@@ -233,15 +287,7 @@ impl Sink {
                 std::fs::remove_file(&path).ok();
             }
         }
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level)?))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_column_bloom_filter_enabled(ColumnPath::from("metadata_uid"), true)
-            // sized for a full row group: the filter is allocated up front, per open file
-            .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
-            .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = writer_properties(settings.zstd_level)?;
         let recovered = runtime.block_on(commit::recover(&archive))?;
         let mut logs = Vec::new();
         for stream in &settings.streams {
@@ -597,6 +643,10 @@ impl Sink {
             )?;
             let file = OpenFile {
                 writer,
+                pending: Vec::new(),
+                pending_rows: 0,
+                pending_memory: 0,
+                written_memory: 0,
                 staging,
                 first_seq,
                 opened: Instant::now(),
@@ -608,14 +658,19 @@ impl Sink {
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(&key).expect("opened above");
-        file.writer.write(&batch)?;
+        file.pending_rows += batch.num_rows();
+        file.pending_memory += batch.get_array_memory_size();
+        file.pending.push(batch);
+        if file.pending_rows >= ROW_GROUP_ROWS {
+            file.write_row_group()?;
+        }
         for hash in hashes {
             file.events.push(hash);
         }
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
-        if file.writer.bytes_written() + file.writer.in_progress_size() >= self.settings.stream_roll_bytes[key.0] {
+        if file.estimated_size() >= self.settings.stream_roll_bytes[key.0] {
             let file = self.open.remove(&key).expect("present");
             self.seal(key.0, &key.1, file)?;
         }
@@ -627,12 +682,12 @@ impl Sink {
     /// (a backfill of a day, many tenants) then cost smaller row groups, not memory.
     fn bound_memory(&mut self) -> anyhow::Result<()> {
         loop {
-            let total: usize = self.open.values().map(|f| f.writer.memory_size()).sum();
+            let total: usize = self.open.values().map(|f| f.pending_memory).sum();
             if total <= MEMORY_BUDGET {
                 return Ok(());
             }
-            let largest = self.open.values_mut().max_by_key(|f| f.writer.memory_size()).expect("total > 0");
-            largest.writer.flush()?;
+            let largest = self.open.values_mut().max_by_key(|f| f.pending_memory).expect("total > 0");
+            largest.write_row_group()?;
         }
     }
 
@@ -692,6 +747,8 @@ impl Sink {
 
     /// Closes an open file into staging; it is uploaded by the next commit.
     fn seal(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
+        let mut file = file;
+        file.write_row_group()?;
         let OpenFile { writer, staging, first_seq, seq_last, events, time_min, time_max, .. } = file;
         let meta = writer.close()?;
         let name = &self.settings.streams[stream];

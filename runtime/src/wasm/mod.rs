@@ -273,6 +273,10 @@ impl Plugin {
     pub fn version(&self) -> &str {
         &self.info.version
     }
+    /// The plugin's config table, as JSON.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
+    }
 
     fn deadline_ticks(&self) -> u64 {
         (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64
