@@ -204,6 +204,7 @@ description = "The sluice plugin SDK for Rust, copied in by `sluice plugin new`.
 fuzz = ["dep:proptest"]
 
 [dependencies]
+serde = "1"
 serde_json = "1"
 proptest = {{ version = "1", optional = true, default-features = false, features = ["std"] }}
 

@@ -106,10 +106,107 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// Whether some object in the JSON `text` names the same key twice, at any
+/// depth (keys compared after unescaping). Such text says more than its
+/// decoded form, where the last value of a key wins. Text that is not valid
+/// JSON counts as having none.
+pub fn has_duplicate_keys(text: &str) -> bool {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::borrow::Cow;
+
+    /// A value read only to look at its objects' keys.
+    struct Checked;
+    /// A key, borrowed from the text unless it holds an escape.
+    struct Key<'a>(Cow<'a, str>);
+    const DUPLICATE: &str = "duplicate key";
+
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Checked)
+        }
+    }
+    impl<'de> Visitor<'de> for Checked {
+        type Value = Checked;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
+            while items.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Checked, A::Error> {
+            let mut keys: Vec<Cow<'de, str>> = Vec::new();
+            while let Some(Key(key)) = fields.next_key::<Key<'de>>()? {
+                if keys.contains(&key) {
+                    return Err(de::Error::custom(DUPLICATE));
+                }
+                keys.push(key);
+                fields.next_value::<Checked>()?;
+            }
+            Ok(Checked)
+        }
+    }
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> Visitor<'de> for KeyVisitor {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Borrowed(s)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                    Ok(Key(Cow::Owned(s.to_string())))
+                }
+            }
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+    match serde_json::from_str::<Checked>(text) {
+        Ok(_) => false,
+        Err(e) => e.to_string().starts_with(DUPLICATE),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth_and_after_unescaping() {
+        for text in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"x":{"password":"hunter2","password":null}}"#,
+            r#"{"x":[1,{"k":"v","k":"w"}]}"#,
+            r#"{"ab":1,"a\u0062":2}"#,
+        ] {
+            assert!(has_duplicate_keys(text), "{text}");
+        }
+        for text in [r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#, "[1,2]", "not json", r#"{"a\"b":1,"a":2}"#] {
+            assert!(!has_duplicate_keys(text), "{text}");
+        }
+    }
 
     #[test]
     fn set_makes_the_objects_on_the_way_and_get_reads_them_back() {

@@ -45,9 +45,11 @@ pub enum Outcome {
     Many(Vec<Event>),
     /// It could not be processed; the host quarantines it with this reason.
     Error(String),
-    /// Transforms only: the event goes on exactly as it came in. The same as
-    /// `Keep` of the unchanged event, without encoding it again: the input
-    /// text is passed on (a redactor that found nothing returns this).
+    /// Transforms only: the event goes on as it came in, without being
+    /// encoded again: the input text is passed on (a redactor that found
+    /// nothing returns this). If the text names a key twice in one object
+    /// (decoded, the last one wins, so the text holds more than the plugin
+    /// saw), the event is encoded from its decoded form instead.
     Unchanged,
 }
 
@@ -210,6 +212,12 @@ pub enum Level {
     Error,
 }
 
+/// An event's JSON text. `to_string` writes into a byte buffer; `Value`'s
+/// `Display` goes through `fmt::Formatter`, about twice as slow.
+fn glue_text(event: Event) -> String {
+    serde_json::to_string(&event).expect("a JSON map serializes")
+}
+
 #[doc(hidden)]
 pub mod glue {
     //! What the export macros expand to. Not for direct use.
@@ -226,16 +234,18 @@ pub mod glue {
     /// The outcome as it crosses the boundary; `input` is the event's text
     /// for a transform (`None` for a parser, which cannot return `Unchanged`).
     fn to_wire(outcome: Outcome, input: Option<String>) -> Wire {
-        // `to_string` writes into a byte buffer; `Value`'s `Display` would go
-        // through `fmt::Formatter`, about twice as slow
-        let text = |e: Event| serde_json::to_string(&e).expect("a JSON map serializes");
         match outcome {
-            Outcome::Keep(e) => Wire::Keep(text(e)),
+            Outcome::Keep(e) => Wire::Keep(super::glue_text(e)),
             Outcome::Drop(r) => Wire::Drop(r),
-            Outcome::Many(es) => Wire::Many(es.into_iter().map(text).collect()),
+            Outcome::Many(es) => Wire::Many(es.into_iter().map(super::glue_text).collect()),
             Outcome::Error(r) => Wire::Error(r),
             Outcome::Unchanged => match input {
-                Some(text) => Wire::Keep(text),
+                Some(text) if !json::has_duplicate_keys(&text) => Wire::Keep(text),
+                // what the plugin saw: the last of each duplicated key
+                Some(text) => match serde_json::from_str::<Event>(&text) {
+                    Ok(event) => Wire::Keep(super::glue_text(event)),
+                    Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
+                },
                 None => Wire::Error("a parser returned `Unchanged`, which only a transform may".into()),
             },
         }
@@ -393,6 +403,36 @@ mod tests {
             event.insert("message".into(), String::from_utf8_lossy(record).to_uppercase().into());
             Outcome::Keep(event)
         }
+    }
+
+    struct Nothing;
+
+    impl Transform for Nothing {
+        fn init(_: Value) -> Result<Self, String> {
+            Ok(Nothing)
+        }
+        fn process(&mut self, _: Event) -> Outcome {
+            Outcome::Unchanged
+        }
+    }
+
+    #[test]
+    fn unchanged_passes_the_text_on_unless_it_says_more_than_its_decoded_form() {
+        let slot = std::cell::RefCell::new(Some(Nothing));
+        let texts = [
+            r#"{"b":1, "a":{"x":"y"}}"#,
+            // decoded, `password` is null: the text must not pass on with the secret in it
+            r#"{"a":{"password":"hunter2","password":null}}"#,
+        ];
+        let wires = glue::process(&slot, texts.iter().map(|t| t.to_string()).collect());
+        let kept: Vec<String> = wires
+            .into_iter()
+            .map(|w| match w {
+                glue::Wire::Keep(text) => text,
+                _ => panic!("expected keep"),
+            })
+            .collect();
+        assert_eq!(kept, [texts[0], r#"{"a":{"password":null}}"#]);
     }
 
     #[test]

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 /// Memory the sink may hold in rows of row groups not yet written, over all
 /// open files (Arrow memory: uncompressed).
-const MEMORY_BUDGET: usize = 96 << 20;
+const MEMORY_BUDGET: usize = 48 << 20;
 
 /// What fraction of its Arrow memory a row group is taken to take in the file
 /// until the file has written one (zstd Parquet of audit events: about 1/6).
@@ -168,18 +168,34 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    /// Encodes the pending rows as one row group (its encoders, and their
-    /// zstd contexts, are freed when it is written).
+    /// Encodes up to [`ROW_GROUP_ROWS`] of the pending rows as one row group
+    /// (its encoders, and their zstd contexts, are freed when it is written);
+    /// the rest stay pending.
     fn write_row_group(&mut self) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        for batch in self.pending.drain(..) {
-            self.writer.write(&batch)?;
+        let mut rows = 0;
+        let mut rest = Vec::new();
+        for batch in std::mem::take(&mut self.pending) {
+            let room = ROW_GROUP_ROWS - rows;
+            if room == 0 {
+                rest.push(batch);
+            } else if batch.num_rows() <= room {
+                rows += batch.num_rows();
+                self.writer.write(&batch)?;
+            } else {
+                self.writer.write(&batch.slice(0, room))?;
+                rest.push(batch.slice(room, batch.num_rows() - room));
+                rows = ROW_GROUP_ROWS;
+            }
         }
         self.writer.flush()?;
-        self.written_memory += self.pending_memory;
-        (self.pending_rows, self.pending_memory) = (0, 0);
+        let rest_memory: usize = rest.iter().map(|b| b.get_array_memory_size()).sum();
+        self.written_memory += self.pending_memory.saturating_sub(rest_memory);
+        self.pending_rows -= rows;
+        self.pending_memory = rest_memory;
+        self.pending = rest;
         Ok(())
     }
 
@@ -748,7 +764,9 @@ impl Sink {
     /// Closes an open file into staging; it is uploaded by the next commit.
     fn seal(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
         let mut file = file;
-        file.write_row_group()?;
+        while !file.pending.is_empty() {
+            file.write_row_group()?;
+        }
         let OpenFile { writer, staging, first_seq, seq_last, events, time_min, time_max, .. } = file;
         let meta = writer.close()?;
         let name = &self.settings.streams[stream];
