@@ -18,6 +18,7 @@ use crate::garage::Garage;
 use crate::util::*;
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
+use sha2::Digest;
 use sluice::config::LoadedConfig;
 use sluice::integrity::verify::{Options, verify};
 use sluice::pipeline::Pipeline;
@@ -70,6 +71,16 @@ async fn store_checks(base: &str, options: &Options_) -> Facts {
     let big_path = archive.path_of(["s", "big.bin"]);
     commit_file(&archive, &big_path, Bytes::from(big.clone())).await.unwrap();
     assert!(read(&archive, &big_path).await == big, "multipart upload differs");
+    // a closed file from staging: sent a part at a time, hashed on the way
+    let staging = std::env::temp_dir().join(format!("sluice-staged-{}.bin", uuid::Uuid::now_v7()));
+    for (name, len) in [("staged-big.bin", big.len()), ("staged-small.bin", 1000)] {
+        std::fs::write(&staging, &big[..len]).unwrap();
+        let staged_path = archive.path_of(["s", name]);
+        let (sha, size) = sluice::sinks::commit_staged(&archive, &staged_path, &staging).await.unwrap();
+        assert_eq!((sha, size), (<[u8; 32]>::from(sha2::Sha256::digest(&big[..len])), len as u64), "{name}");
+        assert!(read(&archive, &staged_path).await == big[..len], "{name} differs");
+    }
+    std::fs::remove_file(&staging).unwrap();
 
     // listing sees exactly what was written
     let mut listed: Vec<String> =
@@ -80,7 +91,7 @@ async fn store_checks(base: &str, options: &Options_) -> Facts {
             .map(|m| archive.relative(&m.location))
             .collect();
     listed.sort();
-    assert_eq!(listed, ["s/big.bin", "s/tenant_uid=a%2Fb %25/small.json"]);
+    assert_eq!(listed, ["s/big.bin", "s/staged-big.bin", "s/staged-small.bin", "s/tenant_uid=a%2Fb %25/small.json"]);
 
     // a commit that never happened: recovery removes what its pending note lists
     let orphan = archive.path_of(["s", "orphan.parquet"]);

@@ -354,7 +354,8 @@ enum KeysCommand {
 }
 
 // glibc's per-thread arenas hold on to freed memory: MALLOC_ARENA_MAX=2 alone
-// took a 10 M-event run's peak RSS from 447 to 358 MiB (docs/performance.md)
+// took a 10 M-event run's peak RSS from 447 to 358 MiB; mimalloc without
+// transparent huge pages (the `no_thp` feature) holds least (docs/performance.md)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

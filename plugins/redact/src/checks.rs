@@ -260,6 +260,26 @@ pub fn is_placeholder(value: &str, key: Option<&str>) -> bool {
     STOP.iter().any(|s| lower.contains(s)) || norm.contains("notareal") || norm.contains("notreal")
 }
 
+/// Whether `text` (16+ letters and digits) is mostly alphabet and digit
+/// runs, as placeholders in documentation are (`aBcDeFgH...`,
+/// `ABCDEF1234567890`, `aAbBcC...`): at least half of its neighbouring
+/// letters and digits go up by one (`a`→`b`, `9`→`0`, case ignored) or flip
+/// case (`a`→`A`). In a random token about one pair in twenty does.
+pub fn is_sequence(text: &str) -> bool {
+    let chars: Vec<u8> = text.bytes().filter(u8::is_ascii_alphanumeric).collect();
+    if chars.len() < 16 {
+        return false;
+    }
+    let stepped = chars
+        .windows(2)
+        .filter(|w| {
+            let (a, b) = (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase());
+            b == a + 1 || (a, b) == (b'9', b'0') || (a == b && w[0] != w[1])
+        })
+        .count();
+    stepped * 2 >= chars.len() - 1
+}
+
 /// A value under a weak key (`slackKey`, `basicAuth`) is a credential when it
 /// is one token of 8+ characters, mixes two of lower case, upper case and
 /// digits with 3+ bits of entropy, and is not hex (a hash), an ARN, or a URL

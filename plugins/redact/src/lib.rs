@@ -22,7 +22,10 @@
 //!    in URLs, `Authorization: Bearer|Basic`, passwords on command lines,
 //!    `key=value` in every common notation (any value of a password/secret/
 //!    token key but placeholders; a high-entropy value of a generic `*key`),
-//!    and a last free-standing high-entropy token rule.
+//!    the values indented under a sensitive key alone on its line in
+//!    multi-line text (`secret-block`: YAML, JSON, INI), and a last
+//!    free-standing high-entropy token rule (documentation placeholders made
+//!    of alphabet runs, `aBcDeF...123456`, are left).
 //! 3. Personal data with validators: payment cards (Luhn; BIN and last four
 //!    can be kept), IBANs (mod-97), email addresses and phone numbers, each
 //!    with a per-field policy (emails in actor/user/principal/... fields are

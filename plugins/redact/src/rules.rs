@@ -88,6 +88,10 @@ pub enum Check {
     Phone,
     /// A random-looking token (see [`high_entropy`]).
     HighEntropy,
+    /// Group `k` is a sensitive key alone on its line (group `i` its
+    /// indentation); the values of the lines indented under it are secrets
+    /// (see [`block_values`]).
+    Block,
 }
 
 /// Characters the masked part may not touch.
@@ -276,27 +280,44 @@ impl Rule {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         for pattern in &self.patterns {
             for caps in pattern.captures_iter(text) {
-                let Some((start, end)) = self.accept(&caps, text, keys) else {
-                    continue;
-                };
-                let secret = &text[start..end];
-                if self.text_keys
-                    && let Some(key) = key_before(text, start)
-                    && self.skip_keys.iter().any(|p| p.matches(key, &normalize(key)))
-                {
-                    continue;
+                if self.check == Check::Block {
+                    for (start, end) in block_values(&caps, text, keys) {
+                        self.keep(text, start, end, masked, allow, &mut spans);
+                    }
+                } else if let Some((start, end)) = self.accept(&caps, text, keys) {
+                    self.keep(text, start, end, masked, allow, &mut spans);
                 }
-                if masked.iter().any(|&(s, e)| start < e && s < end)
-                    || spans.iter().any(|&(s, e)| start < e && s < end)
-                    || self.allow.iter().chain(allow).any(|a| a.is_match(secret))
-                {
-                    continue;
-                }
-                spans.push((start, end));
             }
         }
         spans.sort_unstable();
         spans
+    }
+
+    /// Adds the finding `start..end` to `spans` unless its key is skipped, it
+    /// touches an earlier replacement or finding, or an allowlist matches it.
+    fn keep(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        masked: &[(usize, usize)],
+        allow: &[Regex],
+        spans: &mut Vec<(usize, usize)>,
+    ) {
+        let secret = &text[start..end];
+        if self.text_keys
+            && let Some(key) = key_before(text, start)
+            && self.skip_keys.iter().any(|p| p.matches(key, &normalize(key)))
+        {
+            return;
+        }
+        if masked.iter().any(|&(s, e)| start < e && s < end)
+            || spans.iter().any(|&(s, e)| start < e && s < end)
+            || self.allow.iter().chain(allow).any(|a| a.is_match(secret))
+        {
+            return;
+        }
+        spans.push((start, end));
     }
 
     /// The span to replace for one match, or `None` to leave it.
@@ -410,6 +431,14 @@ impl Rule {
                 }
             }
             Check::HighEntropy => (start, end) = high_entropy(text, start, end)?,
+            // found by `block_values`, never here
+            Check::Block => return None,
+        }
+        // a free-standing token made of alphabet and digit runs is a
+        // documentation placeholder (`aBcDeF...1234567890`); a token in a
+        // vendor's format is masked whatever its body
+        if self.check == Check::HighEntropy && checks::is_sequence(&text[start..end]) {
+            return None;
         }
         let secret = &text[start..end];
         if secret.len() < self.min_len || self.entropy.is_some_and(|floor| checks::entropy(secret) < floor) {
@@ -465,6 +494,92 @@ pub fn key_before(text: &str, start: usize) -> Option<&str> {
         return None;
     }
     Some(&text[i..key_end])
+}
+
+/// The values under a sensitive key that is alone on its line: YAML
+/// `passwords:` with list items or `password:` with a nested mapping below,
+/// JSON `"passwords": [` with strings below, an INI key continued on indented
+/// lines. Each line indented deeper than the key (or a `- ` item at its
+/// depth) gives its value: the item, the line, or the value of its own
+/// `key: value`, unless that key holds metadata (`login`, `name`, `id`: see
+/// [`Keys::is_metadata`]) or the value is a placeholder. Under a section key
+/// (`credentials:`) only items and bare lines count. The block ends at the
+/// first non-blank line that is not indented under the key.
+fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)> {
+    let (Some(whole), Some(key)) = (caps.get(0), caps.name("k")) else { return Vec::new() };
+    if keys.classify(key.as_str(), true) != KeyClass::Strong {
+        return Vec::new();
+    }
+    // `credentials:` and `auth:` name a section, whose own keys (`login`,
+    // `password`) say what each value is: the other rules judge those lines
+    let norm = normalize(key.as_str());
+    let section = ["credential", "credentials", "auth", "authentication"].iter().any(|s| norm.ends_with(s));
+    let indent = caps.name("i").map_or(0, |i| i.len());
+    let key_is_item = text[whole.start() + indent..].starts_with('-');
+    let mut spans = Vec::new();
+    let mut pos = whole.end();
+    for line in text[whole.end()..].split_inclusive('\n') {
+        let line_start = pos;
+        pos += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let content = body.trim_start_matches([' ', '\t']);
+        if content.is_empty() {
+            continue;
+        }
+        let depth = body.len() - content.len();
+        if depth < indent || (depth == indent && (key_is_item || !content.starts_with("- "))) {
+            break;
+        }
+        let mut item = content;
+        while let Some(rest) = item.strip_prefix("- ") {
+            item = rest.trim_start_matches([' ', '\t']);
+        }
+        let mut value_at = line_start + (body.len() - item.len());
+        let mut value = item;
+        if let Some((sub_key, offset)) = split_key(item) {
+            if section || keys.is_metadata(sub_key) {
+                continue;
+            }
+            value = &item[offset..];
+            value_at += offset;
+        }
+        // trim white space, a trailing comma, then one pair of quotes
+        let lead = value.len() - value.trim_start().len();
+        let mut v = value.trim().trim_end_matches(',').trim_end();
+        let mut at = value_at + lead;
+        if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\'')) {
+            v = &v[1..v.len() - 1];
+            at += 1;
+        }
+        if v.bytes().filter(u8::is_ascii_alphanumeric).count() < 3 || checks::is_placeholder(v, Some(key.as_str())) {
+            continue;
+        }
+        spans.push((at, at + v.len()));
+    }
+    spans
+}
+
+/// `key: value`, `key = value` or `"key": value` at the start of `line`: the
+/// key and where the value starts. A colon must be followed by white space or
+/// the end of the line (`https://...` is a value, not a key).
+fn split_key(line: &str) -> Option<(&str, usize)> {
+    let quoted = line.starts_with(['"', '\'']);
+    let from = usize::from(quoted);
+    let len = line[from..].find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))?;
+    if len == 0 {
+        return None;
+    }
+    let mut i = from + len;
+    if quoted {
+        if !line[i..].starts_with(['"', '\'']) {
+            return None;
+        }
+        i += 1;
+    }
+    let after = line[i..].trim_start_matches([' ', '\t']);
+    i = line.len() - after.len();
+    let colon = after.starts_with(':') && (after.len() == 1 || after[1..].starts_with([' ', '\t']));
+    (colon || after.starts_with('=')).then_some((&line[from..from + len], i + 1))
 }
 
 /// The span without surrounding white space.

@@ -435,18 +435,18 @@ fn aws_access_key_id() {
 fn vendor_tokens() {
     for (text, rule) in [
         ("push with ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d", "github-token"),
-        ("glpat-aBcDeFgHiJkLmNoPqRsT", "gitlab-token"),
+        ("glpat-x7Kq2LmP9vRt4WzN8bYc", "gitlab-token"),
         ("token=xoxb-23984754863-2348975623112", "slack-token"),
         ("https://hooks.slack.com/services/T11111AA/BAAAA111A/qKirRWalryBGqKirRWalryBG", "webhook-url"),
         ("STRIPE_SECRET_KEY=sk_live_AAAAAAAAAAAAAAAAAAAAAAAA", "stripe-key"),
         ("key=AIzaSyB4sU8lU15bR_87qNb7eUVQN72_vv8mpbU", "google-api-key"),
         ("sk-sUeBP9asw6GiYHXqtg70T3BlbkFJJuLwJFco90bOpU0Ntest", "openai-key"),
-        ("dapi1234567890ABCDEF1234567890ABCDEF", "vendor-token"),
+        ("dapi7f3a9c01d2b84e65a0f1c3d5b7e92a4c", "vendor-token"),
     ] {
         assert_eq!(message(text).1, [rule], "{text}");
     }
     assert_eq!(
-        masked("https://hooks.slack.com/services/T1/B2/abcdefghijkl"),
+        masked("https://hooks.slack.com/services/T1/B2/q7Kx2LmP9vRt"),
         "https://hooks.slack.com/services/[REDACTED:webhook-url]"
     );
 }
@@ -655,9 +655,9 @@ fn drop_removes_the_field() {
 fn a_custom_rule_is_a_few_lines_and_runs_first() {
     let config = json!({"rules": [{
         "id": "acme-key", "pattern": "ACME-[0-9A-F]{32}", "keywords": ["ACME-"], "action": "mask",
-        "examples": ["key ACME-0123456789ABCDEF0123456789ABCDEF"], "negatives": ["ACME-123"]
+        "examples": ["key ACME-7F3A9C01D2B84E65A0F1C3D5B7E92A4C"], "negatives": ["ACME-123"]
     }]});
-    let out = run_with(config, json!({"message": "deploy with ACME-0123456789ABCDEF0123456789ABCDEF now"}));
+    let out = run_with(config, json!({"message": "deploy with ACME-7F3A9C01D2B84E65A0F1C3D5B7E92A4C now"}));
     assert_eq!(out["message"], "deploy with [REDACTED:acme-key] now");
     assert_eq!(redactions(&out), pairs(&[("message", "acme-key")]));
 }
@@ -739,4 +739,43 @@ fn short_random_tokens_that_pass_as_words_are_masked() {
     }
     // identifiers: a trailing digit, or words only
     assert_untouched("rotated ConnectionString1 for the ReportingDatabaseCluster");
+}
+
+#[test]
+fn documentation_placeholders_of_alphabet_runs_are_not_random_tokens() {
+    for placeholder in
+        ["aBcDeFgHiJkLmNoPqRsT1234567890abcdefghijklmnopqrstuv", "xcfat_aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStT"]
+    {
+        assert_untouched(&format!("example token {placeholder} in the docs"));
+    }
+    // a random token is masked, and a vendor format whatever its body
+    assert_eq!(message("token x7Kq2LmP9vRt4WzN8bYcQ3 in a line").1, ["high-entropy-token"]);
+    assert_eq!(message("glpat-aBcDeFgHiJkLmNoPqRsT").1, ["gitlab-token"]);
+    assert!(!crate::checks::is_sequence("Xk3Lm9Qw2Er5Ty7Ui8Op0As4Df6Gh1J"));
+    assert!(crate::checks::is_sequence("ABCDEF1234567890ABCDEF1234567890"));
+}
+
+#[test]
+fn values_under_a_sensitive_key_in_multiline_text_are_masked() {
+    // YAML list, nested mapping, JSON array and INI continuation in one text
+    let text = "deploy:\n  passwords:\n    - Hardcoded1\n    - \"hardCoded2\"\n  password:\n    secure: thequickbrownfox\n  \
+                user: alice\n{\n  \"db_password\": [\n    \"Zq7vR2pX\",\n  ],\n  \"host\": \"db1\"\n}\nAPI_TOKEN =\n    t0k3n-v4lue\n";
+    let (out, rules) = message(text);
+    for secret in ["Hardcoded1", "hardCoded2", "thequickbrownfox", "Zq7vR2pX", "t0k3n-v4lue"] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+    }
+    for kept in ["user: alice", "secure: ", "\"host\": \"db1\"", "deploy:"] {
+        assert!(out.contains(kept), "{kept} lost from {out}");
+    }
+    assert_eq!(rules, ["secret-block"]);
+    // a section's own keys decide: the login stays, the password goes
+    let (out, _) = message("credentials:\n  login: admin\n  password: hardcodEd\n  extra:\n    - s3cr3tV4lue");
+    assert_eq!(
+        out,
+        "credentials:\n  login: admin\n  password: [REDACTED:secret-assignment]\n  extra:\n    - [REDACTED:secret-block]"
+    );
+    // placeholders, metadata and a block that ends at the next key stay
+    assert_untouched("passwords:\n  - ${PASSWORD}\n  - \"{{ password }}\"\nname: web");
+    assert_untouched("secret:\n  - name: deploy\n    kind: bot");
+    assert_untouched("password:\nusername: bob");
 }

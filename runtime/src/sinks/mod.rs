@@ -7,4 +7,6 @@ mod store;
 pub mod volume;
 
 pub use parquet::{IntegritySettings, Sink, SinkMsg, SinkSettings, SinkStats, writer_properties};
-pub use store::{Archive, Conflict, LockMode, commit_file, commit_single, is_cloud, lock_object, retrying};
+pub use store::{
+    Archive, Conflict, LockMode, commit_file, commit_single, commit_staged, is_cloud, lock_object, retrying,
+};

@@ -196,9 +196,10 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
     stores.entry(name.to_string()).or_insert_with(|| Arc::new(InMemory::new())).clone()
 }
 
-/// Files above this size go up as multipart uploads.
-const MULTIPART_ABOVE: usize = 32 << 20;
-const PART_SIZE: usize = 16 << 20;
+/// Files above this size go up as multipart uploads, in parts of `PART_SIZE`
+/// (S3's least is 5 MiB).
+const MULTIPART_ABOVE: usize = 16 << 20;
+const PART_SIZE: usize = 8 << 20;
 
 static CREATE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 
@@ -209,6 +210,47 @@ static CREATE_UNSUPPORTED: AtomicBool = AtomicBool::new(false);
 /// exists already with the same bytes is this upload's own earlier attempt.
 pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Bytes) -> anyhow::Result<()> {
     retrying(archive, &format!("upload of {path}"), || put_once(archive, path, bytes.clone(), true)).await
+}
+
+/// Uploads the closed file at `staging` to `path` like [`commit_file`] and
+/// returns its SHA-256 and size. A file above the multipart threshold is read
+/// and sent a part at a time, hashed on the way, so that memory holds a few
+/// parts, not the file (files reach `roll_size_mb`, 128 MiB by default); a
+/// retried upload reads it again from the start.
+pub async fn commit_staged(
+    archive: &Archive,
+    path: &ObjectPath,
+    staging: &std::path::Path,
+) -> anyhow::Result<([u8; 32], u64)> {
+    use sha2::Digest;
+    let size = std::fs::metadata(staging).with_context(|| format!("cannot read back {}", staging.display()))?.len();
+    if size <= MULTIPART_ABOVE as u64 {
+        let bytes = std::fs::read(staging).with_context(|| format!("cannot read back {}", staging.display()))?;
+        let sha = sha2::Sha256::digest(&bytes).into();
+        commit_file(archive, path, bytes.into()).await?;
+        return Ok((sha, size));
+    }
+    let sha = retrying(archive, &format!("upload of {path}"), || async {
+        let mut file =
+            std::fs::File::open(staging).with_context(|| format!("cannot read back {}", staging.display()))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut writer = WriteMultipart::new_with_chunk_size(archive.store.put_multipart(path).await?, PART_SIZE);
+        loop {
+            let mut part = Vec::with_capacity(PART_SIZE);
+            let read = std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, PART_SIZE as u64), &mut part)
+                .with_context(|| format!("cannot read back {}", staging.display()))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&part);
+            writer.wait_for_capacity(1).await?;
+            writer.put(part.into());
+        }
+        writer.finish().await.with_context(|| format!("multipart upload of {path}"))?;
+        anyhow::Ok(<[u8; 32]>::from(hasher.finalize()))
+    })
+    .await?;
+    Ok((sha, size))
 }
 
 /// Like [`commit_file`], but always one create-only put, whatever the size

@@ -80,6 +80,10 @@ impl WasmHost {
     pub fn with_cache(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("SLUICE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let cache = cache_dir.map(|dir| {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir.join("wasmtime"));
