@@ -264,20 +264,27 @@ pub fn is_placeholder(value: &str, key: Option<&str>) -> bool {
 /// runs, as placeholders in documentation are (`aBcDeFgH...`,
 /// `ABCDEF1234567890`, `aAbBcC...`): at least half of its neighbouring
 /// letters and digits go up by one (`a`→`b`, `9`→`0`, case ignored) or flip
-/// case (`a`→`A`). In a random token about one pair in twenty does.
+/// case (`a`→`A`), and no 10 pairs in a row fail to. In a random token
+/// about one pair in twenty steps.
 pub fn is_sequence(text: &str) -> bool {
     let chars: Vec<u8> = text.bytes().filter(u8::is_ascii_alphanumeric).collect();
     if chars.len() < 16 {
         return false;
     }
-    let stepped = chars
-        .windows(2)
-        .filter(|w| {
-            let (a, b) = (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase());
-            b == a + 1 || (a, b) == (b'9', b'0') || (a == b && w[0] != w[1])
-        })
-        .count();
-    stepped * 2 >= chars.len() - 1
+    let (mut stepped, mut gap, mut longest_gap) = (0, 0, 0);
+    for w in chars.windows(2) {
+        let (a, b) = (w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase());
+        if b == a + 1 || (a, b) == (b'9', b'0') || (a == b && w[0] != w[1]) {
+            stepped += 1;
+            gap = 0;
+        } else {
+            gap += 1;
+            longest_gap = longest_gap.max(gap);
+        }
+    }
+    // 11 characters without a step are random material glued to a run (a
+    // vendor format's 8-character checksum after a run is still a placeholder)
+    stepped * 2 >= chars.len() - 1 && longest_gap < 10
 }
 
 /// A value under a weak key (`slackKey`, `basicAuth`) is a credential when it

@@ -278,6 +278,9 @@ impl Rule {
     /// The secret spans of this rule in `text`, in order, not touching `masked`.
     fn find(&self, text: &str, keys: &Keys, masked: &[(usize, usize)], allow: &[Regex]) -> Vec<(usize, usize)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
+        if self.check == Check::Block && !text.contains('\n') {
+            return spans;
+        }
         for pattern in &self.patterns {
             for caps in pattern.captures_iter(text) {
                 if self.check == Check::Block {
@@ -501,21 +504,25 @@ pub fn key_before(text: &str, start: usize) -> Option<&str> {
 /// JSON `"passwords": [` with strings below, an INI key continued on indented
 /// lines. Each line indented deeper than the key (or a `- ` item at its
 /// depth) gives its value: the item, the line, or the value of its own
-/// `key: value`, unless that key holds metadata (`login`, `name`, `id`: see
+/// `key: value`, unless that key holds metadata (`name`, `id`, `type`: see
 /// [`Keys::is_metadata`]) or the value is a placeholder. Under a section key
-/// (`credentials:`) only items and bare lines count. The block ends at the
-/// first non-blank line that is not indented under the key.
+/// (`credentials:`, `auth:`) a sub-key's value counts only when it looks like
+/// a credential (`login: admin` stays). The block ends at the first non-blank
+/// line that is not indented under the key.
 fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)> {
     let (Some(whole), Some(key)) = (caps.get(0), caps.name("k")) else { return Vec::new() };
     if keys.classify(key.as_str(), true) != KeyClass::Strong {
         return Vec::new();
     }
-    // `credentials:` and `auth:` name a section, whose own keys (`login`,
-    // `password`) say what each value is: the other rules judge those lines
+    // `credentials:` and `auth:` name a section, which holds ids (`login`,
+    // `user`) beside secrets: there a sub-key's value is masked only when it
+    // looks like a credential, as under a weak key
     let norm = normalize(key.as_str());
     let section = ["credential", "credentials", "auth", "authentication"].iter().any(|s| norm.ends_with(s));
-    let indent = caps.name("i").map_or(0, |i| i.len());
-    let key_is_item = text[whole.start() + indent..].starts_with('-');
+    // the block is what is indented deeper than the key itself (for `- key:`,
+    // than the key's column: the item's other keys are its siblings)
+    let line_start = caps.name("i").map_or(whole.start(), |i| i.start());
+    let indent = text[line_start..key.start()].trim_end_matches(['"', '\'']).len();
     let mut spans = Vec::new();
     let mut pos = whole.end();
     for line in text[whole.end()..].split_inclusive('\n') {
@@ -527,7 +534,7 @@ fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)>
             continue;
         }
         let depth = body.len() - content.len();
-        if depth < indent || (depth == indent && (key_is_item || !content.starts_with("- "))) {
+        if depth < indent || (depth == indent && !content.starts_with("- ")) {
             break;
         }
         let mut item = content;
@@ -536,12 +543,14 @@ fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)>
         }
         let mut value_at = line_start + (body.len() - item.len());
         let mut value = item;
+        let mut judged = false;
         if let Some((sub_key, offset)) = split_key(item) {
-            if section || keys.is_metadata(sub_key) {
+            if keys.is_metadata(sub_key) {
                 continue;
             }
             value = &item[offset..];
             value_at += offset;
+            judged = section;
         }
         // trim white space, a trailing comma, then one pair of quotes
         let lead = value.len() - value.trim_start().len();
@@ -551,7 +560,10 @@ fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)>
             v = &v[1..v.len() - 1];
             at += 1;
         }
-        if v.bytes().filter(u8::is_ascii_alphanumeric).count() < 3 || checks::is_placeholder(v, Some(key.as_str())) {
+        if v.bytes().filter(u8::is_ascii_alphanumeric).count() < 3
+            || checks::is_placeholder(v, Some(key.as_str()))
+            || judged && !checks::credential_like(v)
+        {
             continue;
         }
         spans.push((at, at + v.len()));
@@ -559,9 +571,10 @@ fn block_values(caps: &Captures, text: &str, keys: &Keys) -> Vec<(usize, usize)>
     spans
 }
 
-/// `key: value`, `key = value` or `"key": value` at the start of `line`: the
-/// key and where the value starts. A colon must be followed by white space or
-/// the end of the line (`https://...` is a value, not a key).
+/// `key: value` or `"key": value` at the start of `line`: the key and where
+/// the value starts. The colon must be followed by white space or the end of
+/// the line (`https://...` is a value, not a key); `=` is not a separator
+/// here (`Tr0ub4dor=3` and base64 padding are values).
 fn split_key(line: &str) -> Option<(&str, usize)> {
     let quoted = line.starts_with(['"', '\'']);
     let from = usize::from(quoted);
@@ -579,7 +592,7 @@ fn split_key(line: &str) -> Option<(&str, usize)> {
     let after = line[i..].trim_start_matches([' ', '\t']);
     i = line.len() - after.len();
     let colon = after.starts_with(':') && (after.len() == 1 || after[1..].starts_with([' ', '\t']));
-    (colon || after.starts_with('=')).then_some((&line[from..from + len], i + 1))
+    colon.then_some((&line[from..from + len], i + 1))
 }
 
 /// The span without surrounding white space.

@@ -752,6 +752,9 @@ fn documentation_placeholders_of_alphabet_runs_are_not_random_tokens() {
     assert_eq!(message("token x7Kq2LmP9vRt4WzN8bYcQ3 in a line").1, ["high-entropy-token"]);
     assert_eq!(message("glpat-aBcDeFgHiJkLmNoPqRsT").1, ["gitlab-token"]);
     assert!(!crate::checks::is_sequence("Xk3Lm9Qw2Er5Ty7Ui8Op0As4Df6Gh1J"));
+    // 11 or more random characters glued to a run are not a placeholder
+    assert!(!crate::checks::is_sequence("abcdefghijklmnopK8sQ2vXz9LmT4wRq"));
+    assert!(!crate::checks::is_sequence("1234567890123456-Xq8WmZ3rVk7Y"));
     assert!(crate::checks::is_sequence("ABCDEF1234567890ABCDEF1234567890"));
 }
 
@@ -774,6 +777,18 @@ fn values_under_a_sensitive_key_in_multiline_text_are_masked() {
         out,
         "credentials:\n  login: admin\n  password: [REDACTED:secret-assignment]\n  extra:\n    - [REDACTED:secret-block]"
     );
+    // `=` inside a value is not a separator; a user's password is not metadata
+    let (out, _) = message("passwords:\n  - Tr0ub4dor=3\n  - aHVudGVyMg==\ndb_passwords:\n  app_user: AppPw123");
+    for secret in ["Tr0ub4dor", "aHVudGVyMg", "AppPw123"] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+    }
+    let out = run(json!({"db_passwords": {"app_user": "AppPw123"}}));
+    assert_eq!(out["db_passwords"]["app_user"], "[REDACTED:sensitive-key]");
+    // in a section, a credential-like value under any key goes, a name stays
+    let (out, _) = message("credentials:\n  prod_db: hunter2xyz\n  login: admin");
+    assert_eq!(out, "credentials:\n  prod_db: [REDACTED:secret-block]\n  login: admin");
+    // the other keys of a `- password:` item are its siblings, not its values
+    assert_untouched("users:\n- password:\n  name: alice\n  shell: bash");
     // placeholders, metadata and a block that ends at the next key stay
     assert_untouched("passwords:\n  - ${PASSWORD}\n  - \"{{ password }}\"\nname: web");
     assert_untouched("secret:\n  - name: deploy\n    kind: bot");

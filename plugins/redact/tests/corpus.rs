@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 enum Label {
     Positive,
     Negative,
-    /// Neither: not counted (say why in `RELABEL`).
+    /// Neither: not counted (say why in `RELABEL` or `REVIEWED`).
     Excluded,
 }
 
@@ -1204,10 +1204,16 @@ fn secret_corpus_recall_and_false_positives() {
         }
     }
     // the targets hold per set too where a set is large enough to measure a
-    // rate of 1 % (detect-secrets has 14 positives: one miss is 7 %)
+    // rate of 1 %; a smaller one (detect-secrets has 14 positives: one miss is
+    // 7 %) may have one miss and one false positive
     for (set, counts) in &per_set {
-        assert!(counts.positives < 100 || counts.recall() >= 0.99, "{set}: {}", counts.line());
-        assert!(counts.negatives < 100 || counts.fp_rate() <= 0.01, "{set}: {}", counts.line());
+        let misses = counts.positives - counts.found;
+        assert!(counts.recall() >= 0.99 || counts.positives < 100 && misses <= 1, "{set}: {}", counts.line());
+        assert!(
+            counts.fp_rate() <= 0.01 || counts.negatives < 100 && counts.false_positives <= 1,
+            "{set}: {}",
+            counts.line()
+        );
     }
     assert!(totals.0.recall() >= 0.99 && totals.0.fp_rate() <= 0.01, "overall: {}", totals.0.line());
     // on the fixtures' own labels the targets are not met (84.0 % recall, 13.7 %

@@ -47,9 +47,10 @@ const FIRST_ENCODED_FRACTION: f64 = 0.2;
 /// Rows per row group at most (fewer when the memory budget flushes early).
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-/// A commit is also due once the open files have written this many row
-/// groups: each keeps its metadata in memory (~60 KB, 50 columns) until its
-/// file closes. With many partitions open the memory budget makes row groups
+/// The open files may hold this many written row groups between them: each
+/// keeps its metadata in memory (~60 KB, 50 columns) until its file closes.
+/// Past it, the file holding the most is closed early (it is committed with
+/// the others). With many partitions open the memory budget makes row groups
 /// small (~5,000 rows at 10 M events, 48 files open), and what they held grew
 /// by ~90 MiB over a 300 s commit interval.
 const OPEN_ROW_GROUPS: usize = 1024;
@@ -708,7 +709,28 @@ impl Sink {
             let file = self.open.remove(&key).expect("present");
             self.seal(key.0, &key.1, file)?;
         }
-        self.bound_memory()
+        self.bound_memory()?;
+        self.bound_row_groups()
+    }
+
+    /// Keeps the row groups the open files hold under [`OPEN_ROW_GROUPS`] by
+    /// closing the file with the most (one with a single row group is left:
+    /// closing it would free little and make a file per row group).
+    fn bound_row_groups(&mut self) -> anyhow::Result<()> {
+        while self.open.values().map(|f| f.row_groups).sum::<usize>() >= OPEN_ROW_GROUPS {
+            let Some(key) = self
+                .open
+                .iter()
+                .filter(|(_, f)| f.row_groups > 1)
+                .max_by_key(|(_, f)| f.row_groups)
+                .map(|(k, _)| k.clone())
+            else {
+                return Ok(());
+            };
+            let file = self.open.remove(&key).expect("present");
+            self.seal(key.0, &key.1, file)?;
+        }
+        Ok(())
     }
 
     /// Keeps the row groups being built in memory under the budget by writing
@@ -726,8 +748,8 @@ impl Sink {
     }
 
     /// Commits if one is due: a file or quarantine open for `roll_age`, closed
-    /// files in staging past four roll sizes, open files past
-    /// [`OPEN_ROW_GROUPS`], positions that moved `roll_age` ago, or shutdown. Then signs checkpoints that are due.
+    /// files in staging past four roll sizes, positions that moved `roll_age`
+    /// ago, or shutdown. Then signs checkpoints that are due.
     pub fn tick(&mut self, shutdown: bool) -> anyhow::Result<()> {
         if self.replay.is_none() {
             let now = Instant::now();
@@ -764,7 +786,6 @@ impl Sink {
         self.open.values().any(|f| f.opened.elapsed() >= age)
             || self.quarantine.values().any(|q| q.opened.elapsed() >= age || q.lines.len() >= roll_bytes)
             || self.sealed_bytes >= 4 * roll_bytes as u64
-            || self.open.values().map(|f| f.row_groups).sum::<usize>() >= OPEN_ROW_GROUPS
             || self.dirty && self.last_commit.elapsed() >= age
     }
 

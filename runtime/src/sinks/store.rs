@@ -216,41 +216,50 @@ pub async fn commit_file(archive: &Archive, path: &ObjectPath, bytes: bytes::Byt
 /// returns its SHA-256 and size. A file above the multipart threshold is read
 /// and sent a part at a time, hashed on the way, so that memory holds a few
 /// parts, not the file (files reach `roll_size_mb`, 128 MiB by default); a
-/// retried upload reads it again from the start.
+/// retried upload reads it again from the start. Reading the staging file is
+/// not retried: a local error is final at once.
 pub async fn commit_staged(
     archive: &Archive,
     path: &ObjectPath,
     staging: &std::path::Path,
 ) -> anyhow::Result<([u8; 32], u64)> {
     use sha2::Digest;
-    let size = std::fs::metadata(staging).with_context(|| format!("cannot read back {}", staging.display()))?.len();
+    use std::io::{Read, Seek, SeekFrom};
+    let unreadable = |e: std::io::Error| Refused(format!("cannot read back {}: {e}", staging.display()));
+    let file = std::fs::File::open(staging).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
     if size <= MULTIPART_ABOVE as u64 {
-        let bytes = std::fs::read(staging).with_context(|| format!("cannot read back {}", staging.display()))?;
+        let mut bytes = Vec::with_capacity(size as usize);
+        (&file).read_to_end(&mut bytes).map_err(unreadable)?;
         let sha = sha2::Sha256::digest(&bytes).into();
+        let size = bytes.len() as u64;
         commit_file(archive, path, bytes.into()).await?;
         return Ok((sha, size));
     }
-    let sha = retrying(archive, &format!("upload of {path}"), || async {
-        let mut file =
-            std::fs::File::open(staging).with_context(|| format!("cannot read back {}", staging.display()))?;
+    retrying(archive, &format!("upload of {path}"), || async {
+        (&file).seek(SeekFrom::Start(0)).map_err(unreadable)?;
         let mut hasher = sha2::Sha256::new();
+        let mut sent = 0u64;
         let mut writer = WriteMultipart::new_with_chunk_size(archive.store.put_multipart(path).await?, PART_SIZE);
         loop {
             let mut part = Vec::with_capacity(PART_SIZE);
-            let read = std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, PART_SIZE as u64), &mut part)
-                .with_context(|| format!("cannot read back {}", staging.display()))?;
+            let read = (&file).take(PART_SIZE as u64).read_to_end(&mut part).map_err(unreadable)?;
             if read == 0 {
                 break;
             }
             hasher.update(&part);
+            sent += read as u64;
             writer.wait_for_capacity(1).await?;
             writer.put(part.into());
         }
+        if sent != size {
+            writer.abort().await.ok();
+            return Err(Refused(format!("{} changed while it was uploaded", staging.display())).into());
+        }
         writer.finish().await.with_context(|| format!("multipart upload of {path}"))?;
-        anyhow::Ok(<[u8; 32]>::from(hasher.finalize()))
+        anyhow::Ok((<[u8; 32]>::from(hasher.finalize()), sent))
     })
-    .await?;
-    Ok((sha, size))
+    .await
 }
 
 /// Like [`commit_file`], but always one create-only put, whatever the size
