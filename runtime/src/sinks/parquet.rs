@@ -60,17 +60,16 @@ pub fn writer_properties(zstd_level: i32) -> anyhow::Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         // min/max per column chunk; per page (the page index) only for
-        // `time`: a page index on every column was about half of what an open
-        // file holds per row group until it closes, which grew with the
-        // rows written between commits (measured at 10 M events)
+        // `time`, the column whose pages a time-range query skips: a page
+        // index is metadata an open file holds until it closes
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_column_statistics_enabled(ColumnPath::from("time"), EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_column_bloom_filter_enabled(ColumnPath::from("metadata_uid"), true)
         // sized for a full row group: the filter is allocated up front, per open file
         .set_column_bloom_filter_max_ndv(ColumnPath::from("metadata_uid"), ROW_GROUP_ROWS as u64)
-        // written after its row group, not kept for the file's end: ~100 KB
-        // per row group held until the file closed grew with the file
+        // written after its row group, not held (each allocated for a full
+        // row group) until the file closes
         .set_bloom_filter_position(BloomFilterPosition::AfterRowGroup)
         .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
         .build())
