@@ -54,17 +54,17 @@ type Constructor = fn(StageIdentity, &str) -> Result<Box<dyn Stage>, String>;
 /// How to build the native stage of a bundled plugin, by its name.
 fn constructor(name: &str) -> Option<Constructor> {
     Some(match name {
-        "parse-json" => NativeParser::<parse_json::ParseJson>::build,
-        "parse-syslog" => NativeParser::<parse_syslog::ParseSyslog>::build,
-        "parse-k8s-audit" => NativeParser::<parse_k8s_audit::ParseK8sAudit>::build,
-        "parse-cloudtrail" => NativeParser::<parse_cloudtrail::ParseCloudTrail>::build,
-        "parse-auditd" => NativeParser::<parse_auditd::ParseAuditd>::build,
-        "parse-gcp-audit" => NativeParser::<parse_gcp_audit::ParseGcpAudit>::build,
-        "parse-github-audit" => NativeParser::<parse_github_audit::ParseGithubAudit>::build,
-        "parse-okta" => NativeParser::<parse_okta::ParseOkta>::build,
-        "parse-access-log" => NativeParser::<parse_access_log::ParseAccessLog>::build,
-        "redact" => NativeTransform::<redact::Redact>::build,
-        "enrich-static" => NativeTransform::<enrich_static::EnrichStatic>::build,
+        "parse-json" => parser::<parse_json::ParseJson>,
+        "parse-syslog" => parser::<parse_syslog::ParseSyslog>,
+        "parse-k8s-audit" => parser::<parse_k8s_audit::ParseK8sAudit>,
+        "parse-cloudtrail" => parser::<parse_cloudtrail::ParseCloudTrail>,
+        "parse-auditd" => parser::<parse_auditd::ParseAuditd>,
+        "parse-gcp-audit" => parser::<parse_gcp_audit::ParseGcpAudit>,
+        "parse-github-audit" => parser::<parse_github_audit::ParseGithubAudit>,
+        "parse-okta" => parser::<parse_okta::ParseOkta>,
+        "parse-access-log" => parser::<parse_access_log::ParseAccessLog>,
+        "redact" => transform::<redact::Redact>,
+        "enrich-static" => transform::<enrich_static::EnrichStatic>,
         _ => return None,
     })
 }
@@ -78,51 +78,42 @@ fn outcome(wire: Wire) -> Outcome {
     }
 }
 
-struct NativeParser<T> {
+/// A bundled plugin as host code: the SDK glue over its instance, behind the
+/// input kind its world takes.
+struct NativeStage {
     identity: StageIdentity,
-    plugin: RefCell<Option<T>>,
+    call: Box<NativeCall>,
 }
 
-impl<T: Parser + Send + 'static> NativeParser<T> {
-    fn build(identity: StageIdentity, config: &str) -> Result<Box<dyn Stage>, String> {
-        let plugin = RefCell::new(None);
-        glue::init(&plugin, config, T::init)?;
-        Ok(Box::new(NativeParser { identity, plugin }))
-    }
-}
+type NativeCall = dyn for<'a> FnMut(Input<'a>) -> Result<Vec<Wire>, String> + Send;
 
-impl<T: Parser + Send> Stage for NativeParser<T> {
-    fn identity(&self) -> &StageIdentity {
-        &self.identity
-    }
-
-    fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
-        let Input::Records(records) = input else { return Err("a parser was given events".into()) };
+fn parser<T: Parser + Send + 'static>(identity: StageIdentity, config: &str) -> Result<Box<dyn Stage>, String> {
+    let plugin = RefCell::new(None);
+    glue::init(&plugin, config, T::init)?;
+    let call = Box::new(move |input: Input<'_>| match input {
         // a copy, as the call into a Wasm instance makes one
-        Ok(glue::parse(&self.plugin, records.to_vec()).into_iter().map(outcome).collect())
-    }
+        Input::Records(records) => Ok(glue::parse(&plugin, records.to_vec())),
+        Input::Events(_) => Err("a parser was given events".to_string()),
+    });
+    Ok(Box::new(NativeStage { identity, call }))
 }
 
-struct NativeTransform<T> {
-    identity: StageIdentity,
-    plugin: RefCell<Option<T>>,
+fn transform<T: Transform + Send + 'static>(identity: StageIdentity, config: &str) -> Result<Box<dyn Stage>, String> {
+    let plugin = RefCell::new(None);
+    glue::init(&plugin, config, T::init)?;
+    let call = Box::new(move |input: Input<'_>| match input {
+        Input::Events(events) => Ok(glue::process(&plugin, events.to_vec())),
+        Input::Records(_) => Err("a transform was given raw records".to_string()),
+    });
+    Ok(Box::new(NativeStage { identity, call }))
 }
 
-impl<T: Transform + Send + 'static> NativeTransform<T> {
-    fn build(identity: StageIdentity, config: &str) -> Result<Box<dyn Stage>, String> {
-        let plugin = RefCell::new(None);
-        glue::init(&plugin, config, T::init)?;
-        Ok(Box::new(NativeTransform { identity, plugin }))
-    }
-}
-
-impl<T: Transform + Send> Stage for NativeTransform<T> {
+impl Stage for NativeStage {
     fn identity(&self) -> &StageIdentity {
         &self.identity
     }
 
     fn call(&mut self, input: Input<'_>) -> Result<Vec<Outcome>, String> {
-        let Input::Events(events) = input else { return Err("a transform was given raw records".into()) };
-        Ok(glue::process(&self.plugin, events.to_vec()).into_iter().map(outcome).collect())
+        Ok((self.call)(input)?.into_iter().map(outcome).collect())
     }
 }

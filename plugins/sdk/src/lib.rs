@@ -416,6 +416,17 @@ mod tests {
         }
     }
 
+    /// The texts of wires that must all be `Keep`.
+    fn kept_texts(wires: Vec<glue::Wire>) -> Vec<String> {
+        wires
+            .into_iter()
+            .map(|w| match w {
+                glue::Wire::Keep(text) => text,
+                _ => panic!("expected keep"),
+            })
+            .collect()
+    }
+
     #[test]
     fn unchanged_passes_the_text_on_unless_it_says_more_than_its_decoded_form() {
         let slot = std::cell::RefCell::new(Some(Nothing));
@@ -424,28 +435,14 @@ mod tests {
             // decoded, `password` is null: the text must not pass on with the secret in it
             r#"{"a":{"password":"hunter2","password":null}}"#,
         ];
-        let wires = glue::process(&slot, texts.iter().map(|t| t.to_string()).collect());
-        let kept: Vec<String> = wires
-            .into_iter()
-            .map(|w| match w {
-                glue::Wire::Keep(text) => text,
-                _ => panic!("expected keep"),
-            })
-            .collect();
+        let kept = kept_texts(glue::process(&slot, texts.iter().map(|t| t.to_string()).collect()));
         assert_eq!(kept, [texts[0], r#"{"a":{"password":null}}"#]);
     }
 
     #[test]
     fn default_parse_batch_maps_parse_over_the_records() {
         let slot = std::cell::RefCell::new(Some(Upper));
-        let wires = glue::parse(&slot, vec![b"a".to_vec(), b"b".to_vec()]);
-        let texts: Vec<String> = wires
-            .into_iter()
-            .map(|w| match w {
-                glue::Wire::Keep(text) => text,
-                _ => panic!("expected keep"),
-            })
-            .collect();
+        let texts = kept_texts(glue::parse(&slot, vec![b"a".to_vec(), b"b".to_vec()]));
         assert_eq!(texts, [r#"{"message":"A"}"#, r#"{"message":"B"}"#]);
     }
 
