@@ -1,7 +1,7 @@
 //! What each stage of the standard benchmark costs, as Wasm and as the same
 //! code compiled into the host, and what encoding the events as Parquet costs.
 //!
-//! `cargo bench -p sluice --features native-plugins --bench plugins [-- EVENTS]`
+//! `cargo bench -p sluice --features native-plugins --bench plugins [-- EVENTS] [STAGE]`
 //!
 //! Input: `../shared/bench/gen_events.py` at EVENTS events (default 20,000),
 //! the stages and configs of `examples/benchmark/pipeline.toml`. Each parser
@@ -11,7 +11,9 @@
 //! reused: the steady state of a worker), and natively at 1000; MB/s of input
 //! per core at batch 1000 both ways; and Wasm/native. Then the host's own
 //! steps per event: the schema check, the Arrow columns, the event hashes, and
-//! the zstd Parquet file.
+//! the zstd Parquet file; and what decoding an event's JSON text into a map
+//! and encoding it again costs on its own, natively (the floor of a transform
+//! under the 0.1 contract).
 
 use sluice::config::LoadedConfig;
 use sluice::schema::{BatchBuilder, StreamSchema, check_event, file_batch};
@@ -107,6 +109,8 @@ fn workload(events: usize) -> PathBuf {
 
 fn main() {
     let events: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(20_000);
+    // a stage name times that stage alone (for a profiler)
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-') && a.parse::<usize>().is_err());
     let data = workload(events);
     let pipeline_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/benchmark/pipeline.toml");
     // the pipeline file names these; nothing is run, only its stages are built
@@ -159,7 +163,7 @@ fn main() {
         "{:<11} {:<17} {:>7} {:>8} {:>8} {:>8} {:>8} | {:>8} | {:>7} {:>7} | {:>6}",
         "stage", "plugin", "in B/ev", "wasm b1", "b100", "b1000", "b10000", "native", "MB/s w", "MB/s n", "w/n"
     );
-    for (stage, inputs) in &stages {
+    for (stage, inputs) in stages.iter().filter(|(s, _)| only.as_ref().is_none_or(|o| o == s)) {
         let p = plugin(stage);
         let mut wasm = sluice::stage::WasmStage::new(p.clone());
         let wasm_ns: Vec<f64> = BATCHES.iter().map(|&b| measure(&mut wasm, inputs, b)).collect();
@@ -183,6 +187,9 @@ fn main() {
         );
     }
 
+    if only.is_some() {
+        return;
+    }
     // the host's steps, on the enriched events, one stream with no extra columns
     let schema = StreamSchema::new(Vec::new());
     let n = enriched.len() as f64;
@@ -226,6 +233,21 @@ fn main() {
         writer.write(&batch).unwrap();
         size = writer.into_inner().unwrap().len();
     });
+    // what the JSON-text contract costs a transform before it does anything:
+    // decoding each event into a map and encoding it again, natively
+    let decoded: Vec<serde_json::Map<String, serde_json::Value>> =
+        enriched.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let decode = timed(&mut || {
+        for e in &enriched {
+            std::hint::black_box(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(e).unwrap());
+        }
+    });
+    let encode = timed(&mut || {
+        for e in &decoded {
+            std::hint::black_box(serde_json::to_string(e).unwrap());
+        }
+    });
+    println!("one event's JSON text, native, ns/event: decode to a map {decode:.0}, encode {encode:.0}");
     println!(
         "host, ns/event: schema check {check:.0}, Arrow columns {arrow:.0}, seq + event hashes {hashes:.0}, zstd Parquet {parquet:.0} ({:.0} bytes/event)",
         size as f64 / n

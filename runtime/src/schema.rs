@@ -11,7 +11,10 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 /// The type of one column.
@@ -310,26 +313,91 @@ fn kind_name(v: &Value) -> &'static str {
     }
 }
 
+/// An event's top-level fields, decoded in one pass with the keys borrowed
+/// from the text: the values of the schema's columns by index, the rest as
+/// `unmapped`. A key given twice keeps its last value, as a map would.
+/// (Decoding into a `Map` first cost a key allocation and a tree insert per
+/// field, and the schema check was the largest of the host's costs.)
+struct TopLevel<'s>(&'s StreamSchema);
+
+type TopFields = (Vec<Option<Value>>, Map<String, Value>);
+
+impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
+    type Value = TopFields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopFields, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = TopFields;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopFields, A::Error> {
+        let mut known: Vec<Option<Value>> = vec![None; self.0.len()];
+        let mut unmapped = Map::new();
+        while let Some(Key(key)) = map.next_key()? {
+            let value: Value = map.next_value()?;
+            match self.0.index(&key) {
+                Some(i) => known[i] = Some(value),
+                None => {
+                    unmapped.insert(key.into_owned(), value);
+                }
+            }
+        }
+        Ok((known, unmapped))
+    }
+}
+
+/// A key, borrowed from the text unless it holds an escape.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Why `text` is not an event: not JSON, or JSON but not an object.
+fn not_an_event(text: &str, error: serde_json::Error) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(other) if !other.is_object() => format!("event is a JSON {}, not an object", kind_name(&other)),
+        Ok(_) => format!("event is not valid JSON: {error}"),
+        Err(e) => format!("event is not valid JSON: {e}"),
+    }
+}
+
 /// Checks one event against the schema. `observed` fills `observed_time` and
 /// `log_name` fills `metadata_log_name` when the event has none.
 pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSchema) -> Result<Row, String> {
-    let event: Map<String, Value> = match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            return Err(format!("event is a JSON {}, not an object", kind_name(&other)));
-        }
-        Err(e) => return Err(format!("event is not valid JSON: {e}")),
-    };
+    let mut decoder = serde_json::Deserializer::from_str(text);
+    let decoded = TopLevel(schema).deserialize(&mut decoder).and_then(|fields| decoder.end().map(|()| fields));
+    let (known, mut unmapped) = decoded.map_err(|e| not_an_event(text, e))?;
     let mut cells: Vec<Cell> = (0..schema.len()).map(|_| Cell::Null).collect();
-    let mut unmapped = Map::new();
-    for (key, value) in event {
-        let Some(i) = schema.index(&key) else {
-            unmapped.insert(key, value);
+    for (i, value) in known.into_iter().enumerate() {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
             continue;
         };
-        if value.is_null() {
-            continue;
-        }
         let (name, kind) = schema.kind(i);
         cells[i] = match kind {
             Kind::Timestamp => Cell::Int(timestamp(name, &value)?),
@@ -583,6 +651,25 @@ mod tests {
             "field `status_id`: 9999999999 does not fit a 32-bit integer"
         );
         assert_eq!(e("[1]"), "event is a JSON array, not an object");
+        assert_eq!(e("\"text\""), "event is a JSON string, not an object");
+        assert_eq!(e(r#"{"time":"#), "event is not valid JSON: EOF while parsing a value at line 1 column 8");
+        assert_eq!(e(r#"{"time":1} {}"#), "event is not valid JSON: trailing characters at line 1 column 12");
+    }
+
+    /// As a map decode would: a key given twice keeps its last value, and a
+    /// key spelled with an escape is the same key.
+    #[test]
+    fn repeated_and_escaped_keys() {
+        let row = check_event(
+            r#"{"time":1,"message":"first","mess\u0061ge":"second","x":1,"x":2,"actor_user_name":"a","actor_user_name":null}"#,
+            0,
+            "s",
+            &CORE,
+        )
+        .unwrap();
+        assert!(matches!(row.cell(column_index("message").unwrap()), CellRef::Text("second")));
+        assert!(matches!(row.cell(column_index("actor_user_name").unwrap()), CellRef::Null));
+        assert_eq!(row.unmapped_json(), Some(serde_json::json!({"x": 2})));
     }
 
     /// docs/schema.md documents every column, in order, with its type.
