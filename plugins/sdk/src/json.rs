@@ -1,10 +1,11 @@
-//! Helpers for parsers whose records are JSON objects.
+//! Helpers for JSON: records that hold one object (parsers), and the events
+//! a transform is given.
 //!
-//! Their error texts name the field and what was found there ("field
+//! The parser helpers' error texts name the field and what was found there ("field
 //! `userIdentity.userName`: expected a string, got an array"), so a
 //! quarantined record says what is wrong with it.
 
-use crate::{Outcome, record_text};
+use crate::{Event, Outcome, record_text};
 use serde_json::{Map, Value};
 
 /// Reads a record that holds one JSON object.
@@ -106,86 +107,81 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// Whether some object in the JSON `text` names the same key twice, at any
-/// depth (keys compared after unescaping). Such text says more than its
-/// decoded form, where the last value of a key wins. Text that is not valid
-/// JSON counts as having none.
-pub fn has_duplicate_keys(text: &str) -> bool {
-    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-    use std::borrow::Cow;
+/// Decodes a transform's input event in one pass. `Ok(None)` when the text
+/// is JSON but not an object. The flag says whether some object in the text,
+/// at any depth, names a key twice (keys compared after unescaping): the
+/// decoded form keeps the last value, so such text says more than the event
+/// the plugin saw.
+pub fn decode_event(text: &str) -> Result<Option<(Event, bool)>, serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::Cell;
 
-    /// A value read only to look at its objects' keys.
-    struct Checked;
-    /// A key, borrowed from the text unless it holds an escape.
-    struct Key<'a>(Cow<'a, str>);
-    const DUPLICATE: &str = "duplicate key";
+    /// Builds a `Value` as serde_json's own decoder does, and notes whether
+    /// an object came out with fewer entries than the keys it was given.
+    #[derive(Clone, Copy)]
+    struct Tree<'a>(&'a Cell<bool>);
 
-    impl<'de> Deserialize<'de> for Checked {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Checked)
+    impl<'de> DeserializeSeed<'de> for Tree<'_> {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
         }
     }
-    impl<'de> Visitor<'de> for Checked {
-        type Value = Checked;
+    impl<'de> Visitor<'de> for Tree<'_> {
+        type Value = Value;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON value")
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
         }
-        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
         }
-        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
         }
-        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
         }
-        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
         }
-        fn visit_unit<E>(self) -> Result<Checked, E> {
-            Ok(Checked)
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Checked, A::Error> {
-            while items.next_element::<Checked>()?.is_some() {}
-            Ok(Checked)
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Checked, A::Error> {
-            let mut keys: Vec<Cow<'de, str>> = Vec::new();
-            while let Some(Key(key)) = fields.next_key::<Key<'de>>()? {
-                if keys.contains(&key) {
-                    return Err(de::Error::custom(DUPLICATE));
-                }
-                keys.push(key);
-                fields.next_value::<Checked>()?;
+        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = items.next_element_seed(self)? {
+                out.push(item);
             }
-            Ok(Checked)
+            Ok(Value::Array(out))
         }
-    }
-    impl<'de> Deserialize<'de> for Key<'de> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct KeyVisitor;
-            impl<'de> Visitor<'de> for KeyVisitor {
-                type Value = Key<'de>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a key")
-                }
-                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
-                    Ok(Key(Cow::Borrowed(s)))
-                }
-                fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
-                    Ok(Key(Cow::Owned(s.to_string())))
-                }
+        fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            let mut given = 0;
+            while let Some(key) = fields.next_key::<String>()? {
+                out.insert(key, fields.next_value_seed(self)?);
+                given += 1;
             }
-            d.deserialize_str(KeyVisitor)
+            if out.len() < given {
+                self.0.set(true);
+            }
+            Ok(Value::Object(out))
         }
     }
-    match serde_json::from_str::<Checked>(text) {
-        Ok(_) => false,
-        Err(e) => e.to_string().starts_with(DUPLICATE),
-    }
+
+    let repeated = Cell::new(false);
+    let mut decoder = serde_json::Deserializer::from_str(text);
+    let value = Tree(&repeated).deserialize(&mut decoder)?;
+    decoder.end()?;
+    Ok(match value {
+        Value::Object(event) => Some((event, repeated.get())),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -195,16 +191,34 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_found_at_any_depth_and_after_unescaping() {
+        let repeated = |text: &str| decode_event(text).unwrap().unwrap().1;
         for text in [
             r#"{"a":1,"a":2}"#,
             r#"{"x":{"password":"hunter2","password":null}}"#,
             r#"{"x":[1,{"k":"v","k":"w"}]}"#,
             r#"{"ab":1,"a\u0062":2}"#,
         ] {
-            assert!(has_duplicate_keys(text), "{text}");
+            assert!(repeated(text), "{text}");
         }
-        for text in [r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#, "[1,2]", "not json", r#"{"a\"b":1,"a":2}"#] {
-            assert!(!has_duplicate_keys(text), "{text}");
+        for text in [r#"{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}"#, r#"{"a\"b":1,"a":2}"#] {
+            assert!(!repeated(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn events_decode_as_serde_json_decodes_them() {
+        let text =
+            r#"{"b":[1,-2,3.5,1.5e300,null,true,"s\n"],"a":{"y":{},"x":[]},"c":18446744073709551615,"a":{"z":0}}"#;
+        let (event, repeated) = decode_event(text).unwrap().unwrap();
+        assert!(repeated);
+        assert_eq!(event, serde_json::from_str::<Map<String, Value>>(text).unwrap());
+        assert_eq!(decode_event("[1,2]").unwrap(), None);
+        assert_eq!(decode_event("\"x\"").unwrap(), None);
+        for bad in ["not json", r#"{"a":1} x"#, r#"{"a":"#] {
+            assert_eq!(
+                decode_event(bad).unwrap_err().to_string(),
+                serde_json::from_str::<Value>(bad).unwrap_err().to_string()
+            );
         }
     }
 

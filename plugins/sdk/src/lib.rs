@@ -232,17 +232,18 @@ pub mod glue {
     }
 
     /// The outcome as it crosses the boundary; `input` is the event's text
-    /// for a transform (`None` for a parser, which cannot return `Unchanged`).
-    fn to_wire(outcome: Outcome, input: Option<String>) -> Wire {
+    /// for a transform, and whether it names a key twice (`None` for a
+    /// parser, which cannot return `Unchanged`).
+    fn to_wire(outcome: Outcome, input: Option<(String, bool)>) -> Wire {
         match outcome {
             Outcome::Keep(e) => Wire::Keep(super::glue_text(e)),
             Outcome::Drop(r) => Wire::Drop(r),
             Outcome::Many(es) => Wire::Many(es.into_iter().map(super::glue_text).collect()),
             Outcome::Error(r) => Wire::Error(r),
             Outcome::Unchanged => match input {
-                Some(text) if !json::has_duplicate_keys(&text) => Wire::Keep(text),
+                Some((text, false)) => Wire::Keep(text),
                 // what the plugin saw: the last of each duplicated key
-                Some(text) => match serde_json::from_str::<Event>(&text) {
+                Some((text, true)) => match serde_json::from_str::<Event>(&text) {
                     Ok(event) => Wire::Keep(super::glue_text(event)),
                     Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
                 },
@@ -280,12 +281,10 @@ pub mod glue {
         };
         events
             .into_iter()
-            .map(|text| match serde_json::from_str::<Event>(&text) {
-                Ok(event) => to_wire(plugin.process(event), Some(text)),
-                Err(_) => match serde_json::from_str::<Value>(&text) {
-                    Ok(_) => Wire::Error("event is not a JSON object".into()),
-                    Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
-                },
+            .map(|text| match json::decode_event(&text) {
+                Ok(Some((event, repeated))) => to_wire(plugin.process(event), Some((text, repeated))),
+                Ok(None) => Wire::Error("event is not a JSON object".into()),
+                Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
             })
             .collect()
     }
