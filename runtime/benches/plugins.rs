@@ -1,7 +1,7 @@
 //! What each stage of the standard benchmark costs, as Wasm and as the same
 //! code compiled into the host, and what encoding the events as Parquet costs.
 //!
-//! `cargo bench -p sluice --features native-plugins --bench plugins [-- EVENTS] [STAGE]`
+//! `cargo bench -p sluice --features native-plugins --bench plugins [-- [EVENTS] [STAGE]]`
 //!
 //! Input: `../shared/bench/gen_events.py` at EVENTS events (default 20,000),
 //! the stages and configs of `examples/benchmark/pipeline.toml`. Each parser
@@ -163,6 +163,9 @@ fn main() {
         "{:<11} {:<17} {:>7} {:>8} {:>8} {:>8} {:>8} | {:>8} | {:>7} {:>7} | {:>6}",
         "stage", "plugin", "in B/ev", "wasm b1", "b100", "b1000", "b10000", "native", "MB/s w", "MB/s n", "w/n"
     );
+    if let Some(only) = &only {
+        assert!(stages.iter().any(|(s, _)| s == only), "no stage `{only}` in the benchmark pipeline");
+    }
     for (stage, inputs) in stages.iter().filter(|(s, _)| only.as_ref().is_none_or(|o| o == s)) {
         let p = plugin(stage);
         let mut wasm = sluice::stage::WasmStage::new(p.clone());

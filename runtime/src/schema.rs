@@ -394,6 +394,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSch
     let decoded = TopLevel(schema).deserialize(&mut decoder).and_then(|fields| decoder.end().map(|()| fields));
     let (known, mut unmapped) = decoded.map_err(|e| not_an_event(text, e))?;
     let mut cells: Vec<Cell> = (0..schema.len()).map(|_| Cell::Null).collect();
+    // with several wrong fields, the reason names the first in column order
     for (i, value) in known.into_iter().enumerate() {
         let Some(value) = value.filter(|v| !v.is_null()) else {
             continue;

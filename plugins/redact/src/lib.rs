@@ -562,7 +562,8 @@ impl Redact {
                 // a card number written as a JSON number
                 let Some(card) = self.card_rule else { return false };
                 // 13 to 19 digits: every such integer fits a u64; text only for those
-                let Some(digits) = n.as_u64().filter(|v| *v >= 1_000_000_000_000) else {
+                let Some(digits) = n.as_u64().filter(|v| (1_000_000_000_000..10_000_000_000_000_000_000).contains(v))
+                else {
                     return false;
                 };
                 let mut text = digits.to_string();
