@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::Event;
+use std::borrow::Cow;
 
 const DEFAULT_RULES: &str = include_str!("default_classify.toml");
 
@@ -95,17 +96,15 @@ fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// The values at a dotted path; arrays fan out.
-fn values<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
+/// Whether `found` holds for some value at a dotted path; arrays fan out.
+/// (Called for every condition of every rule on every event: it neither
+/// collects the values nor copies their text.)
+fn any_value(value: &Value, path: &[String], found: &mut dyn FnMut(&Value) -> bool) -> bool {
     match (value, path.split_first()) {
-        (Value::Array(items), _) => items.iter().for_each(|item| values(item, path, out)),
-        (_, None) => out.push(value),
-        (Value::Object(map), Some((head, rest))) => {
-            if let Some(next) = map.get(head) {
-                values(next, rest, out);
-            }
-        }
-        _ => {}
+        (Value::Array(items), _) => items.iter().any(|item| any_value(item, path, found)),
+        (_, None) => found(value),
+        (Value::Object(map), Some((head, rest))) => map.get(head).is_some_and(|next| any_value(next, rest, found)),
+        _ => false,
     }
 }
 
@@ -139,19 +138,20 @@ impl Condition {
     }
 
     fn matches(&self, event: &Value) -> bool {
-        let mut found = Vec::new();
-        values(event, &self.path, &mut found);
-        let text = |v: &&Value| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
+        fn text(v: &Value) -> Option<Cow<'_, str>> {
+            match v {
+                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                _ => None,
+            }
+        }
         let positive = self.globs.is_empty() && self.numbers.is_empty()
-            || found.iter().any(|v| {
+            || any_value(event, &self.path, &mut |v| {
                 v.as_i64().is_some_and(|n| self.numbers.contains(&n))
-                    || text(v).is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
+                    || !self.globs.is_empty() && text(v).is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
             });
-        let negative = found.iter().filter_map(text).any(|s| self.not.iter().any(|g| glob(g, &s)));
+        let negative = !self.not.is_empty()
+            && any_value(event, &self.path, &mut |v| text(v).is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
         positive && !negative
     }
 }

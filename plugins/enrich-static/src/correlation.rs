@@ -43,7 +43,12 @@ pub struct Correlation {
 const OUTPUTS: [&str; 5] = ["trace_id", "span_id", "api_request_uid", "correlation_uid", "metadata_uid"];
 
 fn normalize(key: &str) -> String {
-    key.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+    normalized(key).collect()
+}
+
+/// The characters of `key` that matter: ASCII letters (lower-cased) and digits.
+fn normalized(key: &str) -> impl Iterator<Item = char> + '_ {
+    key.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase())
 }
 
 fn is_hex(text: &str, len: usize) -> bool {
@@ -162,6 +167,8 @@ impl Correlation {
     fn search(&self, event: &Event) -> Found {
         let mut found = Found::default();
         let mut level: Vec<&serde_json::Map<String, Value>> = vec![event];
+        // every key of every event is looked at: normalized into one buffer
+        let mut norm = String::new();
         for depth in 0..=self.max_depth {
             let mut next = Vec::new();
             for map in level {
@@ -169,9 +176,10 @@ impl Correlation {
                     if depth == 0 && OUTPUTS.contains(&key.as_str()) {
                         continue;
                     }
-                    let norm = normalize(key);
                     match value {
                         Value::String(text) => {
+                            norm.clear();
+                            norm.extend(normalized(key));
                             if found.trace.is_none() {
                                 found.trace = self.trace_in(&norm, text, map);
                             }
