@@ -151,6 +151,8 @@ fn main() {
         let mut native = sluice::native::stage(&plugin("enrich")).unwrap().unwrap();
         enriched.extend(events_of(native.as_mut(), &Inputs::Events(redacted.clone())));
     }
+    let untouched = parsed.iter().zip(&redacted).filter(|(a, b)| a == b).count();
+    println!("redact leaves {untouched} of {} events as they came", parsed.len());
     stages.push(("redact".into(), Inputs::Events(parsed)));
     stages.push(("enrich".into(), Inputs::Events(redacted)));
 

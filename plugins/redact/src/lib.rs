@@ -85,6 +85,7 @@ mod checks;
 mod hmac;
 mod keys;
 pub mod rules;
+mod scan;
 
 use keys::KeyClass;
 use rules::{Action, Redacted, Replacement, RuleSet, RuleSpec};
@@ -94,6 +95,7 @@ use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 const SENSITIVE_KEY: &str = "sensitive-key";
@@ -125,6 +127,9 @@ const PRESERVED_KEYS: [&str; 20] = [
     "redactions",
     "event_hash",
 ];
+
+/// Integers that may be card numbers (13 to 19 digits; every such integer fits a u64).
+const CARD_RANGE: std::ops::Range<u64> = 1_000_000_000_000..10_000_000_000_000_000_000;
 
 /// The plugin's config, as written in the pipeline file.
 #[derive(Debug, Default, Deserialize)]
@@ -202,11 +207,25 @@ struct KeyInfo {
 /// Distinct keys remembered before the cache starts over.
 const KEY_CACHE_SIZE: usize = 8192;
 
+/// A string the value rules found nothing in, and the `skip` and `only`
+/// scope bits it was read under.
+type CleanString = (Box<str>, u128, u128);
+
+/// Clean strings remembered before that cache starts over, and the longest remembered.
+const CLEAN_CACHE_SIZE: usize = 8192;
+const CLEAN_CACHE_MAX_LEN: usize = 256;
+
 pub struct Redact {
     rules: RuleSet,
     /// Looked up once per key of every event: foldhash, not SipHash, which
     /// was a visible share of the plugin's time.
     key_cache: RefCell<foldhash::HashMap<String, Arc<KeyInfo>>>,
+    /// Strings the value rules found nothing in, by the hash of the string and
+    /// the rule scopes (`skip`, `only` bits) it was read under: the values of
+    /// audit events repeat (user names, hosts, verbs, paths, agents), and a
+    /// lookup costs a fraction of the keyword automaton and the regexes.
+    /// The entry holds the string and scopes, so a hash collision is a miss.
+    clean: RefCell<foldhash::HashMap<u64, CleanString>>,
     /// For each rule with key scopes, its bit in `KeyInfo::skip` / `only`.
     scope_bit: Vec<Option<u8>>,
     /// The bits of the rules that have `only_keys`.
@@ -271,6 +290,12 @@ fn validate_key(what: &str, key: &str) -> Result<Vec<u8>, String> {
 impl Transform for Redact {
     fn init(config: Value) -> Result<Self, String> {
         Redact::build(RedactConfig::from_json(config)?)
+    }
+
+    /// Most events hold nothing to redact: a scan of the text (see `scan.rs`)
+    /// finds that out without decoding the event into a tree.
+    fn unchanged(&mut self, text: &str) -> bool {
+        scan::Scan::unchanged(self, text)
     }
 
     fn process(&mut self, mut event: Event) -> Outcome {
@@ -394,6 +419,7 @@ impl Redact {
             card_rule: rules.index("payment-card"),
             rules,
             key_cache: RefCell::new(foldhash::HashMap::default()),
+            clean: RefCell::new(foldhash::HashMap::default()),
             scope_bit,
             only_bits,
             key_action,
@@ -561,9 +587,8 @@ impl Redact {
             Value::Number(n) => {
                 // a card number written as a JSON number
                 let Some(card) = self.card_rule else { return false };
-                // 13 to 19 digits: every such integer fits a u64; text only for those
-                let Some(digits) = n.as_u64().filter(|v| (1_000_000_000_000..10_000_000_000_000_000_000).contains(v))
-                else {
+                // text only for the integers that may be cards
+                let Some(digits) = n.as_u64().filter(|v| CARD_RANGE.contains(v)) else {
                     return false;
                 };
                 let mut text = digits.to_string();
@@ -619,17 +644,51 @@ impl Redact {
         Some((value_key.clone(), class))
     }
 
+    /// Whether rule `index` runs on a string (only rule `only` if given) whose
+    /// path's keys turn off the rules in `skip` and match the `only_keys` of
+    /// those in `only_hit` (scope bits).
+    fn applies(&self, index: usize, only: Option<usize>, skip: u128, only_hit: u128) -> bool {
+        only.is_none_or(|o| o == index)
+            && self.scope_bit[index].is_none_or(|bit| {
+                let bit = 1u128 << bit;
+                skip & bit == 0 && (self.only_bits & bit == 0 || only_hit & bit != 0)
+            })
+    }
+
+    /// Whether the value rules (all that apply under the scopes `skip` and
+    /// `only_hit`) find something in `text`, remembering the strings they
+    /// found nothing in.
+    fn finds(&self, text: &str, skip: u128, only_hit: u128) -> bool {
+        let cacheable = text.len() >= self.rules.min_len() && text.len() <= CLEAN_CACHE_MAX_LEN;
+        let hash = foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit));
+        if cacheable
+            && let Some((known, s, o)) = self.clean.borrow().get(&hash)
+            && (&**known, *s, *o) == (text, skip, only_hit)
+        {
+            return false;
+        }
+        let applies = |index: usize| self.applies(index, None, skip, only_hit);
+        let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
+        let found = !matches!(self.rules.redact(text, &applies, &mut replace), Redacted::Unchanged);
+        if cacheable && !found {
+            let mut clean = self.clean.borrow_mut();
+            if clean.len() >= CLEAN_CACHE_SIZE {
+                clean.clear();
+            }
+            clean.insert(hash, (text.into(), skip, only_hit));
+        }
+        found
+    }
+
     /// Runs the value rules over one string (only rule `only` if given).
     /// `None`: nothing found; `Some(true)`: drop the field; `Some(false)`: changed.
     fn redact_string(&self, text: &mut String, only: Option<usize>, walk: &mut Walk) -> Option<bool> {
         let (skip, only_hit) = (walk.skip, walk.only);
-        let applies = |index: usize| {
-            only.is_none_or(|o| o == index)
-                && self.scope_bit[index].is_none_or(|bit| {
-                    let bit = 1u128 << bit;
-                    skip & bit == 0 && (self.only_bits & bit == 0 || only_hit & bit != 0)
-                })
-        };
+        // most strings of an event that changes are clean too, and known to be
+        if only.is_none() && !self.finds(text, skip, only_hit) {
+            return None;
+        }
+        let applies = |index: usize| self.applies(index, only, skip, only_hit);
         let hmac_key = walk.hmac_key;
         let mut hits: Vec<(usize, Action)> = Vec::new();
         let mut replace = |index: usize, secret: &str| {

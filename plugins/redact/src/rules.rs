@@ -878,6 +878,11 @@ impl RuleSet {
         }
     }
 
+    /// Strings shorter than this are never changed.
+    pub fn min_len(&self) -> usize {
+        self.min_len
+    }
+
     /// The index of a rule by id.
     pub fn index(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)

@@ -13,9 +13,15 @@ const KEY_B: &str = "tenant-b-pseudonym-key-0002";
 static DEFAULT: LazyLock<Mutex<Redact>> = LazyLock::new(|| Mutex::new(Redact::init(json!({})).unwrap()));
 
 /// The event that goes on: the new one, or the input when it is unchanged.
+/// Every test's event also checks the scan: when it says "unchanged", the
+/// walk must agree.
 fn kept(plugin: &mut Redact, event: &Value) -> Value {
+    let scanned = plugin.unchanged(&event.to_string());
     match plugin.process(event.as_object().cloned().expect("object")) {
-        Outcome::Keep(e) => Value::Object(e),
+        Outcome::Keep(e) => {
+            assert!(!scanned, "the scan called an event unchanged that the walk changed: {event}");
+            Value::Object(e)
+        }
         Outcome::Unchanged => event.clone(),
         other => panic!("expected Keep, got {other:?}"),
     }
@@ -793,4 +799,41 @@ fn values_under_a_sensitive_key_in_multiline_text_are_masked() {
     assert_untouched("passwords:\n  - ${PASSWORD}\n  - \"{{ password }}\"\nname: web");
     assert_untouched("secret:\n  - name: deploy\n    kind: bot");
     assert_untouched("password:\nusername: bob");
+}
+
+#[test]
+fn the_scan_passes_clean_events_and_sends_everything_it_is_unsure_of_to_the_walk() {
+    let mut plugin = DEFAULT.lock().unwrap_or_else(|e| e.into_inner());
+    let clean = [
+        json!({"message": "session opened for user alice", "time": 1, "status_id": 1}),
+        json!({"actor_user_name": "bob@example.com", "unmapped": {"a": [1, -2, 3.5, null, true, {"b": "c"}], "d": {}}}),
+        json!({"password": null, "token": true, "secret": "[REDACTED:sensitive-key]"}),
+        json!({"slackKey": "not a credential", "seq": 4111111111111111u64, "n": 12}),
+        // a preserved key: nothing under it is looked at
+        json!({"metadata_uid": {"password": "hunter2-hunter2"}}),
+        json!({"env": [{"name": "HOME", "value": "/root"}], "tab\tkey": "a\"b\u{e9}"}),
+    ];
+    for event in &clean {
+        assert!(plugin.unchanged(&event.to_string()), "{event}");
+        assert_eq!(plugin.process(event.as_object().unwrap().clone()), Outcome::Unchanged, "{event}");
+    }
+    for text in [
+        // something to redact, at any depth
+        format!(r#"{{"a": {{"b": ["x", "{GH_TOKEN}"]}}}}"#),
+        r#"{"password": "hunter2"}"#.into(),
+        r#"{"password": 5}"#.into(),
+        r#"{"credentials": {"accessKeyId": "AKIA..."}}"#.into(),
+        r#"{"slackKey": "Zq8vT3kLm9Xw2Rb7"}"#.into(),
+        r#"{"unmapped": {"card": 4111111111111111}}"#.into(),
+        r#"{"env": [{"name": "DB_PASSWORD", "value": "x"}]}"#.into(),
+        // a key twice: the decoded form says less than the text
+        r#"{"a": 1, "b": {"c": 1, "c": 2}}"#.into(),
+        r#"{"ab": 1, "ab": 2}"#.into(),
+        // not an event: the walk's error says so
+        "[1]".into(),
+        r#"{"a": 1} x"#.into(),
+        r#"{"a": "#.into(),
+    ] {
+        assert!(!plugin.unchanged(&text), "{text}");
+    }
 }

@@ -744,9 +744,14 @@ impl Runner {
     fn redact(&mut self, config: &Value, text: &str) -> String {
         let key = config.to_string();
         let plugin = self.plugins.entry(key).or_insert_with(|| Redact::init(config.clone()).expect("valid config"));
-        let event = json!({"message": text}).as_object().cloned().unwrap();
-        match plugin.process(event) {
-            Outcome::Keep(e) => e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+        let event = json!({"message": text});
+        // the scan that spares unchanged events the decoding must agree with the walk
+        let scanned = plugin.unchanged(&event.to_string());
+        match plugin.process(event.as_object().cloned().unwrap()) {
+            Outcome::Keep(e) => {
+                assert!(!scanned, "the scan called a text unchanged that the walk changed: {text}");
+                e.get("message").and_then(Value::as_str).unwrap_or("").to_string()
+            }
             Outcome::Unchanged => text.to_string(),
             other => panic!("expected keep, got {other:?}"),
         }
