@@ -3,7 +3,7 @@
 //! archive; `check` verifies one offline, with nothing but the proof and the
 //! trusted keys.
 
-use super::canonical::{canonical_order, text_in_order};
+use super::canonical::Canonical;
 use super::log::{Entry, LogEntry, checkpoints_prefix, entries_prefix, entry_index};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteVerifier};
@@ -99,9 +99,9 @@ pub async fn prove(
             let batch = batch?;
             let seqs = batch.column_by_name("seq").context("no seq column")?.as_primitive::<Int64Type>();
             let uids = batch.column_by_name("metadata_uid").context("no metadata_uid column")?.as_string::<i32>();
-            let order = canonical_order(&batch);
+            let canonical = Canonical::new(&batch);
             for row in 0..batch.num_rows() {
-                let text = text_in_order(&batch, row, &order);
+                let text = canonical.text(row);
                 let hit = match seq {
                     Some(s) => seqs.value(row) == s,
                     None => uids.is_valid(row) && uids.value(row) == event_id,

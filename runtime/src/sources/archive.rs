@@ -13,7 +13,7 @@
 
 use super::{Batcher, FilePosition, Positions, Source};
 use crate::config::ArchiveRecord;
-use crate::integrity::canonical::{EVENT_HASH, canonical_order, text_in_order};
+use crate::integrity::canonical::Canonical;
 use crate::integrity::log::{LogEntry, live_files, read_entries};
 use crate::route::{Expr, RowView};
 use crate::schema::{StreamSchema, check_event};
@@ -177,7 +177,7 @@ impl ArchiveSource {
                     return Ok(false);
                 }
                 report.rows += 1;
-                let record = self.choose(&batch, row, &columns, &crate::schema::CORE, report);
+                let record = self.choose(row, &columns, &crate::schema::CORE, report);
                 let delivered = match record {
                     Some(record) => {
                         report.replayed += 1;
@@ -202,7 +202,6 @@ impl ArchiveSource {
     /// The record a row gives the chain, if it is chosen and has one.
     fn choose(
         &self,
-        batch: &RecordBatch,
         row: usize,
         columns: &Columns,
         core: &StreamSchema,
@@ -212,7 +211,7 @@ impl ArchiveSource {
             return None;
         }
         let needs_event = self.record == ArchiveRecord::Event || self.select.is_some();
-        let event = needs_event.then(|| columns.event(batch, row));
+        let event = needs_event.then(|| columns.event(row));
         if let (Some(select), Some(event)) = (&self.select, &event) {
             // a row that does not fit the core columns is not chosen (it cannot be: it was written by them)
             let row = check_event(event, 0, "", core).ok()?;
@@ -244,7 +243,7 @@ struct Columns<'a> {
     raw_data: Option<&'a arrow_array::StringArray>,
     tenant: Option<&'a arrow_array::StringArray>,
     /// Everything but `seq`, `event_hash` and `unmapped`, in canonical order.
-    event_columns: Vec<(usize, String)>,
+    event_columns: Canonical<'a>,
     unmapped: Option<&'a arrow_array::StringArray>,
     /// Index of `metadata_log_name` in the core schema's rows.
     log_name_core: usize,
@@ -254,10 +253,7 @@ impl<'a> Columns<'a> {
     fn of(batch: &'a RecordBatch) -> anyhow::Result<Columns<'a>> {
         let time = batch.column_by_name("time").context("the file has no `time` column")?;
         let string = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>());
-        let event_columns = canonical_order(batch)
-            .into_iter()
-            .filter(|(_, name)| !matches!(name.as_str(), "seq" | "unmapped") && name != EVENT_HASH)
-            .collect();
+        let event_columns = Canonical::with(batch, |name| !matches!(name, "seq" | "unmapped"));
         Ok(Columns {
             time: time.as_primitive::<TimestampMicrosecondType>(),
             raw_data: string("raw_data"),
@@ -270,8 +266,8 @@ impl<'a> Columns<'a> {
 
     /// The row as an event: its columns (timestamps as µs), and `unmapped`
     /// as the object it holds.
-    fn event(&self, batch: &RecordBatch, row: usize) -> String {
-        let mut text = text_in_order(batch, row, &self.event_columns);
+    fn event(&self, row: usize) -> String {
+        let mut text = self.event_columns.text(row);
         if let Some(unmapped) = self.unmapped.filter(|c| c.is_valid(row)) {
             text.pop();
             if text.len() > 1 {
