@@ -22,7 +22,7 @@
 use crate::sources::Spool;
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -268,6 +268,22 @@ async fn handle(ingest: Arc<Ingest>, req: Request<Incoming>) -> Reply {
     answer
 }
 
+/// A body over the limit is still read, up to this many times the limit, and
+/// thrown away before the 413 is sent: a client still writing its body to a
+/// closed connection sees a broken pipe, not the answer.
+const DRAIN_FACTOR: usize = 4;
+
+/// Reads and discards up to `cap` bytes of `body`.
+async fn drain(mut body: Incoming, cap: usize) {
+    let mut read = 0;
+    while read <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
+}
+
 async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
     let Some(route) = ingest.routes.get(req.uri().path()) else {
         return reply(StatusCode::NOT_FOUND, "no source at this path");
@@ -298,6 +314,7 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
     }
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > ingest.max_body) {
+        drain(req.into_body(), ingest.max_body.saturating_mul(DRAIN_FACTOR)).await;
         return reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is over {} bytes", ingest.max_body));
     }
     if route.spool.unread() > ingest.spool_limit {
@@ -306,13 +323,25 @@ async fn answer(ingest: &Ingest, req: Request<Incoming>) -> Reply {
     }
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let body = match Limited::new(req.into_body(), ingest.max_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, &format!("the body is over {} bytes", ingest.max_body));
+    let mut incoming = req.into_body();
+    let mut body = Vec::new();
+    loop {
+        match incoming.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                let Some(data) = frame.data_ref() else { continue };
+                if body.len() + data.len() > ingest.max_body {
+                    drain(incoming, ingest.max_body.saturating_mul(DRAIN_FACTOR)).await;
+                    return reply(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("the body is over {} bytes", ingest.max_body),
+                    );
+                }
+                body.extend_from_slice(data);
+            }
+            Some(Err(_)) => return reply(StatusCode::BAD_REQUEST, "the body could not be read"),
         }
-        Err(_) => return reply(StatusCode::BAD_REQUEST, "the body could not be read"),
-    };
+    }
     let records = match split_body(&content_type, &body) {
         Ok(r) => r,
         Err(why) => {

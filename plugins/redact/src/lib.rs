@@ -202,6 +202,10 @@ struct KeyInfo {
     skip: u128,
     /// Bits of the rules whose `only_keys` it matches.
     only: u128,
+    /// A key whose value is never touched (`PRESERVED_KEYS`, `preserve`).
+    preserved: bool,
+    /// The name field of a name/value pair (`name`, `ParameterKey`, ...).
+    pair_name: bool,
 }
 
 /// Distinct keys remembered before the cache starts over.
@@ -450,6 +454,8 @@ impl Redact {
         let info = Arc::new(KeyInfo {
             class: self.rules.keys.classify(key, false),
             metadata: self.rules.keys.is_metadata(key),
+            preserved: self.preserve.contains(key),
+            pair_name: self.rules.keys.is_pair_name(&norm),
             norm,
             skip,
             only,
@@ -635,7 +641,7 @@ impl Redact {
             return None;
         }
         let keys = &self.rules.keys;
-        let name = map.iter().find(|(k, _)| keys.is_pair_name(&self.key_info(k).norm))?.1.as_str()?;
+        let name = map.iter().find(|(k, _)| self.key_info(k).pair_name)?.1.as_str()?;
         let class = keys.classify(name, false);
         if class == KeyClass::Plain {
             return None;

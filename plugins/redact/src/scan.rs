@@ -204,10 +204,10 @@ impl<'de> Visitor<'de> for Key<'_, '_> {
         scan.keys.push(hash);
         let scope = (scan.skip, scan.only);
         let redact = scan.redact;
-        if self.preserved || redact.preserve.contains(key) {
+        let info = redact.key_info(key);
+        if self.preserved || info.preserved {
             return Ok((Under::Preserved, false, scope));
         }
-        let info = redact.key_info(key);
         scan.skip |= info.skip;
         scan.only |= info.only;
         if redact.key_action.is_none() {
@@ -218,6 +218,6 @@ impl<'de> Visitor<'de> for Key<'_, '_> {
             KeyClass::Weak => Under::Weak,
             KeyClass::Plain => Under::Plain,
         };
-        Ok((under, redact.rules.keys.is_pair_name(&info.norm), scope))
+        Ok((under, info.pair_name, scope))
     }
 }
