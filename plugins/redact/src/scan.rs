@@ -69,15 +69,18 @@ impl<'r> Scan<'r> {
         !matches!(self.redact.rules.redact(text, &applies, &mut replace), Redacted::Unchanged)
     }
 
-    /// Whether a string under `under` may change.
+    /// Whether a string under `under` may change. `pair_name`: the string is
+    /// the name of a name/value pair, which the walk reads whatever the key's
+    /// own class (preserved, sensitive, already masked): a name that names a
+    /// secret changes how the pair's value is read.
     fn string_changes(&self, text: &str, under: Under, pair_name: bool) -> bool {
-        let keys = &self.redact.rules.keys;
+        if pair_name && self.redact.rules.keys.classify(text, false) != KeyClass::Plain {
+            return true;
+        }
         match under {
             Under::Preserved => false,
             Under::Strong => !already_masked(text),
             Under::Weak if checks::credential_like(text) => !already_masked(text),
-            // the name of a name/value pair that names a secret changes how its value is read
-            _ if pair_name && keys.classify(text, false) != KeyClass::Plain => true,
             _ => self.redact.finds(text, self.skip, self.only),
         }
     }
@@ -204,9 +207,15 @@ impl<'de> Visitor<'de> for Key<'_, '_> {
         scan.keys.push(hash);
         let scope = (scan.skip, scan.only);
         let redact = scan.redact;
-        let info = redact.key_info(key);
-        if self.preserved || info.preserved {
+        if self.preserved {
+            // the walk does not enter a preserved key's value at all
             return Ok((Under::Preserved, false, scope));
+        }
+        let info = redact.key_info(key);
+        // the walk looks for a pair's name among all keys, preserved ones too
+        let pair_name = info.pair_name && redact.key_action.is_some();
+        if info.preserved {
+            return Ok((Under::Preserved, pair_name, scope));
         }
         scan.skip |= info.skip;
         scan.only |= info.only;
@@ -218,6 +227,6 @@ impl<'de> Visitor<'de> for Key<'_, '_> {
             KeyClass::Weak => Under::Weak,
             KeyClass::Plain => Under::Plain,
         };
-        Ok((under, info.pair_name, scope))
+        Ok((under, pair_name, scope))
     }
 }

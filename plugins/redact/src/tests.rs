@@ -817,6 +817,16 @@ fn the_scan_passes_clean_events_and_sends_everything_it_is_unsure_of_to_the_walk
         assert!(plugin.unchanged(&event.to_string()), "{event}");
         assert_eq!(plugin.process(event.as_object().unwrap().clone()), Outcome::Unchanged, "{event}");
     }
+    // a preserved key still names its pair's secret (found by a review: the scan had passed both)
+    let mut preserving = Redact::init(json!({"preserve": ["key"], "extra_keys": ["name"]})).unwrap();
+    for text in [
+        r#"{"tags": [{"key": "DB_PASSWORD", "value": "hunter2"}]}"#,
+        r#"{"e": {"name": "[REDACTED:x] password", "value": "hunter2"}}"#,
+    ] {
+        assert!(!preserving.unchanged(text), "{text}");
+        let event: Value = serde_json::from_str(text).unwrap();
+        assert_ne!(kept(&mut preserving, &event), event, "{text}");
+    }
     for text in [
         // something to redact, at any depth
         format!(r#"{{"a": {{"b": ["x", "{GH_TOKEN}"]}}}}"#),
@@ -826,6 +836,8 @@ fn the_scan_passes_clean_events_and_sends_everything_it_is_unsure_of_to_the_walk
         r#"{"slackKey": "Zq8vT3kLm9Xw2Rb7"}"#.into(),
         r#"{"unmapped": {"card": 4111111111111111}}"#.into(),
         r#"{"env": [{"name": "DB_PASSWORD", "value": "x"}]}"#.into(),
+        // a pair's name is read whatever its key's own class: here a weak key, its value masked before
+        r#"{"p": {"ParameterKey": "[REDACTED:x]DbPassword", "ParameterValue": "hunter2"}}"#.into(),
         // a key twice: the decoded form says less than the text
         r#"{"a": 1, "b": {"c": 1, "c": 2}}"#.into(),
         r#"{"ab": 1, "ab": 2}"#.into(),
