@@ -665,9 +665,12 @@ impl Redact {
     /// `only_hit`) find something in `text`, remembering the strings they
     /// found nothing in.
     fn finds(&self, text: &str, skip: u128, only_hit: u128) -> bool {
-        let cacheable = text.len() >= self.rules.min_len() && text.len() <= CLEAN_CACHE_MAX_LEN;
-        let hash = foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit));
-        if cacheable
+        if text.len() < self.rules.min_len() {
+            return false;
+        }
+        let hash = (text.len() <= CLEAN_CACHE_MAX_LEN)
+            .then(|| foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit)));
+        if let Some(hash) = hash
             && let Some((known, s, o)) = self.clean.borrow().get(&hash)
             && (&**known, *s, *o) == (text, skip, only_hit)
         {
@@ -676,7 +679,9 @@ impl Redact {
         let applies = |index: usize| self.applies(index, None, skip, only_hit);
         let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
         let found = !matches!(self.rules.redact(text, &applies, &mut replace), Redacted::Unchanged);
-        if cacheable && !found {
+        if let Some(hash) = hash
+            && !found
+        {
             let mut clean = self.clean.borrow_mut();
             if clean.len() >= CLEAN_CACHE_SIZE {
                 clean.clear();
