@@ -128,6 +128,11 @@ const PRESERVED_KEYS: [&str; 20] = [
     "event_hash",
 ];
 
+/// Whether a value is a replacement this plugin wrote (redacting twice changes nothing more).
+fn already_masked(text: &str) -> bool {
+    text.starts_with("[REDACTED:") || text.starts_with("[PSEUDONYM:")
+}
+
 /// Integers that may be card numbers (13 to 19 digits; every such integer fits a u64).
 const CARD_RANGE: std::ops::Range<u64> = 1_000_000_000_000..10_000_000_000_000_000_000;
 
@@ -537,7 +542,7 @@ impl Redact {
     fn redact_whole(&self, value: &mut Value, walk: &mut Walk) -> bool {
         let text = match value {
             Value::Null | Value::Bool(_) => return false,
-            Value::String(s) if s.starts_with("[REDACTED:") || s.starts_with("[PSEUDONYM:") => return false,
+            Value::String(s) if already_masked(s) => return false,
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Array(_) | Value::Object(_) => value.to_string(),
@@ -661,14 +666,14 @@ impl Redact {
             })
     }
 
-    /// Whether the value rules (all that apply under the scopes `skip` and
-    /// `only_hit`) find something in `text`, remembering the strings they
-    /// found nothing in.
-    fn finds(&self, text: &str, skip: u128, only_hit: u128) -> bool {
+    /// Whether the value rules (only rule `only` if given; those that apply
+    /// under the scopes `skip` and `only_hit`) find something in `text`.
+    /// With all rules, the strings they found nothing in are remembered.
+    fn finds(&self, text: &str, only: Option<usize>, skip: u128, only_hit: u128) -> bool {
         if text.len() < self.rules.min_len() {
             return false;
         }
-        let hash = (text.len() <= CLEAN_CACHE_MAX_LEN)
+        let hash = (only.is_none() && text.len() <= CLEAN_CACHE_MAX_LEN)
             .then(|| foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit)));
         if let Some(hash) = hash
             && let Some((known, s, o)) = self.clean.borrow().get(&hash)
@@ -676,7 +681,7 @@ impl Redact {
         {
             return false;
         }
-        let applies = |index: usize| self.applies(index, None, skip, only_hit);
+        let applies = |index: usize| self.applies(index, only, skip, only_hit);
         let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
         let found = !matches!(self.rules.redact(text, &applies, &mut replace), Redacted::Unchanged);
         if let Some(hash) = hash
@@ -696,7 +701,7 @@ impl Redact {
     fn redact_string(&self, text: &mut String, only: Option<usize>, walk: &mut Walk) -> Option<bool> {
         let (skip, only_hit) = (walk.skip, walk.only);
         // most strings of an event that changes are clean too, and known to be
-        if only.is_none() && !self.finds(text, skip, only_hit) {
+        if !self.finds(text, only, skip, only_hit) {
             return None;
         }
         let applies = |index: usize| self.applies(index, only, skip, only_hit);

@@ -15,8 +15,7 @@
 //! through the full walk.
 
 use crate::keys::KeyClass;
-use crate::rules::{Redacted, Replacement};
-use crate::{Redact, checks};
+use crate::{Redact, already_masked, checks};
 use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, SeqAccess, Visitor};
 use std::hash::BuildHasher;
 
@@ -47,10 +46,6 @@ pub(crate) struct Scan<'r> {
 /// Why a scan stopped early; never shown (the event then takes the full walk).
 const MAY_CHANGE: &str = "may change";
 
-fn already_masked(text: &str) -> bool {
-    text.starts_with("[REDACTED:") || text.starts_with("[PSEUDONYM:")
-}
-
 impl<'r> Scan<'r> {
     /// `true` when [`Redact::process`] would return `Unchanged` for `text` and
     /// no object in it names a key twice; `false` when it may not.
@@ -60,13 +55,6 @@ impl<'r> Scan<'r> {
         // the top level must be an object: anything else is an error for the walk to report
         let top = (&mut decoder).deserialize_map(Value { scan: &mut scan, under: Under::Plain, pair_name: false });
         top.is_ok() && decoder.end().is_ok()
-    }
-
-    /// Whether the card rule finds a card in the digits of `text`.
-    fn finds_card(&self, text: &str, card: usize) -> bool {
-        let applies = |index: usize| self.redact.applies(index, Some(card), self.skip, self.only);
-        let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
-        !matches!(self.redact.rules.redact(text, &applies, &mut replace), Redacted::Unchanged)
     }
 
     /// Whether a string under `under` may change. `pair_name`: the string is
@@ -81,7 +69,7 @@ impl<'r> Scan<'r> {
             Under::Preserved => false,
             Under::Strong => !already_masked(text),
             Under::Weak if checks::credential_like(text) => !already_masked(text),
-            _ => self.redact.finds(text, self.skip, self.only),
+            _ => self.redact.finds(text, None, self.skip, self.only),
         }
     }
 
@@ -92,7 +80,8 @@ impl<'r> Scan<'r> {
             Under::Strong => true,
             _ => {
                 let Some(card) = self.redact.card_rule else { return false };
-                crate::CARD_RANGE.contains(&value) && self.finds_card(&value.to_string(), card)
+                crate::CARD_RANGE.contains(&value)
+                    && self.redact.finds(&value.to_string(), Some(card), self.skip, self.only)
             }
         }
     }
