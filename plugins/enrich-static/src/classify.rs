@@ -3,9 +3,9 @@
 //! to the audit configuration itself. The built-in rules are
 //! `default_classify.toml`; the pipeline can add its own.
 
+use crate::doc::{Doc, Node, Object};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::Event;
 use std::borrow::Cow;
 
 const DEFAULT_RULES: &str = include_str!("default_classify.toml");
@@ -99,13 +99,18 @@ fn glob(pattern: &str, text: &str) -> bool {
 /// Whether `found` holds for some value at a dotted path; arrays fan out.
 /// (Called for every condition of every rule on every event: it neither
 /// collects the values nor copies their text.)
-fn any_value(value: &Value, path: &[String], found: &mut dyn FnMut(&Value) -> bool) -> bool {
+fn any_value(value: &Node, path: &[String], found: &mut dyn FnMut(&Node) -> bool) -> bool {
     match (value, path.split_first()) {
-        (Value::Array(items), _) => items.iter().any(|item| any_value(item, path, found)),
+        (Node::Array(items), _) => items.iter().any(|item| any_value(item, path, found)),
         (_, None) => found(value),
-        (Value::Object(map), Some((head, rest))) => map.get(head).is_some_and(|next| any_value(next, rest, found)),
+        (Node::Object(map), Some((head, rest))) => any_field(map, head, rest, found),
         _ => false,
     }
+}
+
+/// [`any_value`] from an object's field `head` on.
+fn any_field(map: &Object, head: &str, rest: &[String], found: &mut dyn FnMut(&Node) -> bool) -> bool {
+    map.get(head).is_some_and(|next| any_value(next, rest, found))
 }
 
 impl Condition {
@@ -137,21 +142,15 @@ impl Condition {
         Ok(c)
     }
 
-    fn matches(&self, event: &Value) -> bool {
-        fn text(v: &Value) -> Option<Cow<'_, str>> {
-            match v {
-                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-                Value::Number(n) => Some(Cow::Owned(n.to_string())),
-                _ => None,
-            }
-        }
+    fn matches(&self, event: &Object) -> bool {
+        let (head, rest) = self.path.split_first().expect("a split path has a first part");
         let positive = self.globs.is_empty() && self.numbers.is_empty()
-            || any_value(event, &self.path, &mut |v| {
+            || any_field(event, head, rest, &mut |v| {
                 v.as_i64().is_some_and(|n| self.numbers.contains(&n))
-                    || !self.globs.is_empty() && text(v).is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
+                    || !self.globs.is_empty() && v.text().is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
             });
         let negative = !self.not.is_empty()
-            && any_value(event, &self.path, &mut |v| text(v).is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
+            && any_field(event, head, rest, &mut |v| v.text().is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
         positive && !negative
     }
 }
@@ -173,7 +172,13 @@ impl Classify {
                 let when = r
                     .when
                     .iter()
-                    .map(|table| table.iter().map(|(f, p)| Condition::new(&r.tag, f, p)).collect::<Result<Vec<_>, _>>())
+                    .map(|table| {
+                        let mut conditions =
+                            table.iter().map(|(f, p)| Condition::new(&r.tag, f, p)).collect::<Result<Vec<_>, _>>()?;
+                        // all must hold: the cheap ones (integers, few globs) are tried first
+                        conditions.sort_by_key(|c| c.globs.len() + c.not.len());
+                        Ok::<_, String>(conditions)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Rule { tag: r.tag, severity: r.severity_id, when })
             })
@@ -183,40 +188,34 @@ impl Classify {
 
     /// Adds the tags of the matching rules (a rule sees the tags of the rules
     /// before it) and raises `severity_id` to the highest of theirs.
-    pub fn apply(&self, event: &mut Event) {
-        let mut view = Value::Object(std::mem::take(event));
+    pub fn apply(&self, event: &mut Doc) {
         let mut severity = None;
         for rule in &self.rules {
-            if rule.when.iter().any(|table| table.iter().all(|c| c.matches(&view))) {
+            if rule.when.iter().any(|table| table.iter().all(|c| c.matches(event.top()))) {
                 severity = severity.max(rule.severity);
-                if let Value::Object(map) = &mut view {
-                    add_tag(map, &self.tags_field, &rule.tag);
-                }
+                add_tag(event, &self.tags_field, &rule.tag);
             }
         }
-        let Value::Object(map) = view else { unreachable!("an event is an object") };
-        *event = map;
         if let Some(severity) = severity {
             // 99 (other) is not a level: a rule's severity replaces it
-            let current = event.get("severity_id").and_then(Value::as_i64).filter(|s| *s != 99);
+            let current = event.get("severity_id").and_then(Node::as_i64).filter(|s| *s != 99);
             if current.is_none_or(|c| c < severity) {
-                event.insert("severity_id".into(), severity.into());
+                event.insert("severity_id", Node::Number(severity.into()));
             }
         }
     }
 }
 
 /// Appends `tag` to the array at `field` (made one if it is not), once.
-fn add_tag(event: &mut Map<String, Value>, field: &str, tag: &str) {
-    let list = event.entry(field.to_string()).or_insert_with(|| Value::Array(Vec::new()));
-    if !list.is_array() {
-        let old = list.take();
-        *list = Value::Array(if old.is_null() { Vec::new() } else { vec![old] });
-    }
-    if let Value::Array(items) = list
-        && !items.iter().any(|t| t.as_str() == Some(tag))
+fn add_tag(event: &mut Doc, field: &str, tag: &str) {
+    if let Some(Node::Array(items)) = event.get(field)
+        && items.iter().any(|t| t.as_str() == Some(tag))
     {
-        items.push(tag.into());
+        return;
+    }
+    let items = event.array(field);
+    if !items.iter().any(|t| t.as_str() == Some(tag)) {
+        items.push(Node::String(Cow::Owned(tag.to_string())));
     }
 }
 
@@ -227,9 +226,7 @@ mod tests {
 
     fn classify(config: Value, event: Value) -> Value {
         let c = Classify::new(serde_json::from_value(config).unwrap()).unwrap();
-        let mut e = event.as_object().cloned().unwrap();
-        c.apply(&mut e);
-        Value::Object(e)
+        crate::doc::edit(event, |doc| c.apply(doc))
     }
 
     fn tags(event: &Value) -> Vec<&str> {

@@ -10,9 +10,8 @@
 //! `api_request_uid`, and `correlation_uid` = the first of the `group_by`
 //! values, the trace id, the request id.
 
+use crate::doc::{Doc, Node, Object};
 use serde::Deserialize;
-use serde_json::Value;
-use sluice_plugin_sdk::Event;
 
 /// `correlation` in the config (`correlation = {}` turns it on with defaults).
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +36,15 @@ pub struct Correlation {
     request_id_keys: Vec<String>,
     group_by: Vec<String>,
     max_depth: usize,
+    /// The first characters of the normalized keys looked for (all `true`
+    /// when one normalizes to nothing): a key whose first letter or digit is
+    /// not among them is passed over without being normalized.
+    firsts: [bool; 128],
+}
+
+/// The lower-cased first ASCII letter or digit of `key` (0 when it has none).
+fn first(key: &str) -> u8 {
+    key.bytes().find(u8::is_ascii_alphanumeric).map_or(0, |b| b.to_ascii_lowercase())
 }
 
 /// The columns this writes, never searched.
@@ -111,7 +119,7 @@ struct Found {
 impl Correlation {
     pub fn new(config: CorrelationConfig) -> Self {
         let defaults = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
-        Correlation {
+        let mut c = Correlation {
             traceparent_keys: config
                 .traceparent_keys
                 .unwrap_or_else(|| defaults(&["traceparent"]))
@@ -134,17 +142,20 @@ impl Correlation {
                 .collect(),
             group_by: config.group_by,
             max_depth: config.max_depth.unwrap_or(6),
+            firsts: [false; 128],
+        };
+        let keys = || c.traceparent_keys.iter().chain(&c.request_id_keys).map(String::as_str);
+        let mut firsts = [keys().any(str::is_empty); 128];
+        for key in keys().chain(["xamzntraceid", "trace"]) {
+            firsts[usize::from(first(key))] = true;
         }
+        c.firsts = firsts;
+        c
     }
 
     /// The trace (and span) id that `key: text` holds, if any; `map` is the
     /// object it is in (a GCP `trace` has its `spanId` next to it).
-    fn trace_in(
-        &self,
-        key: &str,
-        text: &str,
-        map: &serde_json::Map<String, Value>,
-    ) -> Option<(String, Option<String>)> {
+    fn trace_in(&self, key: &str, text: &str, map: &Object) -> Option<(String, Option<String>)> {
         if self.traceparent_keys.iter().any(|k| k == key) {
             return traceparent(text).map(|(t, s)| (t, Some(s)));
         }
@@ -154,7 +165,7 @@ impl Correlation {
                 let id = gcp_trace(text)?;
                 let span = ["spanId", "span_id", "spanid"]
                     .iter()
-                    .find_map(|k| map.get(*k).and_then(Value::as_str))
+                    .find_map(|k| map.get(k).and_then(Node::as_str))
                     .filter(|s| is_hex(s, 16))
                     .map(str::to_string);
                 Some((id, span))
@@ -164,31 +175,32 @@ impl Correlation {
     }
 
     /// Looks through the event breadth first: shallower ids win.
-    fn search(&self, event: &Event) -> Found {
+    fn search(&self, event: &Object) -> Found {
         let mut found = Found::default();
-        let mut level: Vec<&serde_json::Map<String, Value>> = vec![event];
+        let mut level: Vec<&Object> = vec![event];
         // every key of every event is looked at: normalized into one buffer
         let mut norm = String::new();
         for depth in 0..=self.max_depth {
             let mut next = Vec::new();
             for map in level {
-                for (key, value) in map {
-                    if depth == 0 && OUTPUTS.contains(&key.as_str()) {
+                for (key, value) in map.iter() {
+                    if depth == 0 && OUTPUTS.contains(&key) {
                         continue;
                     }
                     match value {
-                        Value::String(text) => {
+                        Node::String(_) if !self.firsts[usize::from(first(key))] => {}
+                        Node::String(text) => {
                             norm.clear();
                             norm.extend(normalized(key));
                             if found.trace.is_none() {
                                 found.trace = self.trace_in(&norm, text, map);
                             }
                             if found.request.is_none() && self.request_id_keys.contains(&norm) && !text.is_empty() {
-                                found.request = Some(text.clone());
+                                found.request = Some(text.to_string());
                             }
                         }
-                        Value::Object(inner) => next.push(inner),
-                        Value::Array(items) => next.extend(items.iter().filter_map(Value::as_object)),
+                        Node::Object(inner) => next.push(inner),
+                        Node::Array(items) => next.extend(items.iter().filter_map(Node::as_object)),
                         _ => {}
                     }
                 }
@@ -201,42 +213,42 @@ impl Correlation {
         found
     }
 
-    pub fn apply(&self, event: &mut Event) {
-        let absent = |event: &Event, key: &str| match event.get(key) {
-            None | Some(Value::Null) => true,
-            Some(Value::String(s)) => s.is_empty(),
+    pub fn apply(&self, event: &mut Doc) {
+        let absent = |event: &Doc, key: &str| match event.get(key) {
+            None | Some(Node::Null) => true,
+            Some(Node::String(s)) => s.is_empty(),
             _ => false,
         };
-        let found = self.search(event);
+        let found = self.search(event.top());
         if let Some((trace, span)) = found.trace
             && absent(event, "trace_id")
         {
-            event.insert("trace_id".into(), trace.into());
+            event.insert("trace_id", trace.into());
             if let Some(span) = span
                 && absent(event, "span_id")
             {
-                event.insert("span_id".into(), span.into());
+                event.insert("span_id", span.into());
             }
         }
         if let Some(request) = found.request
             && absent(event, "api_request_uid")
         {
-            event.insert("api_request_uid".into(), request.into());
+            event.insert("api_request_uid", request.into());
         }
         if absent(event, "correlation_uid") {
-            let group = self.group_by.iter().find_map(|path| match sluice_plugin_sdk::json::get(event, path) {
-                Ok(Some(Value::String(s))) if !s.is_empty() => Some(s.clone()),
-                Ok(Some(Value::Number(n))) => Some(n.to_string()),
+            let group = self.group_by.iter().find_map(|path| match event.top().path(path) {
+                Ok(Some(Node::String(s))) if !s.is_empty() => Some(s.to_string()),
+                Ok(Some(Node::Number(n))) => Some(n.to_string()),
                 _ => None,
             });
             let id = group.or_else(|| {
                 ["trace_id", "api_request_uid"]
                     .iter()
-                    .find_map(|k| event.get(*k).and_then(Value::as_str))
+                    .find_map(|k| event.get(k).and_then(Node::as_str))
                     .map(str::to_string)
             });
             if let Some(id) = id.filter(|id| !id.is_empty()) {
-                event.insert("correlation_uid".into(), id.into());
+                event.insert("correlation_uid", id.into());
             }
         }
     }
@@ -245,16 +257,14 @@ impl Correlation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SPAN: &str = "00f067aa0ba902b7";
 
     fn run(config: Value, event: Value) -> Value {
         let c = Correlation::new(serde_json::from_value(config).unwrap());
-        let mut e = event.as_object().cloned().unwrap();
-        c.apply(&mut e);
-        Value::Object(e)
+        crate::doc::edit(event, |doc| c.apply(doc))
     }
 
     #[test]
@@ -310,6 +320,19 @@ mod tests {
         assert_eq!(out["span_id"], "53995c3f42cd8ad8");
         let out = run(json!({}), json!({"unmapped": {"trace": format!("projects/p1/traces/{TRACE}"), "spanId": SPAN}}));
         assert_eq!((out["trace_id"].as_str(), out["span_id"].as_str()), (Some(TRACE), Some(SPAN)));
+    }
+
+    #[test]
+    fn keys_are_matched_whatever_their_case_and_punctuation() {
+        // the first-letter filter reads past leading punctuation and ignores case
+        let out = run(
+            json!({}),
+            json!({"unmapped": {"__X-Request-ID": "r-1", "-TraceParent": format!("00-{TRACE}-{SPAN}-01")}}),
+        );
+        assert_eq!((out["api_request_uid"].as_str(), out["trace_id"].as_str()), (Some("r-1"), Some(TRACE)));
+        // a configured key that normalizes to nothing matches keys without letters or digits
+        let out = run(json!({"request_id_keys": ["--"]}), json!({"unmapped": {"_": "r-2"}}));
+        assert_eq!(out["api_request_uid"], "r-2");
     }
 
     #[test]

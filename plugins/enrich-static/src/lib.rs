@@ -49,9 +49,11 @@
 
 pub mod classify;
 pub mod correlation;
+pub mod doc;
 pub mod lookups;
 pub mod networks;
 
+use doc::{Doc, Node};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
@@ -102,8 +104,8 @@ impl EnrichConfig {
 #[derive(Default)]
 pub struct EnrichStatic {
     rename: Vec<(String, String)>,
-    defaults: Map<String, Value>,
-    set: Map<String, Value>,
+    defaults: Vec<(String, Node<'static>)>,
+    set: Vec<(String, Node<'static>)>,
     lookups: Vec<lookups::Lookup>,
     networks: Option<networks::Networks>,
     correlation: Option<correlation::Correlation>,
@@ -127,8 +129,8 @@ impl Transform for EnrichStatic {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EnrichStatic {
             rename,
-            defaults: config.defaults,
-            set: config.set,
+            defaults: config.defaults.iter().map(|(k, v)| (k.clone(), Node::from(v))).collect(),
+            set: config.set.iter().map(|(k, v)| (k.clone(), Node::from(v))).collect(),
             lookups,
             networks: config.networks.map(networks::Networks::new).transpose()?,
             correlation: config.correlation.map(correlation::Correlation::new),
@@ -136,34 +138,64 @@ impl Transform for EnrichStatic {
         })
     }
 
-    fn process(&mut self, mut event: Event) -> Outcome {
+    /// The SDK calls [`Transform::process_text`]; this serves callers that
+    /// hold a decoded event, through the same code.
+    fn process(&mut self, event: Event) -> Outcome {
+        let text = serde_json::to_string(&event).expect("a JSON map serializes");
+        match self.enrich(&text) {
+            Outcome::Unchanged => Outcome::Keep(event),
+            Outcome::Text(out) => match serde_json::from_str(&out) {
+                Ok(event) => Outcome::Keep(event),
+                Err(e) => Outcome::error(format!("enrich-static wrote an event that is not JSON: {e}")),
+            },
+            other => other,
+        }
+    }
+
+    fn process_text(&mut self, text: &str) -> Option<Outcome> {
+        Some(self.enrich(text))
+    }
+}
+
+impl EnrichStatic {
+    /// Enriches one event's text: decoded into a tree that borrows from it,
+    /// and written back as the text plus the keys added (see [`doc`]).
+    pub fn enrich(&self, text: &str) -> Outcome {
+        let mut event = match Doc::parse(text) {
+            Ok(event) => event,
+            Err(e) => return Outcome::Error(e),
+        };
+        self.apply(&mut event);
+        if event.unchanged() { Outcome::Unchanged } else { Outcome::Text(event.finish(text)) }
+    }
+
+    /// The enrichments, in their order, on a decoded event.
+    pub fn apply(&self, event: &mut Doc) {
         for (from, to) in &self.rename {
             if let Some(value) = event.remove(from) {
-                event.insert(to.clone(), value);
+                event.insert(to, value);
             }
         }
         for (field, value) in &self.defaults {
-            let absent = matches!(event.get(field), None | Some(Value::Null));
-            if absent {
-                event.insert(field.clone(), value.clone());
+            if event.absent(field) {
+                event.insert(field, value.clone());
             }
         }
         for (field, value) in &self.set {
-            event.insert(field.clone(), value.clone());
+            event.insert(field, value.clone());
         }
         for lookup in &self.lookups {
-            lookup.apply(&mut event);
+            lookup.apply(event);
         }
         if let Some(networks) = &self.networks {
-            networks.apply(&mut event);
+            networks.apply(event);
         }
         if let Some(correlation) = &self.correlation {
-            correlation.apply(&mut event);
+            correlation.apply(event);
         }
         if let Some(classify) = &self.classify {
-            classify.apply(&mut event);
+            classify.apply(event);
         }
-        Outcome::Keep(event)
     }
 }
 

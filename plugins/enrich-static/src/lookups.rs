@@ -9,9 +9,10 @@
 //! an array of row objects). `key_column` names the column that holds the key
 //! (default: the first CSV column; required for a JSON array).
 
+use crate::doc::{Doc, Node};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::Event;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One table under `lookups.<name>` in the config.
@@ -125,7 +126,7 @@ pub struct Lookup {
     prefix: String,
     case_insensitive: bool,
     overwrite: bool,
-    rows: HashMap<String, Vec<(String, Value)>>,
+    rows: HashMap<String, Vec<(String, Node<'static>)>>,
 }
 
 impl Lookup {
@@ -144,7 +145,7 @@ impl Lookup {
                 return Err(format!("enrich-static: `lookups.{name}.rows.{value}` must be a table of columns"));
             };
             let key = if config.case_insensitive { value.to_ascii_lowercase() } else { value };
-            rows.insert(key, columns.into_iter().map(|(c, v)| (format!("{prefix}{c}"), v)).collect());
+            rows.insert(key, columns.iter().map(|(c, v)| (format!("{prefix}{c}"), Node::from(v))).collect());
         }
         Ok(Lookup {
             key: config.key,
@@ -160,17 +161,14 @@ impl Lookup {
         &self.prefix
     }
 
-    pub fn apply(&self, event: &mut Event) {
-        let value = match sluice_plugin_sdk::json::get(event, &self.key) {
-            Ok(Some(Value::String(s))) => s.clone(),
-            Ok(Some(Value::Number(n))) => n.to_string(),
-            _ => return,
-        };
-        let value = if self.case_insensitive { value.to_ascii_lowercase() } else { value };
-        let Some(row) = self.rows.get(&value) else { return };
+    pub fn apply(&self, event: &mut Doc) {
+        let Ok(Some(value)) = event.top().path(&self.key) else { return };
+        let Some(value) = value.text() else { return };
+        let value = if self.case_insensitive { Cow::Owned(value.to_ascii_lowercase()) } else { value };
+        let Some(row) = self.rows.get(value.as_ref()) else { return };
         for (key, column) in row {
-            if self.overwrite || matches!(event.get(key), None | Some(Value::Null)) {
-                event.insert(key.clone(), column.clone());
+            if self.overwrite || event.absent(key) {
+                event.insert(key, column.clone());
             }
         }
     }
@@ -186,9 +184,7 @@ mod tests {
     }
 
     fn apply(l: &Lookup, event: Value) -> Value {
-        let mut e = event.as_object().cloned().unwrap();
-        l.apply(&mut e);
-        Value::Object(e)
+        crate::doc::edit(event, |doc| l.apply(doc))
     }
 
     #[test]

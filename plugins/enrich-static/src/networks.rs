@@ -1,9 +1,8 @@
 //! Network zones: a CIDR table that names the zone, site and owner of the
 //! addresses in an event's IP fields, by longest-prefix match (IPv4 and IPv6).
 
+use crate::doc::{Doc, Node};
 use serde::Deserialize;
-use serde_json::Value;
-use sluice_plugin_sdk::Event;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -131,16 +130,16 @@ impl Networks {
         self.lengths[usize::from(v6)].iter().find_map(|&len| self.table.get(&(v6, len, mask(value, len, v6))))
     }
 
-    pub fn apply(&self, event: &mut Event) {
+    pub fn apply(&self, event: &mut Doc) {
         for (field, prefix) in &self.fields {
-            let Ok(Some(Value::String(text))) = sluice_plugin_sdk::json::get(event, field) else { continue };
-            let Some(network) = parse_ip(text).and_then(|ip| self.lookup(ip)).cloned() else { continue };
-            for (name, value) in [("zone", network.zone), ("site", network.site), ("owner", network.owner)] {
+            let Ok(Some(Node::String(text))) = event.top().path(field) else { continue };
+            let Some(network) = parse_ip(text).and_then(|ip| self.lookup(ip)) else { continue };
+            for (name, value) in [("zone", &network.zone), ("site", &network.site), ("owner", &network.owner)] {
                 let key = format!("{prefix}_{name}");
                 if let Some(value) = value
-                    && matches!(event.get(&key), None | Some(Value::Null))
+                    && event.absent(&key)
                 {
-                    event.insert(key, value.into());
+                    event.insert(&key, value.clone().into());
                 }
             }
         }
@@ -186,12 +185,9 @@ mod tests {
     #[test]
     fn writes_zone_site_owner_for_each_field_without_overwriting() {
         let n = networks();
-        let mut event = json!({"src_endpoint_ip": "10.20.1.1", "dst_endpoint_ip": "2001:db8:1::5",
-                               "src_endpoint_owner": "kept"})
-        .as_object()
-        .cloned()
-        .unwrap();
-        n.apply(&mut event);
+        let event = json!({"src_endpoint_ip": "10.20.1.1", "dst_endpoint_ip": "2001:db8:1::5",
+                           "src_endpoint_owner": "kept"});
+        let event = crate::doc::edit(event, |doc| n.apply(doc));
         assert_eq!(event["src_endpoint_zone"], "prod");
         assert_eq!(event["src_endpoint_site"], "fra1");
         assert_eq!(event["src_endpoint_owner"], "kept");

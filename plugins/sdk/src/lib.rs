@@ -51,6 +51,11 @@ pub enum Outcome {
     /// (decoded, the last one wins, so the text holds more than the plugin
     /// saw), the event is encoded from its decoded form instead.
     Unchanged,
+    /// Transforms only: one event, as JSON text (one object) that the plugin
+    /// wrote itself, passed on without being decoded or encoded by the SDK
+    /// (see [`Transform::process_text`]). The host checks it as it checks
+    /// every event.
+    Text(String),
 }
 
 impl Outcome {
@@ -102,6 +107,22 @@ pub trait Transform: Sized {
     fn unchanged(&mut self, text: &str) -> bool {
         let _ = text;
         false
+    }
+
+    /// Optional: processes the event from its text, for a transform that
+    /// reads events its own way instead of as an [`Event`] map. Return `None`
+    /// to have the event decoded and given to [`Transform::process`]; the
+    /// default always does. Called after [`Transform::unchanged`] said no.
+    ///
+    /// A transform that adds a few keys to each event can decode the text
+    /// into a tree that borrows from it, and write its additions into the
+    /// text instead of encoding the whole event again ([`Outcome::Text`]).
+    /// Having read the text itself, the plugin answers for all of it: an
+    /// [`Outcome::Unchanged`] from here passes the text on exactly as it
+    /// came, keys given twice included.
+    fn process_text(&mut self, text: &str) -> Option<Outcome> {
+        let _ = text;
+        None
     }
 }
 
@@ -255,6 +276,8 @@ pub mod glue {
             Outcome::Drop(r) => Wire::Drop(r),
             Outcome::Many(es) => Wire::Many(es.into_iter().map(super::glue_text).collect()),
             Outcome::Error(r) => Wire::Error(r),
+            Outcome::Text(text) if input.is_some() => Wire::Keep(text),
+            Outcome::Text(_) => Wire::Error("a parser returned `Text`, which only a transform may".into()),
             Outcome::Unchanged => match input {
                 Some((text, false)) => Wire::Keep(text),
                 // what the plugin saw: the last of each duplicated key
@@ -299,6 +322,10 @@ pub mod glue {
             .map(|text| {
                 if plugin.unchanged(&text) {
                     return Wire::Keep(text);
+                }
+                if let Some(outcome) = plugin.process_text(&text) {
+                    // the plugin read the text itself: an `Unchanged` passes it on as it is
+                    return to_wire(outcome, Some((text, false)));
                 }
                 match json::decode_event(&text) {
                     Ok(Some((event, repeated))) => to_wire(plugin.process(event), Some((text, repeated))),
@@ -483,6 +510,48 @@ mod tests {
         let kept = kept_texts(glue::process(&slot, texts.iter().map(|t| t.to_string()).collect()));
         assert_eq!(kept, [texts[0], r#"{"b":1,"seen":true}"#]);
         assert_eq!(slot.borrow().as_ref().unwrap().0, 1);
+    }
+
+    /// Reads texts itself: `T` texts it rewrites, `U` texts it leaves as
+    /// they are, the rest it leaves to `process`.
+    struct Reads;
+
+    impl Transform for Reads {
+        fn init(_: Value) -> Result<Self, String> {
+            Ok(Reads)
+        }
+        fn process_text(&mut self, text: &str) -> Option<Outcome> {
+            match text.as_bytes().get(2) {
+                Some(b'T') => Some(Outcome::Text(text.replace('T', "W"))),
+                Some(b'U') => Some(Outcome::Unchanged),
+                _ => None,
+            }
+        }
+        fn process(&mut self, mut event: Event) -> Outcome {
+            event.insert("seen".into(), true.into());
+            Outcome::Keep(event)
+        }
+    }
+
+    #[test]
+    fn a_transform_that_reads_the_text_itself_writes_its_own_output() {
+        let slot = std::cell::RefCell::new(Some(Reads));
+        let texts = [r#"{"T":1}"#, r#"{"U":1,"U":2}"#, r#"{"b":1,"b":2}"#];
+        let kept = kept_texts(glue::process(&slot, texts.iter().map(|t| t.to_string()).collect()));
+        // the plugin that read the text answers for all of it; `process` sees the decoded event
+        assert_eq!(kept, [r#"{"W":1}"#, texts[1], r#"{"b":2,"seen":true}"#]);
+        // a parser cannot hand back text it did not encode through the SDK
+        struct Raw;
+        impl Parser for Raw {
+            fn init(_: Value) -> Result<Self, String> {
+                Ok(Raw)
+            }
+            fn parse(&mut self, record: &[u8]) -> Outcome {
+                Outcome::Text(String::from_utf8_lossy(record).into_owned())
+            }
+        }
+        let wires = glue::parse(&std::cell::RefCell::new(Some(Raw)), vec![b"{}".to_vec()]);
+        assert!(matches!(&wires[..], [glue::Wire::Error(e)] if e.contains("only a transform may")));
     }
 
     #[test]
