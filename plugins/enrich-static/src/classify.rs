@@ -3,7 +3,7 @@
 //! to the audit configuration itself. The built-in rules are
 //! `default_classify.toml`; the pipeline can add its own.
 
-use crate::doc::{Doc, Node, Object};
+use crate::doc::{Doc, Node};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -54,6 +54,8 @@ struct RuleFile {
 #[derive(Debug)]
 struct Condition {
     path: Vec<String>,
+    /// The path's first key, as an index into [`Classify::heads`].
+    head: usize,
     /// Globs (lower case) of which one must match a string value.
     globs: Vec<String>,
     /// Globs none of which may match.
@@ -71,6 +73,10 @@ struct Rule {
 pub struct Classify {
     rules: Vec<Rule>,
     tags_field: String,
+    /// The distinct first keys of the conditions' paths.
+    heads: Vec<String>,
+    /// A condition reads `tags_field`, which the rules before it may extend.
+    reads_tags: bool,
 }
 
 /// Glob match, ASCII case ignored (`pattern` is lower case): `*` is any run.
@@ -103,20 +109,16 @@ fn any_value(value: &Node, path: &[String], found: &mut dyn FnMut(&Node) -> bool
     match (value, path.split_first()) {
         (Node::Array(items), _) => items.iter().any(|item| any_value(item, path, found)),
         (_, None) => found(value),
-        (Node::Object(map), Some((head, rest))) => any_field(map, head, rest, found),
+        (Node::Object(map), Some((head, rest))) => map.get(head).is_some_and(|next| any_value(next, rest, found)),
         _ => false,
     }
-}
-
-/// [`any_value`] from an object's field `head` on.
-fn any_field(map: &Object, head: &str, rest: &[String], found: &mut dyn FnMut(&Node) -> bool) -> bool {
-    map.get(head).is_some_and(|next| any_value(next, rest, found))
 }
 
 impl Condition {
     fn new(rule: &str, field: &str, pattern: &Value) -> Result<Self, String> {
         let mut c = Condition {
             path: field.split('.').map(str::to_string).collect(),
+            head: 0,
             globs: vec![],
             not: vec![],
             numbers: vec![],
@@ -142,16 +144,27 @@ impl Condition {
         Ok(c)
     }
 
-    fn matches(&self, event: &Object) -> bool {
-        let (head, rest) = self.path.split_first().expect("a split path has a first part");
+    /// Whether the condition holds; `field` is the event's value at the
+    /// path's first key.
+    fn matches(&self, field: Option<&Node>) -> bool {
+        let rest = &self.path[1..];
+        let any = |found: &mut dyn FnMut(&Node) -> bool| field.is_some_and(|v| any_value(v, rest, found));
         let positive = self.globs.is_empty() && self.numbers.is_empty()
-            || any_field(event, head, rest, &mut |v| {
+            || any(&mut |v| {
                 v.as_i64().is_some_and(|n| self.numbers.contains(&n))
                     || !self.globs.is_empty() && v.text().is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
             });
-        let negative = !self.not.is_empty()
-            && any_field(event, head, rest, &mut |v| v.text().is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
+        let negative =
+            !self.not.is_empty() && any(&mut |v| v.text().is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
         positive && !negative
+    }
+}
+
+impl Rule {
+    /// Whether one of the rule's tables holds; `field(head)` is the event's
+    /// value at a first key.
+    fn matches<'n, 'a: 'n>(&self, field: impl Fn(usize) -> Option<&'n Node<'a>>) -> bool {
+        self.when.iter().any(|table| table.iter().all(|c| c.matches(field(c.head))))
     }
 }
 
@@ -182,20 +195,47 @@ impl Classify {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Rule { tag: r.tag, severity: r.severity_id, when })
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(Classify { rules, tags_field: config.tags_field.unwrap_or_else(|| "metadata_labels".into()) })
+            .collect::<Result<Vec<Rule>, String>>()?;
+        let tags_field = config.tags_field.unwrap_or_else(|| "metadata_labels".into());
+        let mut classify = Classify { rules, reads_tags: false, heads: Vec::new(), tags_field };
+        for condition in classify.rules.iter_mut().flat_map(|r| r.when.iter_mut().flatten()) {
+            let head = &condition.path[0];
+            condition.head = match classify.heads.iter().position(|h| h == head) {
+                Some(i) => i,
+                None => {
+                    classify.heads.push(head.clone());
+                    classify.heads.len() - 1
+                }
+            };
+            classify.reads_tags |= *head == classify.tags_field;
+        }
+        Ok(classify)
     }
 
     /// Adds the tags of the matching rules (a rule sees the tags of the rules
     /// before it) and raises `severity_id` to the highest of theirs.
     pub fn apply(&self, event: &mut Doc) {
-        let mut severity = None;
-        for rule in &self.rules {
-            if rule.when.iter().any(|table| table.iter().all(|c| c.matches(event.top()))) {
-                severity = severity.max(rule.severity);
+        let matched: Vec<&Rule> = if self.reads_tags {
+            let mut matched = Vec::new();
+            for rule in &self.rules {
+                let top = event.top();
+                if rule.matches(|head| top.get(&self.heads[head])) {
+                    add_tag(event, &self.tags_field, &rule.tag);
+                    matched.push(rule);
+                }
+            }
+            matched
+        } else {
+            // no rule reads the tags: each field is looked up once, and the tags added after
+            let top = event.top();
+            let fields: Vec<Option<&Node>> = self.heads.iter().map(|h| top.get(h)).collect();
+            let matched: Vec<&Rule> = self.rules.iter().filter(|r| r.matches(|head| fields[head])).collect();
+            for rule in &matched {
                 add_tag(event, &self.tags_field, &rule.tag);
             }
-        }
+            matched
+        };
+        let severity = matched.iter().map(|r| r.severity).max().flatten();
         if let Some(severity) = severity {
             // 99 (other) is not a level: a rule's severity replaces it
             let current = event.get("severity_id").and_then(Node::as_i64).filter(|s| *s != 99);
@@ -308,6 +348,22 @@ mod tests {
         // a failed sudo is both
         let out = classify(json!({}), json!({"class_uid": 3002, "status_id": 2, "process_name": "/usr/bin/sudo"}));
         assert_eq!(tags(&out), ["failed-authentication", "privileged-action"]);
+    }
+
+    #[test]
+    fn a_rule_sees_the_tags_of_the_rules_before_it() {
+        // `early` comes before `watch` and does not see it; `late` does
+        let config = json!({"rules": [
+            {"tag": "early", "when": [{"metadata_labels": "watch"}]},
+            {"tag": "watch", "severity_id": 5, "when": [{"metadata_labels": "failed-*", "actor_user_name": "root"}]},
+            {"tag": "late", "when": [{"metadata_labels": "watch"}]},
+        ]});
+        let root = json!({"class_uid": 3002, "status_id": 2, "actor_user_name": "root", "severity_id": 1});
+        let out = classify(config.clone(), root);
+        assert_eq!(tags(&out), ["failed-authentication", "watch", "late"]);
+        assert_eq!(out["severity_id"], 5);
+        let alice = classify(config, json!({"class_uid": 3002, "status_id": 2, "actor_user_name": "alice"}));
+        assert_eq!((tags(&alice), &alice["severity_id"]), (vec!["failed-authentication"], &json!(3)));
     }
 
     #[test]
