@@ -53,10 +53,6 @@ impl<'a> Node<'a> {
         }
     }
 
-    pub fn is_null(&self) -> bool {
-        matches!(self, Node::Null)
-    }
-
     /// A string as itself, a number as its JSON text (a lookup key, a glob's subject).
     pub fn text(&self) -> Option<Cow<'_, str>> {
         match self {
