@@ -806,7 +806,6 @@ fn work(
                     }
                 }
             }
-            drop(view);
             // the checked row goes to the last stream that takes it; earlier ones get copies
             let mut row = Some(row);
             let last = kept.len().saturating_sub(1);

@@ -473,17 +473,15 @@ fn check_types(name: &str, field: &Field, op: Op, values: &[Lit]) -> Result<(), 
     Ok(())
 }
 
-/// A checked event seen by conditions: its row, its source, and its
-/// `unmapped` JSON, parsed on first use.
+/// A checked event seen by conditions: its row and its source.
 pub struct RowView<'a> {
     pub row: &'a Row,
     pub source: &'a str,
-    unmapped: std::cell::OnceCell<Option<Value>>,
 }
 
 impl<'a> RowView<'a> {
     pub fn new(row: &'a Row, source: &'a str) -> Self {
-        RowView { row, source, unmapped: std::cell::OnceCell::new() }
+        RowView { row, source }
     }
 }
 
@@ -516,10 +514,11 @@ impl Values for RowView<'_> {
             },
             Field::Item(i, j) => self.row.item_values(*i, *j).into_iter().map(Lit::Str).collect(),
             Field::Unmapped(path) => {
-                let unmapped = self.unmapped.get_or_init(|| self.row.unmapped_json());
                 let mut out = Vec::new();
-                if let Some(v) = unmapped {
-                    json_atoms(v, path, &mut out);
+                if let Some((key, rest)) = path.split_first()
+                    && let Some(v) = self.row.unmapped_member(key)
+                {
+                    json_atoms(&v, rest, &mut out);
                 }
                 out
             }

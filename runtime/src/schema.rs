@@ -11,8 +11,9 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
@@ -195,7 +196,8 @@ pub enum CellRef<'a> {
 /// A core column's index: looked up for every key of every event, so hashed,
 /// not a scan of the columns.
 pub fn column_index(name: &str) -> Option<usize> {
-    static INDEX: LazyLock<std::collections::HashMap<&str, usize>> =
+    // foldhash: SipHash was a third of the schema check's own time
+    static INDEX: LazyLock<std::collections::HashMap<&str, usize, foldhash::fast::FixedState>> =
         LazyLock::new(|| COLUMNS.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect());
     INDEX.get(name).copied()
 }
@@ -258,12 +260,14 @@ impl Row {
         }
     }
 
-    /// The `unmapped` object, parsed.
-    pub fn unmapped_json(&self) -> Option<Value> {
-        match &self.cells[*UNMAPPED] {
-            Cell::Text(s) => serde_json::from_str(s).ok(),
-            _ => None,
-        }
+    /// The member `key` of the `unmapped` object, `None` when it has none.
+    /// Only that member is decoded: routing conditions read one or two keys
+    /// of an object of ten or more.
+    pub fn unmapped_member(&self, key: &str) -> Option<Value> {
+        let Cell::Text(text) = &self.cells[*UNMAPPED] else {
+            return None;
+        };
+        Member(key).deserialize(&mut serde_json::Deserializer::from_str(text)).ok().flatten()
     }
 
     pub fn partition_value(&self, key: &str) -> String {
@@ -314,42 +318,316 @@ fn kind_name(v: &Value) -> &'static str {
 }
 
 /// An event's top-level fields, decoded in one pass with the keys borrowed
-/// from the text: the values of the schema's columns by index, the rest as
-/// `unmapped`. A key given twice keeps its last value, as a map would.
+/// from the text: the values of the schema's columns by index, the
+/// `unmapped` column's members, and every other key's value as its text. A
+/// key given twice keeps its last value, as a map would.
 /// (Decoding into a `Map` first cost a key allocation and a tree insert per
 /// field, and the schema check was the largest of the host's costs.)
 struct TopLevel<'s>(&'s StreamSchema);
 
-type TopFields = (Vec<Option<Value>>, Map<String, Value>);
+struct TopFields<'de> {
+    known: Vec<Option<Value>>,
+    /// What the event gave as `unmapped` (null when it gave nothing).
+    nested: Nested<'de>,
+    /// The keys that are no column, in text order, with their values' text.
+    extra: Members<'de>,
+}
+
+/// An object's members: each key with its value's text.
+type Members<'de> = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+/// The `unmapped` column as the event gave it.
+enum Nested<'de> {
+    Null,
+    Object(Members<'de>),
+    /// Something other than an object: its JSON kind, for the error.
+    Other(&'static str),
+}
 
 impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
-    type Value = TopFields;
+    type Value = TopFields<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopFields, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<TopFields<'de>, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for TopLevel<'_> {
-    type Value = TopFields;
+    type Value = TopFields<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopFields, A::Error> {
-        let mut known: Vec<Option<Value>> = vec![None; self.0.len()];
-        let mut unmapped = Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopFields<'de>, A::Error> {
+        let mut fields = TopFields { known: vec![None; self.0.len()], nested: Nested::Null, extra: Vec::new() };
         while let Some(Key(key)) = map.next_key()? {
-            let value: Value = map.next_value()?;
             match self.0.index(&key) {
-                Some(i) => known[i] = Some(value),
-                None => {
-                    unmapped.insert(key.into_owned(), value);
+                Some(i) if i == *UNMAPPED => fields.nested = map.next_value()?,
+                Some(i) => fields.known[i] = Some(map.next_value()?),
+                None => fields.extra.push((key, map.next_value()?)),
+            }
+        }
+        Ok(fields)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nested<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NestedVisitor;
+        impl<'de> Visitor<'de> for NestedVisitor {
+            type Value = Nested<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Nested<'de>, E> {
+                Ok(Nested::Null)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Nested<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(Key(key)) = map.next_key()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Nested::Object(members))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Nested<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Nested::Other("array"))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Nested<'de>, E> {
+                Ok(Nested::Other("boolean"))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Nested<'de>, E> {
+                Ok(Nested::Other("number"))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Nested<'de>, E> {
+                Ok(Nested::Other("number"))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Nested<'de>, E> {
+                Ok(Nested::Other("number"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Nested<'de>, E> {
+                Ok(Nested::Other("string"))
+            }
+        }
+        deserializer.deserialize_any(NestedVisitor)
+    }
+}
+
+/// The `unmapped` column's text: the event's keys that are no column, then
+/// the members of the `unmapped` object it gave (plugins may nest what they
+/// keep there; a top-level key wins over a nested one of the same name), as
+/// one object with its keys in order, `None` when there are none.
+///
+/// The text is what encoding a `serde_json::Map` of the values would write,
+/// but most values are copied as they were written: each value's text is
+/// checked to be in that form ([`is_compact`]), and only one that is not is
+/// decoded and encoded again. (Decoding `unmapped` into a tree and encoding
+/// it again was about a third of the schema check.)
+fn unmapped_text(extra: Members, nested: Members) -> Result<Option<String>, String> {
+    // nested first, then top level, each in text order: after a stable sort by
+    // key, the last member of each run of one key is the one a map would keep
+    let mut members = nested;
+    members.extend(extra);
+    if members.is_empty() {
+        return Ok(None);
+    }
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    let size: usize = members.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'{');
+    for (i, (key, value)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|(next, _)| next == key) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, key.as_ref()).expect("writing to memory cannot fail");
+        out.push(b':');
+        let text = value.get();
+        if is_compact(text.as_bytes()) {
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            let value: Value = serde_json::from_str(text).map_err(|e| {
+                // the position would be within the value, not the event
+                let reason = e.to_string();
+                format!("field `{key}`: {}", reason.rsplit_once(" at line ").map_or(reason.as_str(), |(r, _)| r))
+            })?;
+            serde_json::to_writer(&mut out, &value).expect("writing to memory cannot fail");
+        }
+    }
+    out.push(b'}');
+    Ok(Some(String::from_utf8(out).expect("JSON text is UTF-8")))
+}
+
+/// Whether `text`, one valid JSON value, is exactly what serde_json writes
+/// for it once decoded into a `Value`: no white space, object keys without
+/// escapes in strictly ascending order (a `Map`'s order, no key twice),
+/// integers that decode as integers, and only the escapes serde_json writes.
+/// `false` is always safe: the value is then decoded and encoded again.
+fn is_compact(text: &[u8]) -> bool {
+    let mut at = 0;
+    compact_value(text, &mut at, 0) && at == text.len()
+}
+
+fn compact_value(text: &[u8], at: &mut usize, depth: usize) -> bool {
+    if depth > 100 {
+        return false;
+    }
+    match text.get(*at) {
+        Some(b'{') => {
+            *at += 1;
+            if text.get(*at) == Some(&b'}') {
+                *at += 1;
+                return true;
+            }
+            let mut previous: Option<&[u8]> = None;
+            loop {
+                let start = *at + 1;
+                if !compact_string(text, at) {
+                    return false;
+                }
+                let key = &text[start..*at - 1];
+                if key.contains(&b'\\') || previous.is_some_and(|p| p >= key) {
+                    return false;
+                }
+                previous = Some(key);
+                if text.get(*at) != Some(&b':') {
+                    return false;
+                }
+                *at += 1;
+                if !compact_value(text, at, depth + 1) {
+                    return false;
+                }
+                match text.get(*at) {
+                    Some(b',') => *at += 1,
+                    Some(b'}') => {
+                        *at += 1;
+                        return true;
+                    }
+                    _ => return false,
                 }
             }
         }
-        Ok((known, unmapped))
+        Some(b'[') => {
+            *at += 1;
+            if text.get(*at) == Some(&b']') {
+                *at += 1;
+                return true;
+            }
+            loop {
+                if !compact_value(text, at, depth + 1) {
+                    return false;
+                }
+                match text.get(*at) {
+                    Some(b',') => *at += 1,
+                    Some(b']') => {
+                        *at += 1;
+                        return true;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+        Some(b'"') => compact_string(text, at),
+        Some(b't') => literal(text, at, b"true"),
+        Some(b'f') => literal(text, at, b"false"),
+        Some(b'n') => literal(text, at, b"null"),
+        Some(b'-' | b'0'..=b'9') => {
+            // an integer of up to 18 digits is written back as it is; "-0",
+            // fractions and exponents would be written differently
+            let start = *at;
+            if text[start] == b'-' {
+                *at += 1;
+            }
+            let digits = *at;
+            while text.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            let n = *at - digits;
+            // (a fraction or exponent that follows is no `,`, `]` or `}`: refused)
+            (1..=18).contains(&n) && !(n > 1 && text[digits] == b'0') && &text[start..*at] != b"-0"
+        }
+        _ => false,
+    }
+}
+
+/// A string at `at` (its opening quote) with only the escapes serde_json
+/// writes: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, and `\u00xx`
+/// (lower-case hex) for the other control characters. Moves past it.
+fn compact_string(text: &[u8], at: &mut usize) -> bool {
+    if text.get(*at) != Some(&b'"') {
+        return false;
+    }
+    *at += 1;
+    loop {
+        // the text is valid JSON: a string has no raw control characters
+        match memchr::memchr2(b'"', b'\\', &text[*at..]) {
+            None => return false,
+            Some(i) if text[*at + i] == b'"' => {
+                *at += i + 1;
+                return true;
+            }
+            Some(i) => {
+                *at += i + 1;
+                match text.get(*at) {
+                    Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => *at += 1,
+                    Some(b'u') => {
+                        let digit = |c: u8| if c.is_ascii_digit() { c - b'0' } else { c - b'a' + 10 };
+                        let code = match text.get(*at + 1..*at + 5) {
+                            Some(&[b'0', b'0', high @ (b'0' | b'1'), low @ (b'0'..=b'9' | b'a'..=b'f')]) => {
+                                (high - b'0') * 16 + digit(low)
+                            }
+                            _ => return false,
+                        };
+                        // these five have the short escapes above
+                        if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                            return false;
+                        }
+                        *at += 5;
+                    }
+                    _ => return false,
+                }
+            }
+        }
+    }
+}
+
+fn literal(text: &[u8], at: &mut usize, word: &[u8]) -> bool {
+    let ok = text[*at..].starts_with(word);
+    *at += word.len();
+    ok
+}
+
+/// Decodes one member of an object, skipping the others.
+struct Member<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for Member<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Value>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Value>, A::Error> {
+        let mut found = None;
+        while let Some(Key(key)) = map.next_key()? {
+            if key == self.0 {
+                found = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -392,10 +670,19 @@ fn not_an_event(text: &str, error: serde_json::Error) -> String {
 pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSchema) -> Result<Row, String> {
     let mut decoder = serde_json::Deserializer::from_str(text);
     let decoded = TopLevel(schema).deserialize(&mut decoder).and_then(|fields| decoder.end().map(|()| fields));
-    let (known, mut unmapped) = decoded.map_err(|e| not_an_event(text, e))?;
+    let TopFields { known, mut nested, extra } = decoded.map_err(|e| not_an_event(text, e))?;
     let mut cells: Vec<Cell> = (0..schema.len()).map(|_| Cell::Null).collect();
+    let mut nested_members = Vec::new();
     // with several wrong fields, the reason names the first in column order
     for (i, value) in known.into_iter().enumerate() {
+        if i == *UNMAPPED {
+            match std::mem::replace(&mut nested, Nested::Null) {
+                Nested::Null => {}
+                Nested::Object(members) => nested_members = members,
+                Nested::Other(kind) => return Err(format!("field `unmapped`: expected an object, got {kind}")),
+            }
+            continue;
+        }
         let Some(value) = value.filter(|v| !v.is_null()) else {
             continue;
         };
@@ -416,18 +703,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSch
                     return Err(format!("field `{name}`: expected a string, got {}", kind_name(&other)));
                 }
             },
-            Kind::Json => match value {
-                Value::Object(m) => {
-                    // plugins may nest what they keep under `unmapped`; top-level extras join it
-                    for (k, v) in m {
-                        unmapped.entry(k).or_insert(v);
-                    }
-                    Cell::Null
-                }
-                other => {
-                    return Err(format!("field `{name}`: expected an object, got {}", kind_name(&other)));
-                }
-            },
+            Kind::Json => unreachable!("`unmapped` is the only JSON column"),
             Kind::StructList(fields) => Cell::StructList(struct_list(name, fields, &value)?),
         };
     }
@@ -440,9 +716,8 @@ pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSch
     if matches!(cells[*METADATA_LOG_NAME], Cell::Null) {
         cells[*METADATA_LOG_NAME] = Cell::Text(log_name.to_string());
     }
-    if !unmapped.is_empty() {
-        // `to_string` writes into a byte buffer; `Display` goes through `fmt`, about twice as slow
-        cells[*UNMAPPED] = Cell::Text(serde_json::to_string(&unmapped).expect("a JSON map serializes"));
+    if let Some(text) = unmapped_text(extra, nested_members)? {
+        cells[*UNMAPPED] = Cell::Text(text);
     }
     Ok(Row { cells })
 }
@@ -655,6 +930,11 @@ mod tests {
         assert_eq!(e("\"text\""), "event is a JSON string, not an object");
         assert_eq!(e(r#"{"time":"#), "event is not valid JSON: EOF while parsing a value at line 1 column 8");
         assert_eq!(e(r#"{"time":1} {}"#), "event is not valid JSON: trailing characters at line 1 column 12");
+        // `unmapped` values are copied as text when they can be: one that
+        // cannot be decoded is still refused, with its key named
+        assert_eq!(e(r#"{"time":1,"x":"\ud800"}"#), "field `x`: unexpected end of hex escape");
+        assert_eq!(e(r#"{"time":1,"unmapped":{"y":["\udc00"]}}"#), "field `y`: lone leading surrogate in hex escape");
+        assert_eq!(e(r#"{"time":1,"unmapped":[]}"#), "field `unmapped`: expected an object, got array");
     }
 
     /// As a map decode would: a key given twice keeps its last value, and a
@@ -670,7 +950,45 @@ mod tests {
         .unwrap();
         assert!(matches!(row.cell(column_index("message").unwrap()), CellRef::Text("second")));
         assert!(matches!(row.cell(column_index("actor_user_name").unwrap()), CellRef::Null));
-        assert_eq!(row.unmapped_json(), Some(serde_json::json!({"x": 2})));
+        assert!(matches!(row.cell(*UNMAPPED), CellRef::Text(r#"{"x":2}"#)));
+        assert_eq!(row.unmapped_member("x"), Some(serde_json::json!(2)));
+        assert_eq!(row.unmapped_member("y"), None);
+    }
+
+    /// The values `unmapped` copies as they are written, and the ones it
+    /// decodes and encodes again because serde_json would write them
+    /// differently (the fuzz test below checks the two agree).
+    #[test]
+    fn compact_values_are_copied_as_written() {
+        for text in [
+            r#"{"a":"x\"y\\z\n\u001f","b":[1,-2,{"c":null}],"c":{},"d":[],"e":true,"f":"é"}"#,
+            "123456789012345678",
+            "-7",
+            "0",
+        ] {
+            assert!(is_compact(text.as_bytes()), "{text}");
+        }
+        for text in [
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            // keys with escapes, even in order: `a"b` sorts before `a/`, `a\"b` after
+            r#"{"a\"b":1,"a/":2}"#,
+            r#"{"a/":1,"a\"b":2}"#,
+            r#"{"\u0061":1}"#,
+            r#"{"a": 1}"#,
+            "[1, 2]",
+            "1.5",
+            "1e5",
+            "-0",
+            "1234567890123456789",
+            r#""\/""#,
+            r#""\u000d""#,
+            r#""\u0008""#,
+            r#""\u001F""#,
+            r#""\u00e9""#,
+        ] {
+            assert!(!is_compact(text.as_bytes()), "{text}");
+        }
     }
 
     /// docs/schema.md documents every column, in order, with its type.
@@ -804,8 +1122,152 @@ mod tests {
             assert_eq!((batch.num_rows(), hashes.len()), (rows, rows));
         }
 
+        /// A JSON value with a choice of how it is written: keys in any
+        /// order and possibly twice, white space, escapes serde_json would
+        /// not write, numbers as any text JSON allows.
+        #[derive(Debug, Clone)]
+        enum Written {
+            Literal(&'static str),
+            Number(String),
+            Text(String, Escapes),
+            Array(Vec<Written>),
+            /// Members in this order, and whether white space follows `:` and `,`.
+            Object(Vec<(String, Escapes, Written)>, bool),
+        }
+
+        /// How a string is written.
+        #[derive(Debug, Clone, Copy)]
+        enum Escapes {
+            /// As serde_json writes it.
+            Usual,
+            /// Every character as `\uXXXX`, upper-case.
+            Upper,
+            /// Every character as `\uxxxx`, lower-case.
+            Lower,
+            /// `/` as `\/`, the rest as usual.
+            Solidus,
+        }
+
+        fn write_string(out: &mut String, s: &str, escapes: Escapes) {
+            match escapes {
+                Escapes::Usual => out.push_str(&serde_json::to_string(s).unwrap()),
+                Escapes::Solidus => out.push_str(&serde_json::to_string(s).unwrap().replace('/', "\\/")),
+                Escapes::Upper | Escapes::Lower => {
+                    out.push('"');
+                    for unit in s.encode_utf16() {
+                        match escapes {
+                            Escapes::Upper => out.push_str(&format!("\\u{unit:04X}")),
+                            _ => out.push_str(&format!("\\u{unit:04x}")),
+                        }
+                    }
+                    out.push('"');
+                }
+            }
+        }
+
+        fn escapes() -> impl Strategy<Value = Escapes> {
+            prop::sample::select(vec![Escapes::Usual, Escapes::Usual, Escapes::Upper, Escapes::Lower, Escapes::Solidus])
+        }
+
+        impl Written {
+            fn write(&self, out: &mut String) {
+                match self {
+                    Written::Literal(s) => out.push_str(s),
+                    Written::Number(s) => out.push_str(s),
+                    Written::Text(s, escapes) => write_string(out, s, *escapes),
+                    Written::Array(items) => {
+                        out.push('[');
+                        for (i, item) in items.iter().enumerate() {
+                            if i > 0 {
+                                out.push(',');
+                            }
+                            item.write(out);
+                        }
+                        out.push(']');
+                    }
+                    Written::Object(members, spaced) => {
+                        out.push('{');
+                        for (i, (key, escapes, value)) in members.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(if *spaced { ", " } else { "," });
+                            }
+                            write_string(out, key, *escapes);
+                            out.push_str(if *spaced { ": " } else { ":" });
+                            value.write(out);
+                        }
+                        out.push('}');
+                    }
+                }
+            }
+        }
+
+        /// Few keys, so that they repeat and collide; some need escapes.
+        fn member_key() -> impl Strategy<Value = String> {
+            prop::sample::select(vec!["a", "b", "ab", "B", "é", "a\"b", "t\u{1}", "a/", "pipeline", "time", "unmapped"])
+                .prop_map(String::from)
+        }
+
+        fn written() -> impl Strategy<Value = Written> {
+            let leaf = prop_oneof![
+                prop::sample::select(vec!["null", "true", "false"]).prop_map(Written::Literal),
+                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?".prop_map(Written::Number),
+                ("[a-z\"\\\\/\u{0}-\u{1f}\u{7f}é€😀]{0,6}", escapes()).prop_map(|(s, e)| Written::Text(s, e)),
+            ];
+            leaf.prop_recursive(4, 24, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Written::Array),
+                    (prop::collection::vec((member_key(), escapes(), inner), 0..5), any::<bool>())
+                        .prop_map(|(m, spaced)| Written::Object(m, spaced)),
+                ]
+            })
+        }
+
+        /// What `unmapped` held when the schema check decoded the event into
+        /// a map and encoded the keys that are no column.
+        fn unmapped_by_map(text: &str) -> Option<String> {
+            let event: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+            let mut unmapped = serde_json::Map::new();
+            let mut nested = serde_json::Map::new();
+            for (key, value) in event {
+                match (key.as_str(), value) {
+                    ("unmapped", Value::Object(m)) => nested = m,
+                    (k, value) if column_index(k).is_none() => {
+                        unmapped.insert(key, value);
+                    }
+                    _ => {}
+                }
+            }
+            for (key, value) in nested {
+                unmapped.entry(key).or_insert(value);
+            }
+            (!unmapped.is_empty()).then(|| serde_json::to_string(&unmapped).unwrap())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// `unmapped` is exactly what encoding a map of the values wrote,
+            /// however the plugin wrote them.
+            #[test]
+            fn unmapped_is_what_a_map_encodes(
+                top in prop::collection::vec((member_key(), escapes(), written()), 0..5),
+                nested in prop::option::of((prop::collection::vec((member_key(), escapes(), written()), 0..5), any::<bool>())),
+            ) {
+                let top: Vec<_> = top.into_iter().filter(|(k, _, _)| k != "time" && k != "unmapped").collect();
+                let mut members = vec![("time".to_string(), Escapes::Usual, Written::Number("1".into()))];
+                members.extend(top);
+                if let Some((nested, spaced)) = nested {
+                    members.push(("unmapped".into(), Escapes::Usual, Written::Object(nested, spaced)));
+                }
+                let mut text = String::new();
+                Written::Object(members, false).write(&mut text);
+                let row = check_event(&text, 1, "fuzz", &CORE).unwrap();
+                let unmapped = match row.cell(*UNMAPPED) {
+                    CellRef::Text(t) => Some(t.to_string()),
+                    _ => None,
+                };
+                prop_assert_eq!(unmapped, unmapped_by_map(&text), "event {}", text);
+            }
 
             #[test]
             fn fuzz_plugin_output_events(events in prop::collection::vec(

@@ -55,9 +55,29 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// by ~90 MiB over a 300 s commit interval.
 const OPEN_ROW_GROUPS: usize = 1024;
 
+/// Columns whose values (nearly) never repeat: ids, hashes, times. A
+/// dictionary would hash every value and then be dropped for plain encoding
+/// once it outgrew its page, so they are written plain from the start.
+const UNIQUE_COLUMNS: &[&str] = &[
+    "time",
+    "observed_time",
+    "seq",
+    crate::integrity::canonical::EVENT_HASH,
+    "metadata_uid",
+    "api_request_uid",
+    "trace_id",
+    "span_id",
+    "unmapped",
+    "message",
+];
+
 /// How every Parquet file of the archive is written.
 pub fn writer_properties(zstd_level: i32) -> anyhow::Result<WriterProperties> {
-    Ok(WriterProperties::builder()
+    let mut builder = WriterProperties::builder();
+    for column in UNIQUE_COLUMNS {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    Ok(builder
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level)?))
         // min/max per column chunk; per page (the page index) only for
         // `time`, the column whose pages a time-range query skips: a page
