@@ -28,6 +28,7 @@ const TOOLCHAIN: &str = include_str!("../../rust-toolchain.toml");
 const RUST_SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
 const RUST_SDK_JSON: &str = include_str!("../../plugins/sdk/src/json.rs");
 const RUST_SDK_FUZZ: &str = include_str!("../../plugins/sdk/src/fuzz.rs");
+const RUST_SDK_MEM: &str = include_str!("../../plugins/sdk/src/mem.rs");
 const C_SDK_H: &str = include_str!("../../plugins/sdk-c/sluice_plugin.h");
 const C_SDK_C: &str = include_str!("../../plugins/sdk-c/sluice_plugin.c");
 const PYTHON_SDK: &str = include_str!("../../plugins/sdk-python/sluice_plugin.py");
@@ -138,6 +139,7 @@ pub fn new(dir: &Path, name: &str, lang: Lang) -> anyhow::Result<Vec<String>> {
             files.push(("sdk/src/lib.rs".into(), RUST_SDK_LIB.replace("\"../../wit/v0.1.0\"", "\"../wit\"")));
             files.push(("sdk/src/json.rs".into(), RUST_SDK_JSON.into()));
             files.push(("sdk/src/fuzz.rs".into(), RUST_SDK_FUZZ.into()));
+            files.push(("sdk/src/mem.rs".into(), RUST_SDK_MEM.into()));
             files.push((".gitignore".into(), "/target\n*.wasm\n".into()));
         }
         Lang::C => {

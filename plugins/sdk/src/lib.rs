@@ -28,6 +28,7 @@
 
 pub mod fuzz;
 pub mod json;
+pub mod mem;
 
 use serde_json::{Map, Value};
 
