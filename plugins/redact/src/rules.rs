@@ -13,7 +13,7 @@
 use crate::checks;
 use crate::keys::{KeyClass, KeyPattern, KeySpec, Keys, normalize};
 use aho_corasick::AhoCorasick;
-use regex::{Captures, Regex};
+use regex::{Captures, Match, Regex};
 use serde::Deserialize;
 
 /// The default rule set, shipped with the plugin.
@@ -282,13 +282,26 @@ impl Rule {
             return spans;
         }
         for pattern in &self.patterns {
-            for caps in pattern.captures_iter(text) {
-                if self.check == Check::Block {
+            if self.check == Check::Block {
+                for caps in pattern.captures_iter(text) {
                     for (start, end) in block_values(&caps, text, keys) {
                         self.keep(text, start, end, masked, allow, &mut spans);
                     }
-                } else if let Some((start, end)) = self.accept(&caps, text, keys) {
-                    self.keep(text, start, end, masked, allow, &mut spans);
+                }
+            } else if pattern.captures_len() == 1 {
+                // no groups: the whole match is all there is to read, and
+                // finding it needs no capture engine (the entropy, card and
+                // IBAN rules, which run on most strings)
+                for whole in pattern.find_iter(text) {
+                    if let Some((start, end)) = self.accept(&Found::Whole(whole), text, keys) {
+                        self.keep(text, start, end, masked, allow, &mut spans);
+                    }
+                }
+            } else {
+                for caps in pattern.captures_iter(text) {
+                    if let Some((start, end)) = self.accept(&Found::Groups(caps), text, keys) {
+                        self.keep(text, start, end, masked, allow, &mut spans);
+                    }
                 }
             }
         }
@@ -324,8 +337,8 @@ impl Rule {
     }
 
     /// The span to replace for one match, or `None` to leave it.
-    fn accept(&self, caps: &Captures, text: &str, keys: &Keys) -> Option<(usize, usize)> {
-        let whole = caps.get(0)?;
+    fn accept(&self, caps: &Found, text: &str, keys: &Keys) -> Option<(usize, usize)> {
+        let whole = caps.whole();
         let group = ["s", "s1", "s2", "s3", "s4", "s5", "s6"].iter().find_map(|n| caps.name(n));
         let (mut start, mut end) = group.map_or((whole.start(), whole.end()), |m| (m.start(), m.end()));
         match self.check {
@@ -464,6 +477,30 @@ impl Rule {
             }
         }
         (start < end).then_some((start, end))
+    }
+}
+
+/// One match of a rule's pattern.
+enum Found<'h> {
+    /// The pattern has groups: all of them.
+    Groups(Captures<'h>),
+    /// The pattern has none: the match.
+    Whole(Match<'h>),
+}
+
+impl<'h> Found<'h> {
+    fn whole(&self) -> Match<'h> {
+        match self {
+            Found::Groups(caps) => caps.get(0).expect("group 0 is the match"),
+            Found::Whole(m) => *m,
+        }
+    }
+
+    fn name(&self, name: &str) -> Option<Match<'h>> {
+        match self {
+            Found::Groups(caps) => caps.name(name),
+            Found::Whole(_) => None,
+        }
     }
 }
 
