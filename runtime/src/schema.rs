@@ -331,6 +331,9 @@ struct TopFields<'de> {
     nested: Nested<'de>,
     /// The keys that are no column, in text order, with their values' text.
     extra: Members<'de>,
+    /// The members of an `unmapped` object that a later `unmapped` replaced:
+    /// checked as the event's decoding checked them, then dropped.
+    replaced: Members<'de>,
 }
 
 /// An object's members: each key with its value's text.
@@ -360,10 +363,19 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopFields<'de>, A::Error> {
-        let mut fields = TopFields { known: vec![None; self.0.len()], nested: Nested::Null, extra: Vec::new() };
+        let mut fields = TopFields {
+            known: vec![None; self.0.len()],
+            nested: Nested::Null,
+            extra: Vec::new(),
+            replaced: Vec::new(),
+        };
         while let Some(Key(key)) = map.next_key()? {
             match self.0.index(&key) {
-                Some(i) if i == *UNMAPPED => fields.nested = map.next_value()?,
+                Some(i) if i == *UNMAPPED => {
+                    if let Nested::Object(members) = std::mem::replace(&mut fields.nested, map.next_value()?) {
+                        fields.replaced.extend(members);
+                    }
+                }
                 Some(i) => fields.known[i] = Some(map.next_value()?),
                 None => fields.extra.push((key, map.next_value()?)),
             }
@@ -391,7 +403,8 @@ impl<'de> Deserialize<'de> for Nested<'de> {
                 Ok(Nested::Object(members))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Nested<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                // decoded, not skipped: skipping does not refuse a lone surrogate
+                while seq.next_element::<Value>()?.is_some() {}
                 Ok(Nested::Other("array"))
             }
             fn visit_bool<E>(self, _: bool) -> Result<Nested<'de>, E> {
@@ -424,20 +437,35 @@ impl<'de> Deserialize<'de> for Nested<'de> {
 /// checked to be in that form ([`is_compact`]), and only one that is not is
 /// decoded and encoded again. (Decoding `unmapped` into a tree and encoding
 /// it again was about a third of the schema check.)
-fn unmapped_text(extra: Members, nested: Members) -> Result<Option<String>, String> {
+///
+/// Capturing a value's text checks less than decoding it (not lone
+/// surrogates, the range of numbers or the depth of nesting), so every value
+/// that is not copied is decoded, including the ones a later key replaced:
+/// the event is refused exactly when decoding it whole would have refused it.
+fn unmapped_text(extra: Members, nested: Members, replaced: Members) -> Result<Option<String>, String> {
+    for (key, value) in &replaced {
+        if !is_compact(value.get().as_bytes()) {
+            decode_member(key, value.get(), NESTED_DEPTH)?;
+        }
+    }
     // nested first, then top level, each in text order: after a stable sort by
     // key, the last member of each run of one key is the one a map would keep
-    let mut members = nested;
-    members.extend(extra);
+    let mut members: Vec<_> = nested.into_iter().map(|(k, v)| (k, v, NESTED_DEPTH)).collect();
+    members.extend(extra.into_iter().map(|(k, v)| (k, v, TOP_DEPTH)));
     if members.is_empty() {
         return Ok(None);
     }
     members.sort_by(|a, b| a.0.cmp(&b.0));
-    let size: usize = members.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum();
+    let size: usize = members.iter().map(|(k, v, _)| k.len() + v.get().len() + 4).sum();
     let mut out = Vec::with_capacity(size + 2);
     out.push(b'{');
-    for (i, (key, value)) in members.iter().enumerate() {
-        if members.get(i + 1).is_some_and(|(next, _)| next == key) {
+    for (i, (key, value, depth)) in members.iter().enumerate() {
+        let text = value.get();
+        let compact = is_compact(text.as_bytes());
+        if members.get(i + 1).is_some_and(|(next, ..)| next == key) {
+            if !compact {
+                decode_member(key, text, *depth)?;
+            }
             continue;
         }
         if out.len() > 1 {
@@ -445,20 +473,36 @@ fn unmapped_text(extra: Members, nested: Members) -> Result<Option<String>, Stri
         }
         serde_json::to_writer(&mut out, key.as_ref()).expect("writing to memory cannot fail");
         out.push(b':');
-        let text = value.get();
-        if is_compact(text.as_bytes()) {
+        if compact {
             out.extend_from_slice(text.as_bytes());
         } else {
-            let value: Value = serde_json::from_str(text).map_err(|e| {
-                // the position would be within the value, not the event
-                let reason = e.to_string();
-                format!("field `{key}`: {}", reason.rsplit_once(" at line ").map_or(reason.as_str(), |(r, _)| r))
-            })?;
+            let value = decode_member(key, text, *depth)?;
             serde_json::to_writer(&mut out, &value).expect("writing to memory cannot fail");
         }
     }
     out.push(b'}');
     Ok(Some(String::from_utf8(out).expect("JSON text is UTF-8")))
+}
+
+/// How deep in the event a top-level key's value is, and a member of the
+/// `unmapped` object: inside one object, and inside two.
+const TOP_DEPTH: usize = 1;
+const NESTED_DEPTH: usize = 2;
+
+/// Decodes the value of `key` as decoding the whole event would have, where
+/// it is `depth` objects deep: it is decoded inside as many arrays, so that
+/// serde_json's limit on nesting counts those levels as it did.
+fn decode_member(key: &str, text: &str, depth: usize) -> Result<Value, String> {
+    let wrapped = format!("{}{text}{}", "[".repeat(depth), "]".repeat(depth));
+    let mut value: Value = serde_json::from_str(&wrapped).map_err(|e| {
+        // the position would be within the value, not the event
+        let reason = e.to_string();
+        format!("field `{key}`: {}", reason.rsplit_once(" at line ").map_or(reason.as_str(), |(r, _)| r))
+    })?;
+    for _ in 0..depth {
+        value = value.as_array_mut().and_then(Vec::pop).expect("the value was wrapped in arrays");
+    }
+    Ok(value)
 }
 
 /// Whether `text`, one valid JSON value, is exactly what serde_json writes
@@ -670,16 +714,20 @@ fn not_an_event(text: &str, error: serde_json::Error) -> String {
 pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSchema) -> Result<Row, String> {
     let mut decoder = serde_json::Deserializer::from_str(text);
     let decoded = TopLevel(schema).deserialize(&mut decoder).and_then(|fields| decoder.end().map(|()| fields));
-    let TopFields { known, mut nested, extra } = decoded.map_err(|e| not_an_event(text, e))?;
+    let TopFields { known, nested, extra, replaced } = decoded.map_err(|e| not_an_event(text, e))?;
+    let (nested, not_an_object) = match nested {
+        Nested::Null => (Vec::new(), None),
+        Nested::Object(members) => (members, None),
+        Nested::Other(kind) => (Vec::new(), Some(kind)),
+    };
+    // first, as decoding the whole event refused what it could not decode first
+    let unmapped = unmapped_text(extra, nested, replaced)?;
     let mut cells: Vec<Cell> = (0..schema.len()).map(|_| Cell::Null).collect();
-    let mut nested_members = Vec::new();
     // with several wrong fields, the reason names the first in column order
     for (i, value) in known.into_iter().enumerate() {
         if i == *UNMAPPED {
-            match std::mem::replace(&mut nested, Nested::Null) {
-                Nested::Null => {}
-                Nested::Object(members) => nested_members = members,
-                Nested::Other(kind) => return Err(format!("field `unmapped`: expected an object, got {kind}")),
+            if let Some(kind) = not_an_object {
+                return Err(format!("field `unmapped`: expected an object, got {kind}"));
             }
             continue;
         }
@@ -716,7 +764,7 @@ pub fn check_event(text: &str, observed: i64, log_name: &str, schema: &StreamSch
     if matches!(cells[*METADATA_LOG_NAME], Cell::Null) {
         cells[*METADATA_LOG_NAME] = Cell::Text(log_name.to_string());
     }
-    if let Some(text) = unmapped_text(extra, nested_members)? {
+    if let Some(text) = unmapped {
         cells[*UNMAPPED] = Cell::Text(text);
     }
     Ok(Row { cells })
@@ -991,6 +1039,41 @@ mod tests {
         }
     }
 
+    /// An event is refused exactly when decoding it whole is, although the
+    /// values of `unmapped` are captured as text, which checks less: values
+    /// that a later key replaces, lone surrogates, numbers out of range, and
+    /// nesting as deep as serde_json allows in the whole event and no deeper.
+    #[test]
+    fn unmapped_values_are_refused_as_decoding_the_event_refuses_them() {
+        let deep = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        let events = [
+            r#"{"time":1,"x":"\ud800","x":1}"#.to_string(),
+            r#"{"time":1,"x":1,"unmapped":{"x":"\udc00"}}"#.to_string(),
+            r#"{"time":1,"unmapped":{"a":1e999},"unmapped":null}"#.to_string(),
+            r#"{"time":1,"unmapped":{"a":"\ud800"},"unmapped":{"b":1}}"#.to_string(),
+            r#"{"time":1,"unmapped":["\ud800"]}"#.to_string(),
+            r#"{"time":1,"x":1e999}"#.to_string(),
+            r#"{"time":1,"x":[1.5,"\u00e9\/"]}"#.to_string(),
+            format!(r#"{{"time":1,"x":{},"x":1}}"#, deep(10_000)),
+        ];
+        let mut events = events.to_vec();
+        for levels in [100, 101, 124, 125, 126, 127] {
+            events.push(format!(r#"{{"time":1,"x":{}}}"#, deep(levels)));
+            events.push(format!(r#"{{"time":1,"x":{},"x":1}}"#, deep(levels)));
+            events.push(format!(r#"{{"time":1,"unmapped":{{"x":{}}}}}"#, deep(levels)));
+        }
+        let mut refused = 0;
+        for event in &events {
+            let whole = serde_json::from_str::<serde_json::Map<String, Value>>(event);
+            let checked = check_event(event, 0, "s", &CORE);
+            assert_eq!(checked.is_ok(), whole.is_ok(), "{}: {checked:?}", &event[..event.len().min(80)]);
+            refused += usize::from(checked.is_err());
+        }
+        // the first 8 but `[1.5, ...]`; the limit falls between 126 and 127
+        // levels for a top-level value (kept or replaced), 125 and 126 nested
+        assert_eq!(refused, 7 + 1 + 1 + 2);
+    }
+
     /// docs/schema.md documents every column, in order, with its type.
     #[test]
     fn schema_doc_matches_the_files() {
@@ -1146,12 +1229,19 @@ mod tests {
             Lower,
             /// `/` as `\/`, the rest as usual.
             Solidus,
+            /// As usual, then a lone surrogate: not valid, refused.
+            Lone,
         }
 
         fn write_string(out: &mut String, s: &str, escapes: Escapes) {
             match escapes {
                 Escapes::Usual => out.push_str(&serde_json::to_string(s).unwrap()),
                 Escapes::Solidus => out.push_str(&serde_json::to_string(s).unwrap().replace('/', "\\/")),
+                Escapes::Lone => {
+                    let usual = serde_json::to_string(s).unwrap();
+                    out.push_str(&usual[..usual.len() - 1]);
+                    out.push_str("\\ud800\"");
+                }
                 Escapes::Upper | Escapes::Lower => {
                     out.push('"');
                     for unit in s.encode_utf16() {
@@ -1166,7 +1256,15 @@ mod tests {
         }
 
         fn escapes() -> impl Strategy<Value = Escapes> {
-            prop::sample::select(vec![Escapes::Usual, Escapes::Usual, Escapes::Upper, Escapes::Lower, Escapes::Solidus])
+            prop::sample::select(vec![
+                Escapes::Usual,
+                Escapes::Usual,
+                Escapes::Usual,
+                Escapes::Upper,
+                Escapes::Lower,
+                Escapes::Solidus,
+                Escapes::Lone,
+            ])
         }
 
         impl Written {
@@ -1210,7 +1308,7 @@ mod tests {
         fn written() -> impl Strategy<Value = Written> {
             let leaf = prop_oneof![
                 prop::sample::select(vec!["null", "true", "false"]).prop_map(Written::Literal),
-                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,2})?".prop_map(Written::Number),
+                "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{1,3})?([eE][+-]?[0-9]{1,3})?".prop_map(Written::Number),
                 ("[a-z\"\\\\/\u{0}-\u{1f}\u{7f}é€😀]{0,6}", escapes()).prop_map(|(s, e)| Written::Text(s, e)),
             ];
             leaf.prop_recursive(4, 24, 5, |inner| {
@@ -1247,7 +1345,8 @@ mod tests {
             #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
             /// `unmapped` is exactly what encoding a map of the values wrote,
-            /// however the plugin wrote them.
+            /// however the plugin wrote them, and an event is refused exactly
+            /// when decoding it whole is (lone surrogates, numbers out of range).
             #[test]
             fn unmapped_is_what_a_map_encodes(
                 top in prop::collection::vec((member_key(), escapes(), written()), 0..5),
@@ -1261,12 +1360,16 @@ mod tests {
                 }
                 let mut text = String::new();
                 Written::Object(members, false).write(&mut text);
-                let row = check_event(&text, 1, "fuzz", &CORE).unwrap();
-                let unmapped = match row.cell(*UNMAPPED) {
-                    CellRef::Text(t) => Some(t.to_string()),
-                    _ => None,
-                };
-                prop_assert_eq!(unmapped, unmapped_by_map(&text), "event {}", text);
+                let checked = check_event(&text, 1, "fuzz", &CORE);
+                let whole = serde_json::from_str::<serde_json::Map<String, Value>>(&text);
+                prop_assert_eq!(checked.is_ok(), whole.is_ok(), "event {}: {:?}", text, checked);
+                if let Ok(row) = checked {
+                    let unmapped = match row.cell(*UNMAPPED) {
+                        CellRef::Text(t) => Some(t.to_string()),
+                        _ => None,
+                    };
+                    prop_assert_eq!(unmapped, unmapped_by_map(&text), "event {}", text);
+                }
             }
 
             #[test]
