@@ -131,6 +131,21 @@ fn integrity_attacks_on_files_are_detected() {
     fs::write(&f, bytes).unwrap();
     detected(&s.verify(&x, &[]), &["[sha256]"]);
 
+    // flipped bits all over a file's footer (the metadata the reader trusts
+    // for offsets, on which the Parquet reader may panic instead of failing)
+    let x = s.copy("footer");
+    let f = files(&x.join("a"))[0].clone();
+    let mut bytes = fs::read(&f).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize;
+    let end = bytes.len() - 8;
+    for at in (end - footer..end).step_by(7) {
+        bytes[at] ^= 0x40;
+    }
+    fs::write(&f, bytes).unwrap();
+    let run = s.verify(&x, &[]);
+    detected(&run, &["[sha256]", "[parquet]"]);
+    assert!(!run.stderr.contains("panicked") || run.stdout.contains("unreadable"), "{run}");
+
     // a row edited and the file re-encoded validly (pyarrow), hashes kept
     let x = s.copy("edit");
     let f = files(&x.join("a"))[0].clone();

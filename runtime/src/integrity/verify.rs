@@ -353,7 +353,20 @@ async fn verify_stream(
                 format!("file bytes changed (sha256 {digest}, {} bytes)", bytes.len()),
             );
         }
-        check_rows(bytes, entry, &subject, ctx, counts, &mut all_seqs);
+        // the Parquet reader can panic on corrupt bytes (a flipped bit in the
+        // footer: "column start and length should not be negative") instead
+        // of failing: a tampered file is reported, it never ends the check
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_rows(bytes, entry, &subject, ctx, counts, &mut all_seqs)
+        }));
+        if let Err(panic) = checked {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ctx.problem(subject, "parquet", format!("unreadable: the Parquet reader failed: {why}"));
+        }
     }
     check_sequence(all_seqs, retired_ranges, ctx);
 
