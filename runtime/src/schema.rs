@@ -520,53 +520,33 @@ fn compact_value(text: &[u8], at: &mut usize, depth: usize) -> bool {
         return false;
     }
     match text.get(*at) {
-        Some(b'{') => {
+        Some(&open @ (b'{' | b'[')) => {
+            let (object, close) = if open == b'{' { (true, b'}') } else { (false, b']') };
             *at += 1;
-            if text.get(*at) == Some(&b'}') {
+            if text.get(*at) == Some(&close) {
                 *at += 1;
                 return true;
             }
             let mut previous: Option<&[u8]> = None;
             loop {
-                let start = *at + 1;
-                if !compact_string(text, at) {
-                    return false;
-                }
-                let key = &text[start..*at - 1];
-                if key.contains(&b'\\') || previous.is_some_and(|p| p >= key) {
-                    return false;
-                }
-                previous = Some(key);
-                if text.get(*at) != Some(&b':') {
-                    return false;
-                }
-                *at += 1;
-                if !compact_value(text, at, depth + 1) {
-                    return false;
-                }
-                match text.get(*at) {
-                    Some(b',') => *at += 1,
-                    Some(b'}') => {
-                        *at += 1;
-                        return true;
+                if object {
+                    let start = *at + 1;
+                    if !compact_string(text, at) {
+                        return false;
                     }
-                    _ => return false,
+                    let key = &text[start..*at - 1];
+                    if key.contains(&b'\\') || previous.is_some_and(|p| p >= key) || text.get(*at) != Some(&b':') {
+                        return false;
+                    }
+                    previous = Some(key);
+                    *at += 1;
                 }
-            }
-        }
-        Some(b'[') => {
-            *at += 1;
-            if text.get(*at) == Some(&b']') {
-                *at += 1;
-                return true;
-            }
-            loop {
                 if !compact_value(text, at, depth + 1) {
                     return false;
                 }
                 match text.get(*at) {
                     Some(b',') => *at += 1,
-                    Some(b']') => {
+                    Some(&c) if c == close => {
                         *at += 1;
                         return true;
                     }
