@@ -29,6 +29,7 @@ const RUST_SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
 const RUST_SDK_JSON: &str = include_str!("../../plugins/sdk/src/json.rs");
 const RUST_SDK_FUZZ: &str = include_str!("../../plugins/sdk/src/fuzz.rs");
 const RUST_SDK_MEM: &str = include_str!("../../plugins/sdk/src/mem.rs");
+const RUST_SDK_TREE: &str = include_str!("../../plugins/sdk/src/tree.rs");
 const C_SDK_H: &str = include_str!("../../plugins/sdk-c/sluice_plugin.h");
 const C_SDK_C: &str = include_str!("../../plugins/sdk-c/sluice_plugin.c");
 const PYTHON_SDK: &str = include_str!("../../plugins/sdk-python/sluice_plugin.py");
@@ -140,6 +141,7 @@ pub fn new(dir: &Path, name: &str, lang: Lang) -> anyhow::Result<Vec<String>> {
             files.push(("sdk/src/json.rs".into(), RUST_SDK_JSON.into()));
             files.push(("sdk/src/fuzz.rs".into(), RUST_SDK_FUZZ.into()));
             files.push(("sdk/src/mem.rs".into(), RUST_SDK_MEM.into()));
+            files.push(("sdk/src/tree.rs".into(), RUST_SDK_TREE.into()));
             files.push((".gitignore".into(), "/target\n*.wasm\n".into()));
         }
         Lang::C => {

@@ -9,140 +9,8 @@
 //! input text with the new keys written before its closing brace, and the
 //! whole event is encoded again only when a key the text already had changed.
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Number, Value};
+pub use sluice_plugin_sdk::tree::{Node, Object};
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt;
-
-/// A JSON value; strings borrow from the event's text unless they had escapes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Node<'a> {
-    Null,
-    Bool(bool),
-    Number(Number),
-    String(Cow<'a, str>),
-    Array(Vec<Node<'a>>),
-    Object(Object<'a>),
-}
-
-/// A JSON object: members sorted by key, one per key.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Object<'a>(Vec<(Cow<'a, str>, Node<'a>)>);
-
-impl<'a> Node<'a> {
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Node::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Node::Number(n) => n.as_i64(),
-            _ => None,
-        }
-    }
-
-    pub fn as_object(&self) -> Option<&Object<'a>> {
-        match self {
-            Node::Object(o) => Some(o),
-            _ => None,
-        }
-    }
-
-    /// A string as itself, a number as its JSON text (a lookup key, a glob's subject).
-    pub fn text(&self) -> Option<Cow<'_, str>> {
-        match self {
-            Node::String(s) => Some(Cow::Borrowed(s)),
-            Node::Number(n) => Some(Cow::Owned(n.to_string())),
-            _ => None,
-        }
-    }
-}
-
-impl From<&Value> for Node<'static> {
-    fn from(value: &Value) -> Self {
-        match value {
-            Value::Null => Node::Null,
-            Value::Bool(b) => Node::Bool(*b),
-            Value::Number(n) => Node::Number(n.clone()),
-            Value::String(s) => Node::String(Cow::Owned(s.clone())),
-            Value::Array(items) => Node::Array(items.iter().map(Node::from).collect()),
-            Value::Object(map) => Node::Object(
-                Object::from_members(map.iter().map(|(k, v)| (Cow::Owned(k.clone()), Node::from(v))).collect()).0,
-            ),
-        }
-    }
-}
-
-impl<'a> From<String> for Node<'a> {
-    fn from(s: String) -> Self {
-        Node::String(Cow::Owned(s))
-    }
-}
-
-impl<'a> Object<'a> {
-    /// Sorts decoded members by key; of a key given twice, the last stays
-    /// (and the flag says so).
-    fn from_members(mut members: Vec<(Cow<'a, str>, Node<'a>)>) -> (Self, bool) {
-        let before = members.len();
-        if !members.is_sorted_by(|a, b| a.0 < b.0) {
-            // stable: members with one key keep their text order
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            members.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    std::mem::swap(&mut later.1, &mut kept.1);
-                }
-                same
-            });
-        }
-        let repeated = members.len() < before;
-        (Object(members), repeated)
-    }
-
-    fn find(&self, key: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key))
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
-        self.find(key).ok().map(|i| &self.0[i].1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Members in key order (the order serde_json's `Map` iterates in).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node<'a>)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
-    }
-
-    /// The value at a dotted path through objects; a null counts as absent,
-    /// and a path through something else is an error naming where.
-    pub fn path(&self, path: &str) -> Result<Option<&Node<'a>>, String> {
-        let mut current = self;
-        let mut walked = 0;
-        let mut parts = path.split('.').peekable();
-        while let Some(part) = parts.next() {
-            walked += part.len() + 1;
-            match current.get(part) {
-                None | Some(Node::Null) => return Ok(None),
-                Some(value) if parts.peek().is_none() => return Ok(Some(value)),
-                Some(Node::Object(next)) => current = next,
-                Some(_) => return Err(format!("field `{}` is not an object", &path[..walked - 1])),
-            }
-        }
-        Ok(None)
-    }
-}
 
 /// The top-level object of one event, and what enrichment changed in it.
 pub struct Doc<'a> {
@@ -159,11 +27,8 @@ pub struct Doc<'a> {
 impl<'a> Doc<'a> {
     /// Decodes an event's text; an error for text that is not one JSON object.
     pub fn parse(text: &'a str) -> Result<Self, String> {
-        let repeated = Cell::new(false);
-        let mut de = serde_json::Deserializer::from_str(text);
-        let node = Seed { repeated: &repeated }.deserialize(&mut de).and_then(|node| de.end().map(|()| node));
-        match node {
-            Ok(Node::Object(top)) => Ok(Doc { top, added: Vec::new(), changed: Vec::new(), repeated: repeated.get() }),
+        match sluice_plugin_sdk::tree::decode(text) {
+            Ok((Node::Object(top), repeated)) => Ok(Doc { top, added: Vec::new(), changed: Vec::new(), repeated }),
             Ok(_) => Err("event is not a JSON object".into()),
             Err(e) => Err(format!("event is not valid JSON: {e}")),
         }
@@ -194,14 +59,14 @@ impl<'a> Doc<'a> {
         match self.top.find(key) {
             Ok(i) => {
                 self.touch(key);
-                self.top.0[i].1 = value;
+                self.top.members_mut()[i].1 = value;
             }
             Err(i) => {
                 // a key the text had, removed and now set again, is written with the changed ones
                 if !self.changed.iter().any(|k| k == key) {
                     self.added.push(key.to_string());
                 }
-                self.top.0.insert(i, (Cow::Owned(key.to_string()), value));
+                self.top.members_mut().insert(i, (Cow::Owned(key.to_string()), value));
             }
         }
     }
@@ -215,7 +80,7 @@ impl<'a> Doc<'a> {
             }
             None => self.touch(key),
         }
-        Some(self.top.0.remove(i).1)
+        Some(self.top.members_mut().remove(i).1)
     }
 
     /// The array at `key` to append to: made one when absent or null, and the
@@ -230,7 +95,7 @@ impl<'a> Doc<'a> {
             }
         }
         let i = self.top.find(key).expect("just made");
-        match &mut self.top.0[i].1 {
+        match &mut self.top.members_mut()[i].1 {
             Node::Array(items) => items,
             _ => unreachable!("just made an array"),
         }
@@ -360,134 +225,9 @@ fn members(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, Cow<'_, 
     })
 }
 
-impl Serialize for Node<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Node::Null => s.serialize_unit(),
-            Node::Bool(b) => s.serialize_bool(*b),
-            Node::Number(n) => n.serialize(s),
-            Node::String(t) => s.serialize_str(t),
-            Node::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            Node::Object(o) => o.serialize(s),
-        }
-    }
-}
-
-impl Serialize for Object<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k.as_ref(), v)?;
-        }
-        map.end()
-    }
-}
-
-/// Decodes one value, noting in `repeated` whether an object named a key twice.
-#[derive(Clone, Copy)]
-struct Seed<'s> {
-    repeated: &'s Cell<bool>,
-}
-
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
-    type Value = Node<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seed<'_> {
-    type Value = Node<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Node<'de>, E> {
-        Ok(Node::Bool(b))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Node<'de>, E> {
-        Ok(Node::Number(n.into()))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Node<'de>, E> {
-        Ok(Node::Number(n.into()))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Node<'de>, E> {
-        // as serde_json's `Value`: a float JSON cannot hold is null
-        Ok(Number::from_f64(n).map_or(Node::Null, Node::Number))
-    }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Node<'de>, E> {
-        Ok(Node::String(Cow::Borrowed(s)))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Node<'de>, E> {
-        Ok(Node::String(Cow::Owned(s.to_string())))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Node<'de>, E> {
-        Ok(Node::String(Cow::Owned(s)))
-    }
-    fn visit_unit<E>(self) -> Result<Node<'de>, E> {
-        Ok(Node::Null)
-    }
-    fn visit_none<E>(self) -> Result<Node<'de>, E> {
-        Ok(Node::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node<'de>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
-        }
-        Ok(Node::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node<'de>, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-        while let Some(key) = map.next_key_seed(Key)? {
-            members.push((key, map.next_value_seed(self)?));
-        }
-        let (object, repeated) = Object::from_members(members);
-        if repeated {
-            self.repeated.set(true);
-        }
-        Ok(Node::Object(object))
-    }
-}
-
-/// A key, borrowed from the text when it has no escapes.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(s))
-    }
-    fn visit_str<E>(self, s: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(s.to_string()))
-    }
-    fn visit_string<E>(self, s: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(s))
-    }
-}
-
 /// Runs `f` on `event` as the text path does, and decodes what it wrote.
 #[cfg(test)]
-pub fn edit(event: Value, f: impl FnOnce(&mut Doc)) -> Value {
+pub fn edit(event: serde_json::Value, f: impl FnOnce(&mut Doc)) -> serde_json::Value {
     let text = event.to_string();
     let mut doc = Doc::parse(&text).expect("an object");
     f(&mut doc);
@@ -497,6 +237,7 @@ pub fn edit(event: Value, f: impl FnOnce(&mut Doc)) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn tree(text: &str) -> Value {
         serde_json::to_value(Doc::parse(text).unwrap().top()).unwrap()
@@ -610,6 +351,6 @@ mod tests {
         assert_eq!(doc.top().path("a.b.c").unwrap().and_then(Node::as_i64), Some(3));
         assert_eq!(doc.top().path("a.n.c"), Ok(None));
         assert_eq!(doc.top().path("a.x"), Ok(None));
-        assert_eq!(doc.top().path("s.t").err().unwrap(), "field `s` is not an object");
+        assert_eq!(doc.top().path("s.t").err().unwrap(), "field `s`: expected an object, got a string");
     }
 }

@@ -21,7 +21,8 @@
 //! Config: none; any key is rejected.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::json::{self, kind, string};
+use sluice_plugin_sdk::json;
+use sluice_plugin_sdk::tree::{Node, Object};
 use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
 
 const AUTHENTICATION: i64 = 3002;
@@ -58,13 +59,13 @@ impl Parser for ParseCloudTrail {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let object = match json::object(record) {
+        let object = match json::tree(record) {
             Ok(object) => object,
             Err(outcome) => return outcome,
         };
         match object.get("Records") {
-            Some(Value::Array(items)) => records_file(items),
-            Some(other) => Outcome::Error(format!("field `Records`: expected an array, got {}", kind(other))),
+            Some(Node::Array(items)) => records_file(items),
+            Some(other) => Outcome::Error(format!("field `Records`: expected an array, got {}", other.kind())),
             None => match cloudtrail_event(&object) {
                 Ok(e) => Outcome::Keep(e),
                 Err(reason) => Outcome::Error(reason),
@@ -74,14 +75,14 @@ impl Parser for ParseCloudTrail {
 }
 
 /// A delivered log file: every item must be a record, or the whole body is quarantined.
-fn records_file(items: &[Value]) -> Outcome {
+fn records_file(items: &[Node]) -> Outcome {
     if items.is_empty() {
         return Outcome::Drop("empty Records list".into());
     }
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let Value::Object(item) = item else {
-            return Outcome::Error(format!("Records[{i}]: expected an object, got {}", kind(item)));
+        let Node::Object(item) = item else {
+            return Outcome::Error(format!("Records[{i}]: expected an object, got {}", item.kind()));
         };
         match cloudtrail_event(item) {
             Ok(e) => events.push(e),
@@ -91,9 +92,9 @@ fn records_file(items: &[Value]) -> Outcome {
     Outcome::Many(events)
 }
 
-fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
-    let name = string(object, "eventName")?;
-    let source = string(object, "eventSource")?;
+fn cloudtrail_event(object: &Object) -> Result<Event, String> {
+    let name = object.string("eventName")?;
+    let source = object.string("eventSource")?;
     let (Some(name), Some(source)) = (name, source) else {
         return Err(match (name, source) {
             (None, None) => "not a CloudTrail record: no `eventName` or `eventSource` (nor a `Records` list)".into(),
@@ -109,8 +110,8 @@ fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
     event.insert("api_operation".into(), name.into());
     let mut unmapped: Map<String, Value> = object
         .iter()
-        .filter(|(k, v)| !MAPPED.contains(&k.as_str()) && !v.is_null())
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .filter(|(k, v)| !MAPPED.contains(k) && **v != Node::Null)
+        .map(|(k, v)| (k.to_string(), v.to_value()))
         .collect();
 
     for (from, to) in [
@@ -119,12 +120,12 @@ fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
         ("userAgent", "http_user_agent"),
         ("awsRegion", "cloud_region"),
     ] {
-        if let Some(v) = string(object, from)? {
+        if let Some(v) = object.string(from)? {
             event.insert(to.into(), v.into());
         }
     }
     // An AWS service calling on a user's behalf logs its name here, not an address.
-    if let Some(address) = string(object, "sourceIPAddress")? {
+    if let Some(address) = object.string("sourceIPAddress")? {
         if address.parse::<std::net::IpAddr>().is_ok() {
             event.insert("src_endpoint_ip".into(), address.into());
         } else {
@@ -132,9 +133,9 @@ fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
         }
     }
     user_identity(object, &mut event)?;
-    let account = match string(object, "recipientAccountId")? {
+    let account = match object.string("recipientAccountId")? {
         Some(a) => Some(a),
-        None => string(object, "userIdentity.accountId")?,
+        None => object.string("userIdentity.accountId")?,
     };
     if let Some(account) = account {
         event.insert("cloud_account_uid".into(), account.into());
@@ -143,12 +144,12 @@ fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
         event.insert("resources".into(), Value::Array(resources));
     }
 
-    let error_code = string(object, "errorCode")?;
-    let error_message = string(object, "errorMessage")?;
+    let error_code = object.string("errorCode")?;
+    let error_message = object.string("errorMessage")?;
     let mut status = if error_code.is_some() { 2 } else { 1 };
     if name == "ConsoleLogin" {
         set_class(&mut event, AUTHENTICATION, 1);
-        match string(object, "responseElements.ConsoleLogin")? {
+        match object.string("responseElements.ConsoleLogin")? {
             Some("Success") => status = 1,
             Some("Failure") => status = 2,
             _ => {}
@@ -170,9 +171,9 @@ fn cloudtrail_event(object: &Map<String, Value>) -> Result<Event, String> {
     Ok(event)
 }
 
-fn event_time(object: &Map<String, Value>) -> Result<i64, String> {
+fn event_time(object: &Object) -> Result<i64, String> {
     for field in ["eventTime", "@timestamp"] {
-        if let Some(text) = string(object, field)? {
+        if let Some(text) = object.string(field)? {
             return parse_rfc3339_micros(text)
                 .ok_or_else(|| format!("field `{field}`: `{}` is not an RFC 3339 time", truncate(text, 64)));
         }
@@ -181,13 +182,13 @@ fn event_time(object: &Map<String, Value>) -> Result<i64, String> {
 }
 
 /// The actor, for every `userIdentity.type`.
-fn user_identity(object: &Map<String, Value>, event: &mut Event) -> Result<(), String> {
+fn user_identity(object: &Object, event: &mut Event) -> Result<(), String> {
     match object.get("userIdentity") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::Object(_)) => {}
-        Some(other) => return Err(format!("field `userIdentity`: expected an object, got {}", kind(other))),
+        None | Some(Node::Null) => return Ok(()),
+        Some(Node::Object(_)) => {}
+        Some(other) => return Err(format!("field `userIdentity`: expected an object, got {}", other.kind())),
     }
-    let field = |name: &str| string(object, &format!("userIdentity.{name}"));
+    let field = |name: &str| object.string(&format!("userIdentity.{name}"));
     let kind = field("type")?;
     let arn = field("arn")?;
     let user_name = field("userName")?;
@@ -232,23 +233,23 @@ fn user_identity(object: &Map<String, Value>, event: &mut Event) -> Result<(), S
 }
 
 /// `resources` → `[{type, uid: ARN, name}]`, the name being the ARN's last part.
-fn resources(object: &Map<String, Value>) -> Result<Option<Vec<Value>>, String> {
+fn resources(object: &Object) -> Result<Option<Vec<Value>>, String> {
     let items = match object.get("resources") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(items)) => items,
-        Some(other) => return Err(format!("field `resources`: expected an array, got {}", kind(other))),
+        None | Some(Node::Null) => return Ok(None),
+        Some(Node::Array(items)) => items,
+        Some(other) => return Err(format!("field `resources`: expected an array, got {}", other.kind())),
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let Value::Object(item) = item else {
-            return Err(format!("field `resources.{i}`: expected an object, got {}", kind(item)));
+        let Node::Object(item) = item else {
+            return Err(format!("field `resources.{i}`: expected an object, got {}", item.kind()));
         };
         let mut resource = Map::new();
-        let arn = match string(item, "ARN")? {
+        let arn = match item.string("ARN")? {
             Some(a) => Some(a),
-            None => string(item, "arn")?,
+            None => item.string("arn")?,
         };
-        if let Some(kind) = string(item, "type")? {
+        if let Some(kind) = item.string("type")? {
             resource.insert("type".into(), kind.into());
         }
         if let Some(arn) = arn {

@@ -17,7 +17,8 @@
 //!   GKE entries have no stage and are always kept.
 
 use serde_json::{Map, Value};
-use sluice_plugin_sdk::json::{self, get, kind, string};
+use sluice_plugin_sdk::json;
+use sluice_plugin_sdk::tree::{self, Node, Object};
 use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
 
 const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
@@ -70,7 +71,7 @@ impl Parser for ParseK8sAudit {
     }
 
     fn parse(&mut self, record: &[u8]) -> Outcome {
-        let object = match json::object(record) {
+        let object = match json::tree(record) {
             Ok(object) => object,
             Err(outcome) => return outcome,
         };
@@ -82,39 +83,39 @@ impl Parser for ParseK8sAudit {
 }
 
 impl ParseK8sAudit {
-    fn record(&self, object: &Map<String, Value>) -> Result<Outcome, String> {
+    fn record(&self, object: &Object) -> Result<Outcome, String> {
         match object.get("kind") {
-            Some(Value::String(k)) if k == "EventList" => self.event_list(object),
-            Some(Value::String(k)) if k == "Event" => Ok(match self.audit_event(object, &Map::new())? {
+            Some(Node::String(k)) if k == "EventList" => self.event_list(object),
+            Some(Node::String(k)) if k == "Event" => Ok(match self.audit_event(object, &Map::new())? {
                 Converted::Event(e) => Outcome::Keep(e),
                 Converted::Skipped(rule) => Outcome::Drop(rule),
             }),
-            Some(Value::String(k)) => Err(format!("`kind` is `{k}`, expected `Event` or `EventList`")),
-            Some(other) => Err(format!("field `kind`: expected a string, got {}", kind(other))),
-            None if object.contains_key("protoPayload") => Ok(Outcome::Keep(gke_entry(object)?)),
-            None if get(object, "properties.log")?.is_some() => self.aks_envelope(object),
+            Some(Node::String(k)) => Err(format!("`kind` is `{k}`, expected `Event` or `EventList`")),
+            Some(other) => Err(format!("field `kind`: expected a string, got {}", other.kind())),
+            None if object.get("protoPayload").is_some() => Ok(Outcome::Keep(gke_entry(object)?)),
+            None if object.path("properties.log")?.is_some() => self.aks_envelope(object),
             None => Err("not a Kubernetes audit event: no `kind` (Event or EventList), \
                          no GKE `protoPayload` and no AKS `properties.log`"
                 .into()),
         }
     }
 
-    fn event_list(&self, object: &Map<String, Value>) -> Result<Outcome, String> {
+    fn event_list(&self, object: &Object) -> Result<Outcome, String> {
         check_api_version(object)?;
         let items = match object.get("items") {
-            Some(Value::Array(items)) => items,
-            Some(other) => return Err(format!("field `items`: expected an array, got {}", kind(other))),
+            Some(Node::Array(items)) => items,
+            Some(other) => return Err(format!("field `items`: expected an array, got {}", other.kind())),
             None => return Err("EventList has no `items`".into()),
         };
         let mut kept = Vec::new();
         let mut skipped = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let Value::Object(item) = item else {
-                return Err(format!("items[{i}]: expected an object, got {}", kind(item)));
+            let Node::Object(item) = item else {
+                return Err(format!("items[{i}]: expected an object, got {}", item.kind()));
             };
             match item.get("kind") {
-                None | Some(Value::Null) => {}
-                Some(Value::String(k)) if k == "Event" => {}
+                None | Some(Node::Null) => {}
+                Some(Node::String(k)) if k == "Event" => {}
                 Some(other) => return Err(format!("items[{i}]: `kind` is {other}, expected \"Event\"")),
             }
             match self.audit_event(item, &Map::new()).map_err(|reason| format!("items[{i}]: {reason}"))? {
@@ -133,38 +134,40 @@ impl ParseK8sAudit {
     }
 
     /// AKS diagnostic logs: the audit event is `properties.log`, as JSON text or an object.
-    fn aks_envelope(&self, object: &Map<String, Value>) -> Result<Outcome, String> {
-        let inner: Map<String, Value> = match get(object, "properties.log")? {
-            Some(Value::String(text)) => match serde_json::from_str(text) {
-                Ok(Value::Object(m)) => m,
-                Ok(other) => return Err(format!("AKS `properties.log` holds {}, not an audit event", kind(&other))),
+    fn aks_envelope(&self, object: &Object) -> Result<Outcome, String> {
+        let inner: Object = match object.path("properties.log")? {
+            Some(Node::String(text)) => match tree::decode(text) {
+                Ok((Node::Object(m), _)) => m,
+                Ok((other, _)) => {
+                    return Err(format!("AKS `properties.log` holds {}, not an audit event", other.kind()));
+                }
                 Err(e) => return Err(format!("AKS `properties.log` is not valid JSON: {e}")),
             },
-            Some(Value::Object(m)) => m.clone(),
+            Some(Node::Object(m)) => m.clone(),
             Some(other) => {
                 return Err(format!(
                     "field `properties.log`: expected a JSON string or an object, got {}",
-                    kind(other)
+                    other.kind()
                 ));
             }
             None => unreachable!("checked by the caller"),
         };
         match inner.get("kind") {
-            Some(Value::String(k)) if k == "Event" => {}
+            Some(Node::String(k)) if k == "Event" => {}
             other => {
-                let shown = other.map_or("nothing".to_string(), Value::to_string);
+                let shown = other.map_or("nothing".to_string(), Node::to_string);
                 return Err(format!("AKS `properties.log` has kind {shown}, expected \"Event\""));
             }
         }
         let mut envelope = Map::new();
         for (from, to) in [("category", "category"), ("resourceId", "resource_id"), ("operationName", "operation_name")]
         {
-            if let Some(v) = string(object, from)? {
+            if let Some(v) = object.string(from)? {
                 envelope.insert(to.into(), v.into());
             }
         }
         for (from, to) in [("properties.pod", "pod"), ("properties.containerID", "container_id")] {
-            if let Some(v) = string(object, from)? {
+            if let Some(v) = object.string(from)? {
                 envelope.insert(to.into(), v.into());
             }
         }
@@ -172,7 +175,8 @@ impl ParseK8sAudit {
             Converted::Event(mut e) => {
                 e.insert("cloud_provider".into(), "Azure".into());
                 // /SUBSCRIPTIONS/<id>/RESOURCEGROUPS/...
-                let subscription = string(object, "resourceId")?
+                let subscription = object
+                    .string("resourceId")?
                     .and_then(|id| id.split('/').skip_while(|s| !s.eq_ignore_ascii_case("subscriptions")).nth(1));
                 if let Some(subscription) = subscription.filter(|s| !s.is_empty()) {
                     e.insert("cloud_account_uid".into(), subscription.to_lowercase().into());
@@ -184,9 +188,9 @@ impl ParseK8sAudit {
     }
 
     /// One `audit.k8s.io` Event. `envelope` (AKS metadata) goes to `unmapped.aks`.
-    fn audit_event(&self, object: &Map<String, Value>, envelope: &Map<String, Value>) -> Result<Converted, String> {
+    fn audit_event(&self, object: &Object, envelope: &Map<String, Value>) -> Result<Converted, String> {
         check_api_version(object)?;
-        let stage = string(object, "stage")?;
+        let stage = object.string("stage")?;
         if let Some(stage) = stage
             && !self.stages.iter().any(|s| s == stage)
         {
@@ -198,7 +202,7 @@ impl ParseK8sAudit {
         // v1beta1 events also have a second-precision `timestamp`; the others are finer.
         let mut time = None;
         for field in ["requestReceivedTimestamp", "stageTimestamp", "timestamp"] {
-            if let Some(text) = string(object, field)? {
+            if let Some(text) = object.string(field)? {
                 let micros = parse_rfc3339_micros(text)
                     .ok_or_else(|| format!("field `{field}`: `{}` is not an RFC 3339 time", truncate(text, 64)))?;
                 time = Some(micros);
@@ -208,11 +212,11 @@ impl ParseK8sAudit {
         let time = time.ok_or("no `requestReceivedTimestamp` or `stageTimestamp`")?;
         event.insert("time".into(), time.into());
 
-        let verb = string(object, "verb")?;
+        let verb = object.string("verb")?;
         let activity = verb.map_or(99, verb_activity);
         set_class(&mut event, API_ACTIVITY, activity);
         event.insert("metadata_product_name".into(), "kubernetes".into());
-        if let Some(id) = string(object, "auditID")? {
+        if let Some(id) = object.string("auditID")? {
             event.insert("metadata_uid".into(), id.into());
             event.insert("api_request_uid".into(), id.into());
         }
@@ -222,20 +226,20 @@ impl ParseK8sAudit {
 
         // Who: with impersonation the effective user is the impersonated one,
         // and the authenticated user is the one who invoked it.
-        let user = string(object, "user.username")?;
-        match string(object, "impersonatedUser.username")? {
+        let user = object.string("user.username")?;
+        match object.string("impersonatedUser.username")? {
             Some(impersonated) => {
                 event.insert("actor_user_name".into(), impersonated.into());
                 if let Some(user) = user {
                     event.insert("actor_invoked_by".into(), user.into());
                 }
-                if let Some(uid) = string(object, "impersonatedUser.uid")? {
+                if let Some(uid) = object.string("impersonatedUser.uid")? {
                     event.insert("actor_user_uid".into(), uid.into());
                 }
-                if let Some(groups) = get(object, "impersonatedUser.groups")? {
-                    unmapped.insert("impersonated_user_groups".into(), groups.clone());
+                if let Some(groups) = object.path("impersonatedUser.groups")? {
+                    unmapped.insert("impersonated_user_groups".into(), groups.to_value());
                 }
-                if let Some(uid) = string(object, "user.uid")? {
+                if let Some(uid) = object.string("user.uid")? {
                     unmapped.insert("invoked_by_uid".into(), uid.into());
                 }
             }
@@ -243,39 +247,39 @@ impl ParseK8sAudit {
                 if let Some(user) = user {
                     event.insert("actor_user_name".into(), user.into());
                 }
-                if let Some(uid) = string(object, "user.uid")? {
+                if let Some(uid) = object.string("user.uid")? {
                     event.insert("actor_user_uid".into(), uid.into());
                 }
             }
         }
-        if let Some(groups) = get(object, "user.groups")? {
-            unmapped.insert("user_groups".into(), groups.clone());
+        if let Some(groups) = object.path("user.groups")? {
+            unmapped.insert("user_groups".into(), groups.to_value());
         }
-        if let Some(extra) = get(object, "user.extra")?.filter(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
-            unmapped.insert("user_extra".into(), extra.clone());
+        if let Some(extra) = object.path("user.extra")?.filter(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
+            unmapped.insert("user_extra".into(), extra.to_value());
         }
 
         // Where from.
-        match get(object, "sourceIPs")? {
-            Some(Value::Array(ips)) => {
+        match object.path("sourceIPs")? {
+            Some(Node::Array(ips)) => {
                 match ips.first() {
-                    Some(Value::String(ip)) => {
-                        event.insert("src_endpoint_ip".into(), ip.as_str().into());
+                    Some(Node::String(ip)) => {
+                        event.insert("src_endpoint_ip".into(), ip.as_ref().into());
                     }
-                    Some(other) => return Err(format!("field `sourceIPs.0`: expected a string, got {}", kind(other))),
+                    Some(other) => return Err(format!("field `sourceIPs.0`: expected a string, got {}", other.kind())),
                     None => {}
                 }
                 if ips.len() > 1 {
-                    unmapped.insert("source_ips".into(), Value::Array(ips.clone()));
+                    unmapped.insert("source_ips".into(), Value::Array(ips.iter().map(Node::to_value).collect()));
                 }
             }
-            Some(other) => return Err(format!("field `sourceIPs`: expected an array, got {}", kind(other))),
+            Some(other) => return Err(format!("field `sourceIPs`: expected an array, got {}", other.kind())),
             None => {}
         }
-        if let Some(agent) = string(object, "userAgent")? {
+        if let Some(agent) = object.string("userAgent")? {
             event.insert("http_user_agent".into(), agent.into());
         }
-        if let Some(uri) = string(object, "requestURI")? {
+        if let Some(uri) = object.string("requestURI")? {
             event.insert("http_request_url_path".into(), uri.into());
         }
 
@@ -285,7 +289,7 @@ impl ParseK8sAudit {
         }
 
         // Outcome.
-        let code = match get(object, "responseStatus.code")? {
+        let code = match object.path("responseStatus.code")? {
             None => None,
             Some(v) => {
                 Some(v.as_i64().ok_or_else(|| format!("field `responseStatus.code`: expected an integer, got {v}"))?)
@@ -301,18 +305,18 @@ impl ParseK8sAudit {
         if let Some(code) = code {
             event.insert("status_code".into(), code.to_string().into());
         }
-        let detail = match string(object, "responseStatus.message")? {
+        let detail = match object.string("responseStatus.message")? {
             Some(m) => Some(m),
-            None => string(object, "responseStatus.reason")?,
+            None => object.string("responseStatus.reason")?,
         };
         if let Some(detail) = detail {
             event.insert("status_detail".into(), detail.into());
         }
-        if let Some(Value::Object(status)) = object.get("responseStatus") {
+        if let Some(Node::Object(status)) = object.get("responseStatus") {
             let rest: Map<String, Value> = status
                 .iter()
-                .filter(|(k, v)| !matches!(k.as_str(), "code" | "message" | "reason" | "metadata") && !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .filter(|(k, v)| !matches!(*k, "code" | "message" | "reason" | "metadata") && **v != Node::Null)
+                .map(|(k, v)| (k.to_string(), v.to_value()))
                 .collect();
             if !rest.is_empty() {
                 unmapped.insert("response_status".into(), Value::Object(rest));
@@ -321,18 +325,18 @@ impl ParseK8sAudit {
 
         // Annotations: the authorizer's decision and reason by name, the rest as they are.
         match object.get("annotations") {
-            Some(Value::Object(annotations)) => annotations_into(annotations, &mut unmapped),
-            None | Some(Value::Null) => {}
-            Some(other) => return Err(format!("field `annotations`: expected an object, got {}", kind(other))),
+            Some(Node::Object(annotations)) => annotations_into(annotations, &mut unmapped),
+            None | Some(Node::Null) => {}
+            Some(other) => return Err(format!("field `annotations`: expected an object, got {}", other.kind())),
         }
 
         for (from, to) in [("level", "level"), ("stage", "stage"), ("stageTimestamp", "stage_timestamp")] {
-            if let Some(v) = string(object, from)? {
+            if let Some(v) = object.string(from)? {
                 unmapped.insert(to.into(), v.into());
             }
         }
-        if let Some(request) = get(object, "requestObject")? {
-            unmapped.insert("request_object".into(), request.clone());
+        if let Some(request) = object.path("requestObject")? {
+            unmapped.insert("request_object".into(), request.to_value());
         }
         if !envelope.is_empty() {
             unmapped.insert("aks".into(), Value::Object(envelope.clone()));
@@ -344,17 +348,14 @@ impl ParseK8sAudit {
 
 /// `objectRef` → one resource `{type, name, namespace, uid}`; the type is
 /// `resource/subresource` when there is a subresource (`pods/exec`).
-fn object_ref(
-    object: &Map<String, Value>,
-    unmapped: &mut Map<String, Value>,
-) -> Result<Option<Map<String, Value>>, String> {
+fn object_ref(object: &Object, unmapped: &mut Map<String, Value>) -> Result<Option<Map<String, Value>>, String> {
     match object.get("objectRef") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Object(_)) => {}
-        Some(other) => return Err(format!("field `objectRef`: expected an object, got {}", kind(other))),
+        None | Some(Node::Null) => return Ok(None),
+        Some(Node::Object(_)) => {}
+        Some(other) => return Err(format!("field `objectRef`: expected an object, got {}", other.kind())),
     }
     let mut resource = Map::new();
-    let kind_name = match (string(object, "objectRef.resource")?, string(object, "objectRef.subresource")?) {
+    let kind_name = match (object.string("objectRef.resource")?, object.string("objectRef.subresource")?) {
         (Some(r), Some(sub)) => Some(format!("{r}/{sub}")),
         (Some(r), None) => Some(r.to_string()),
         (None, Some(sub)) => Some(sub.to_string()),
@@ -364,31 +365,31 @@ fn object_ref(
         resource.insert("type".into(), k.into());
     }
     for field in ["name", "namespace", "uid"] {
-        if let Some(v) = string(object, &format!("objectRef.{field}"))? {
+        if let Some(v) = object.string(&format!("objectRef.{field}"))? {
             resource.insert(field.into(), v.into());
         }
     }
     for (from, to) in [("apiGroup", "object_api_group"), ("apiVersion", "object_api_version")] {
-        if let Some(v) = string(object, &format!("objectRef.{from}"))? {
+        if let Some(v) = object.string(&format!("objectRef.{from}"))? {
             unmapped.insert(to.into(), v.into());
         }
     }
     Ok((!resource.is_empty()).then_some(resource))
 }
 
-fn annotations_into(annotations: &Map<String, Value>, unmapped: &mut Map<String, Value>) {
+fn annotations_into(annotations: &Object, unmapped: &mut Map<String, Value>) {
     let mut rest = Map::new();
-    for (key, value) in annotations {
-        match (key.as_str(), value) {
-            (DECISION, Value::String(v)) if !v.is_empty() => {
-                unmapped.insert("authorization_decision".into(), v.as_str().into());
+    for (key, value) in annotations.iter() {
+        match (key, value) {
+            (DECISION, Node::String(v)) if !v.is_empty() => {
+                unmapped.insert("authorization_decision".into(), v.as_ref().into());
             }
-            (REASON, Value::String(v)) if !v.is_empty() => {
-                unmapped.insert("authorization_reason".into(), v.as_str().into());
+            (REASON, Node::String(v)) if !v.is_empty() => {
+                unmapped.insert("authorization_reason".into(), v.as_ref().into());
             }
             (DECISION | REASON, _) => {}
             _ => {
-                rest.insert(key.clone(), value.clone());
+                rest.insert(key.to_string(), value.to_value());
             }
         }
     }
@@ -398,8 +399,8 @@ fn annotations_into(annotations: &Map<String, Value>, unmapped: &mut Map<String,
 }
 
 /// A GKE Cloud Audit Logs entry for the Kubernetes API (`serviceName` `k8s.io`).
-fn gke_entry(object: &Map<String, Value>) -> Result<Event, String> {
-    match string(object, "protoPayload.serviceName")? {
+fn gke_entry(object: &Object) -> Result<Event, String> {
+    match object.string("protoPayload.serviceName")? {
         Some("k8s.io") => {}
         Some(other) => {
             return Err(format!(
@@ -410,12 +411,12 @@ fn gke_entry(object: &Map<String, Value>) -> Result<Event, String> {
     }
     let mut event = Event::new();
     let mut unmapped = Map::new();
-    let stamp = string(object, "timestamp")?.ok_or("GKE envelope: no `timestamp`")?;
+    let stamp = object.string("timestamp")?.ok_or("GKE envelope: no `timestamp`")?;
     let time = parse_rfc3339_micros(stamp)
         .ok_or_else(|| format!("field `timestamp`: `{}` is not an RFC 3339 time", truncate(stamp, 64)))?;
     event.insert("time".into(), time.into());
     // io.k8s.core.v1.pods.create, or io.k8s.get for non-resource URLs: the verb is last.
-    let method = string(object, "protoPayload.methodName")?;
+    let method = object.string("protoPayload.methodName")?;
     let verb = method.and_then(|m| m.rsplit('.').next());
     set_class(&mut event, API_ACTIVITY, verb.map_or(99, verb_activity));
     event.insert("metadata_product_name".into(), "kubernetes".into());
@@ -435,14 +436,14 @@ fn gke_entry(object: &Map<String, Value>) -> Result<Event, String> {
         ("resource.labels.location", "cloud_region"),
     ];
     for (from, to) in pairs {
-        if let Some(v) = string(object, from)? {
+        if let Some(v) = object.string(from)? {
             event.insert(to.into(), v.into());
         }
     }
-    if let Some(name) = string(object, "protoPayload.resourceName")? {
+    if let Some(name) = object.string("protoPayload.resourceName")? {
         event.insert("resources".into(), Value::Array(vec![Value::Object(gke_resource(name))]));
     }
-    let code = match get(object, "protoPayload.status.code")? {
+    let code = match object.path("protoPayload.status.code")? {
         None => 0,
         Some(v) => {
             v.as_i64().ok_or_else(|| format!("field `protoPayload.status.code`: expected an integer, got {v}"))?
@@ -455,20 +456,20 @@ fn gke_entry(object: &Map<String, Value>) -> Result<Event, String> {
     if code != 0 {
         event.insert("status_code".into(), code.to_string().into());
     }
-    if let Some(message) = string(object, "protoPayload.status.message")? {
+    if let Some(message) = object.string("protoPayload.status.message")? {
         event.insert("status_detail".into(), message.into());
     }
-    if let Some(Value::Object(labels)) = object.get("labels") {
+    if let Some(Node::Object(labels)) = object.get("labels") {
         annotations_into(labels, &mut unmapped);
     }
-    if let Some(cluster) = string(object, "resource.labels.cluster_name")? {
+    if let Some(cluster) = object.string("resource.labels.cluster_name")? {
         unmapped.insert("cluster_name".into(), cluster.into());
     }
-    if let Some(log) = string(object, "logName")? {
+    if let Some(log) = object.string("logName")? {
         unmapped.insert("log_name".into(), log.into());
     }
-    if let Some(info) = get(object, "protoPayload.authorizationInfo")? {
-        unmapped.insert("authorization_info".into(), info.clone());
+    if let Some(info) = object.path("protoPayload.authorizationInfo")? {
+        unmapped.insert("authorization_info".into(), info.to_value());
     }
     event.insert("unmapped".into(), Value::Object(unmapped));
     Ok(event)
@@ -495,8 +496,8 @@ fn gke_resource(name: &str) -> Map<String, Value> {
     resource
 }
 
-fn check_api_version(object: &Map<String, Value>) -> Result<(), String> {
-    match string(object, "apiVersion")? {
+fn check_api_version(object: &Object) -> Result<(), String> {
+    match object.string("apiVersion")? {
         Some(v) if !v.starts_with("audit.k8s.io/") => Err(format!("`apiVersion` is `{v}`, expected audit.k8s.io/v1")),
         _ => Ok(()),
     }

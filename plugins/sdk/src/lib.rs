@@ -29,6 +29,7 @@
 pub mod fuzz;
 pub mod json;
 pub mod mem;
+pub mod tree;
 
 use serde_json::{Map, Value};
 
@@ -249,10 +250,9 @@ pub enum Level {
     Error,
 }
 
-/// An event's JSON text. `to_string` writes into a byte buffer; `Value`'s
-/// `Display` goes through `fmt::Formatter`, about twice as slow.
+/// An event's JSON text (see [`json::encode`]).
 fn glue_text(event: Event) -> String {
-    serde_json::to_string(&event).expect("a JSON map serializes")
+    json::encode(&event)
 }
 
 #[doc(hidden)]
