@@ -26,7 +26,12 @@ pub fn object(record: &[u8]) -> Result<Map<String, Value>, Outcome> {
 
 /// Reads a record that holds one JSON object, as [`object`] does (the same
 /// outcomes), into a tree whose keys and strings borrow from the record:
-/// about half the work of building a `Map` (see [`crate::tree`]).
+/// about half the work of building a `Map` (see [`crate::tree`]). One
+/// exception, in native builds only: where serde_json's `raw_value` feature
+/// is on (the host turns it on for the whole build), its `Value` decoder
+/// reads an object whose first key is `$serde_json::private::RawValue` as
+/// that key's value; the tree reads it as the object it is, as Wasm builds
+/// always did.
 pub fn tree(record: &[u8]) -> Result<Object<'_>, Outcome> {
     let text = record_text(record)?;
     match crate::tree::decode(text) {
@@ -110,7 +115,8 @@ pub fn set(object: &mut Map<String, Value>, path: &str, value: Value) {
 /// An event's JSON text: the bytes `serde_json::to_string` writes for it,
 /// written faster. Most strings in events need no escape, and a check of
 /// eight bytes at a time finds that; those that do are written by
-/// serde_json, as are numbers.
+/// serde_json, as are numbers. The buffer starts at 1 KiB, which holds most
+/// events without growing.
 pub fn encode(event: &Event) -> String {
     let mut out = Vec::with_capacity(1024);
     write_object(&mut out, event);
@@ -312,11 +318,13 @@ mod tests {
     #[test]
     fn encode_writes_what_serde_json_writes() {
         // every byte that is or is not escaped, at each place in and around an eight-byte chunk
-        let specials = ["\u{0}", "\u{1f}", "\"", "\\", " ", "\u{7f}", "/", "é", "\u{2028}", "😀", "\n"];
+        let controls = (0..0x20u8).map(|b| char::from(b).to_string());
+        let others = ["\"", "\\", " ", "\u{7f}", "/", "é", "\u{2028}", "😀"].map(String::from);
+        let specials: Vec<String> = controls.chain(others).collect();
         let mut strings = vec![String::new()];
         for len in 0..20 {
             for at in 0..len {
-                for special in specials {
+                for special in &specials {
                     let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
                     s.replace_range(at..at + 1, special);
                     strings.push(s);
@@ -327,7 +335,10 @@ mod tests {
         for (i, s) in strings.iter().enumerate() {
             event.insert(format!("{s}{i}"), Value::String(s.clone()));
         }
-        event.insert("numbers".into(), json!([0, -1, u64::MAX, i64::MIN, 1.5, 1.5e300, -2.5e-8, 0.1]));
+        event.insert(
+            "numbers".into(),
+            json!([0, -1, u64::MAX, i64::MIN, 1.5, 1.5e300, -2.5e-8, 0.1, f64::MAX, f64::MIN_POSITIVE, 5e-324]),
+        );
         event.insert("nested".into(), json!({"a": [[], {}, [null, true, false, {"b\"": ""}]], "": {"": []}}));
         assert_eq!(encode(&event), serde_json::to_string(&event).unwrap());
         assert_eq!(encode(&Map::new()), "{}");
