@@ -2,12 +2,10 @@
 //! DuckDB reading the same files. `sluice query` exists only in a build with
 //! `--features query`, which the README's test command (and `.ci/run`) turns on.
 
-use crate::util::*;
-
 #[cfg(feature = "query")]
 mod with_datafusion {
-    use super::*;
     use crate::garage::Garage;
+    use crate::util::*;
     use serde_json::{Value, json};
 
     /// The quickstart's archive, written to `out` (local or S3).

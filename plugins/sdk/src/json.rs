@@ -157,7 +157,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-fn write_str(out: &mut Vec<u8>, s: &str) {
+/// Appends `s` as a JSON string, the bytes serde_json writes for it (the
+/// host writes the canonical text of events with it too).
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
     if needs_escape(s.as_bytes()) {
         serde_json::to_writer(&mut *out, s).expect("writing to memory cannot fail");
     } else {
