@@ -298,13 +298,7 @@ impl Rule {
             return spans;
         }
         for (pattern, bare) in self.patterns.iter().zip(&self.bare) {
-            if let Some(bare) = bare {
-                for whole in bare.find_iter(text) {
-                    if let Some((start, end)) = self.accept(&Found::Whole(whole.range()), text, keys) {
-                        self.keep(text, start, end, masked, allow, &mut spans);
-                    }
-                }
-            } else if self.check == Check::Block {
+            if self.check == Check::Block {
                 for caps in pattern.captures_iter(text) {
                     for (start, end) in block_values(&caps, text, keys) {
                         self.keep(text, start, end, masked, allow, &mut spans);
@@ -314,10 +308,14 @@ impl Rule {
                 // no groups: the whole match is all there is to read, and
                 // finding it needs no capture engine (the entropy, card and
                 // IBAN rules, which run on most strings)
-                for whole in pattern.find_iter(text) {
-                    if let Some((start, end)) = self.accept(&Found::Whole(whole.range()), text, keys) {
+                let mut whole = |found: Range<usize>| {
+                    if let Some((start, end)) = self.accept(&Found::Whole(found), text, keys) {
                         self.keep(text, start, end, masked, allow, &mut spans);
                     }
+                };
+                match bare {
+                    Some(bare) => bare.find_iter(text).for_each(|m| whole(m.range())),
+                    None => pattern.find_iter(text).for_each(|m| whole(m.range())),
                 }
             } else {
                 for caps in pattern.captures_iter(text) {
