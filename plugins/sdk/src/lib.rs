@@ -250,11 +250,6 @@ pub enum Level {
     Error,
 }
 
-/// An event's JSON text (see [`json::encode`]).
-fn glue_text(event: Event) -> String {
-    json::encode(&event)
-}
-
 #[doc(hidden)]
 pub mod glue {
     //! What the export macros expand to. Not for direct use.
@@ -273,9 +268,9 @@ pub mod glue {
     /// parser, which cannot return `Unchanged`).
     fn to_wire(outcome: Outcome, input: Option<(String, bool)>) -> Wire {
         match outcome {
-            Outcome::Keep(e) => Wire::Keep(super::glue_text(e)),
+            Outcome::Keep(e) => Wire::Keep(json::encode(&e)),
             Outcome::Drop(r) => Wire::Drop(r),
-            Outcome::Many(es) => Wire::Many(es.into_iter().map(super::glue_text).collect()),
+            Outcome::Many(es) => Wire::Many(es.iter().map(json::encode).collect()),
             Outcome::Error(r) => Wire::Error(r),
             Outcome::Text(text) if input.is_some() => Wire::Keep(text),
             Outcome::Text(_) => Wire::Error("a parser returned `Text`, which only a transform may".into()),
@@ -283,7 +278,7 @@ pub mod glue {
                 Some((text, false)) => Wire::Keep(text),
                 // what the plugin saw: the last of each duplicated key
                 Some((text, true)) => match serde_json::from_str::<Event>(&text) {
-                    Ok(event) => Wire::Keep(super::glue_text(event)),
+                    Ok(event) => Wire::Keep(json::encode(&event)),
                     Err(e) => Wire::Error(format!("event is not valid JSON: {e}")),
                 },
                 None => Wire::Error("a parser returned `Unchanged`, which only a transform may".into()),

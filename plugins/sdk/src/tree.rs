@@ -119,7 +119,7 @@ impl<'a> From<String> for Node<'a> {
 impl<'a> Object<'a> {
     /// Sorts decoded members by key; of a key given twice, the last stays
     /// (and the flag says so).
-    pub fn from_members(mut members: Vec<(Cow<'a, str>, Node<'a>)>) -> (Self, bool) {
+    fn from_members(mut members: Vec<(Cow<'a, str>, Node<'a>)>) -> (Self, bool) {
         let before = members.len();
         if !members.is_sorted_by(|a, b| a.0 < b.0) {
             // stable: members with one key keep their text order

@@ -10,14 +10,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ListArray, PrimitiveArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
+// strings as serde_json writes them, most copied whole after an eight-byte check
+use sluice_plugin_sdk::json::write_str;
 
 pub const EVENT_HASH: &str = "event_hash";
-
-/// A JSON string: the bytes serde_json writes, most strings copied whole
-/// after an eight-byte-at-a-time check that they need no escape.
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    sluice_plugin_sdk::json::write_str(out, s);
-}
 
 fn push_int(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
@@ -26,7 +22,7 @@ fn push_int(out: &mut Vec<u8>, v: i64) {
 /// `"name":`, as it is written before a value.
 fn key(name: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(name.len() + 3);
-    push_str(&mut out, name);
+    write_str(&mut out, name);
     out.push(b':');
     out
 }
@@ -126,7 +122,7 @@ impl<'a> Canonical<'a> {
                 Column::Int32(c) => push_int(out, c.value(row).into()),
                 Column::Int64(c) => push_int(out, c.value(row)),
                 Column::Time(c) => push_int(out, c.value(row)),
-                Column::Text(c) => push_str(out, c.value(row)),
+                Column::Text(c) => write_str(out, c.value(row)),
                 Column::Structs(list, fields) => {
                     let offsets = list.value_offsets();
                     out.push(b'[');
@@ -157,7 +153,7 @@ fn write_struct(out: &mut Vec<u8>, fields: &[(Vec<u8>, &StringArray)], item: usi
         }
         first = false;
         out.extend_from_slice(key);
-        push_str(out, col.value(item));
+        write_str(out, col.value(item));
     }
     out.push(b'}');
 }
