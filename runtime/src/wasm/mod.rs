@@ -81,8 +81,14 @@ impl WasmHost {
         let mut config = Config::new();
         config.epoch_interruption(true);
         #[cfg(feature = "profiling")]
-        if std::env::var_os("SLUICE_WASM_PERFMAP").is_some_and(|v| v == "1") {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        match std::env::var("SLUICE_WASM_PERFMAP").as_deref() {
+            Ok("1") => {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            Ok("jitdump") => {
+                config.profiler(wasmtime::ProfilingStrategy::JitDump);
+            }
+            _ => {}
         }
         let cache = cache_dir.map(|dir| {
             let mut cache = wasmtime::CacheConfig::new();
