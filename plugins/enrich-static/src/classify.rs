@@ -3,10 +3,12 @@
 //! to the audit configuration itself. The built-in rules are
 //! `default_classify.toml`; the pipeline can add its own.
 
-use crate::doc::{Doc, Node};
+use crate::doc::{Doc, Node, Object};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sluice_plugin_sdk::tree::key_cmp;
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 const DEFAULT_RULES: &str = include_str!("default_classify.toml");
 
@@ -56,10 +58,10 @@ struct Condition {
     path: Vec<String>,
     /// The path's first key, as an index into [`Classify::heads`].
     head: usize,
-    /// Globs (lower case) of which one must match a string value.
-    globs: Vec<String>,
+    /// Globs of which one must match a string value.
+    globs: Vec<Glob>,
     /// Globs none of which may match.
-    not: Vec<String>,
+    not: Vec<Glob>,
     /// Integers of which one must equal a numeric value.
     numbers: Vec<i64>,
 }
@@ -75,8 +77,39 @@ pub struct Classify {
     tags_field: String,
     /// The distinct first keys of the conditions' paths.
     heads: Vec<String>,
+    /// [`Classify::heads`]' indices in key order.
+    heads_sorted: Vec<usize>,
     /// A condition reads `tags_field`, which the rules before it may extend.
     reads_tags: bool,
+}
+
+/// A glob pattern, lower case, and what a text needs to be able to match
+/// it: most patterns are checked against every event's `api_operation`, and
+/// nearly all fail on the text's length alone.
+#[derive(Debug)]
+struct Glob {
+    pattern: String,
+    /// No `*`: only a text of the pattern's length matches.
+    exact: bool,
+    /// Bytes other than `*`: a shorter text cannot match.
+    min_len: usize,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        let pattern = pattern.to_ascii_lowercase();
+        let stars = pattern.bytes().filter(|&b| b == b'*').count();
+        Glob { exact: stars == 0, min_len: pattern.len() - stars, pattern }
+    }
+
+    /// [`glob`], without its loop when the length rules the text out.
+    fn matches(&self, text: &str) -> bool {
+        if self.exact {
+            text.len() == self.pattern.len() && text.eq_ignore_ascii_case(&self.pattern)
+        } else {
+            text.len() >= self.min_len && glob(&self.pattern, text)
+        }
+    }
 }
 
 /// Glob match, ASCII case ignored (`pattern` is lower case): `*` is any run.
@@ -130,8 +163,8 @@ impl Condition {
         for item in items {
             match item {
                 Value::String(s) => match s.strip_prefix('!') {
-                    Some(neg) => c.not.push(neg.to_ascii_lowercase()),
-                    None => c.globs.push(s.to_ascii_lowercase()),
+                    Some(neg) => c.not.push(Glob::new(neg)),
+                    None => c.globs.push(Glob::new(s)),
                 },
                 Value::Number(n) if n.as_i64().is_some() => c.numbers.push(n.as_i64().unwrap_or_default()),
                 other => {
@@ -152,10 +185,10 @@ impl Condition {
         let positive = self.globs.is_empty() && self.numbers.is_empty()
             || any(&mut |v| {
                 v.as_i64().is_some_and(|n| self.numbers.contains(&n))
-                    || !self.globs.is_empty() && v.text().is_some_and(|s| self.globs.iter().any(|g| glob(g, &s)))
+                    || !self.globs.is_empty() && v.text().is_some_and(|s| self.globs.iter().any(|g| g.matches(&s)))
             });
         let negative =
-            !self.not.is_empty() && any(&mut |v| v.text().is_some_and(|s| self.not.iter().any(|g| glob(g, &s))));
+            !self.not.is_empty() && any(&mut |v| v.text().is_some_and(|s| self.not.iter().any(|g| g.matches(&s))));
         positive && !negative
     }
 }
@@ -197,7 +230,8 @@ impl Classify {
             })
             .collect::<Result<Vec<Rule>, String>>()?;
         let tags_field = config.tags_field.unwrap_or_else(|| "metadata_labels".into());
-        let mut classify = Classify { rules, reads_tags: false, heads: Vec::new(), tags_field };
+        let mut classify =
+            Classify { rules, reads_tags: false, heads: Vec::new(), heads_sorted: Vec::new(), tags_field };
         for condition in classify.rules.iter_mut().flat_map(|r| r.when.iter_mut().flatten()) {
             let head = &condition.path[0];
             condition.head = match classify.heads.iter().position(|h| h == head) {
@@ -209,7 +243,33 @@ impl Classify {
             };
             classify.reads_tags |= *head == classify.tags_field;
         }
+        classify.heads_sorted = (0..classify.heads.len()).collect();
+        classify.heads_sorted.sort_by(|&a, &b| classify.heads[a].cmp(&classify.heads[b]));
         Ok(classify)
+    }
+
+    /// The event's value at each of [`Classify::heads`]: one walk through
+    /// the members and the heads, both in key order (in Wasm that is several
+    /// times cheaper than a binary search per head).
+    fn fields<'n, 'a>(&self, top: &'n Object<'a>) -> Vec<Option<&'n Node<'a>>> {
+        let mut fields = vec![None; self.heads.len()];
+        let mut members = top.iter().peekable();
+        for &h in &self.heads_sorted {
+            let head = self.heads[h].as_str();
+            while let Some(&(key, value)) = members.peek() {
+                match key_cmp(key, head) {
+                    Ordering::Less => {
+                        members.next();
+                    }
+                    Ordering::Equal => {
+                        fields[h] = Some(value);
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+        }
+        fields
     }
 
     /// Adds the tags of the matching rules (a rule sees the tags of the rules
@@ -227,8 +287,7 @@ impl Classify {
             matched
         } else {
             // no rule reads the tags: each field is looked up once, and the tags added after
-            let top = event.top();
-            let fields: Vec<Option<&Node>> = self.heads.iter().map(|h| top.get(h)).collect();
+            let fields = self.fields(event.top());
             let matched: Vec<&Rule> = self.rules.iter().filter(|r| r.matches(|head| fields[head])).collect();
             for rule in &matched {
                 add_tag(event, &self.tags_field, &rule.tag);
@@ -279,6 +338,41 @@ mod tests {
         assert!(glob("*.setiampolicy", "google.iam.admin.v1.SetIamPolicy"));
         assert!(!glob("attach*policy", "AttachRolePolicyX"));
         assert!(glob("*", "") && glob("a*b*c", "aXbYc") && !glob("a*b", "ba"));
+    }
+
+    /// The walk finds what a lookup per head finds: heads present, missing,
+    /// first and last in key order, between members, after all of them.
+    #[test]
+    fn fields_are_what_lookups_find() {
+        let c = Classify::new(serde_json::from_value(json!({})).unwrap()).unwrap();
+        let events = [
+            json!({}),
+            json!({"activity_id": 1, "zzz": 2}),
+            json!({"": 0, "a": 1, "api_operation": "x", "class_uid": 3002, "status_id": 2, "unmapped": {"records": []}}),
+            json!({"actor_user_name": "root", "b": 1, "file_path": "/etc/shadow", "process_name": "sudo", "resources": [], "status_code": "401"}),
+        ];
+        for event in events {
+            let text = event.to_string();
+            let doc = Doc::parse(&text).unwrap();
+            let top = doc.top();
+            let want: Vec<Option<&Node>> = c.heads.iter().map(|h| top.get(h)).collect();
+            assert_eq!(c.fields(top), want, "{event}");
+        }
+    }
+
+    /// The length checks change no outcome: every pattern against every
+    /// text, in all cases.
+    #[test]
+    fn glob_matches_as_glob_does() {
+        let patterns = ["", "*", "**", "a", "A", "ab", "a*", "*a", "a*b", "a*b*c", "*.x", "getsecretvalue", "é", "É*"];
+        let texts =
+            ["", "a", "A", "ab", "AB", "aXb", "aXbYc", "b.x", ".x", "GetSecretValue", "getsecretvalu", "é", "É", "éa"];
+        for p in patterns {
+            let g = Glob::new(p);
+            for t in texts {
+                assert_eq!(g.matches(t), glob(&p.to_ascii_lowercase(), t), "{p:?} {t:?}");
+            }
+        }
     }
 
     #[test]

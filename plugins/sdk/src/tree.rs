@@ -119,7 +119,7 @@ impl<'a> From<String> for Node<'a> {
 /// Key order (`str` order). Most keys of an object differ in their first
 /// byte, which is compared before `memcmp` is called: a lookup's few
 /// comparisons of short keys were a third of `enrich-static`'s native time.
-fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub fn key_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.as_bytes().first(), b.as_bytes().first()) {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),
