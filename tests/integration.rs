@@ -236,6 +236,29 @@ fn a_plugin_stuck_in_a_loop_is_stopped_at_its_deadline() {
     assert!(started.elapsed().as_secs() < 30);
 }
 
+/// `time_limit = false` compiles the plugin without deadline checks: a call
+/// far longer than `timeout_ms` (the fixture's `busy` mode, a few hundred ms
+/// of work) completes, where the same stage with its limit is stopped.
+#[test]
+fn a_stage_without_a_time_limit_is_not_stopped() {
+    let t = TestDir::new();
+    t.write("in.ndjson", &events(10, Some(4)));
+    for (extra, written, quarantined) in [("timeout_ms = 20", 9, 1), ("timeout_ms = 20\ntime_limit = false", 10, 0)] {
+        let pipeline = format!(
+            "[sources.a]\ntype = \"file\"\npaths = [\"in.ndjson\"]\nchain = [\"json\", \"faulty\"]\n{JSON_PARSER}\n{}\n[sink]\nurl = \"out-{written}\"\n",
+            faulty_stage("busy", extra)
+        );
+        let run = t.run_pipeline(&pipeline);
+        run.assert_success();
+        let s = run.summary();
+        assert_eq!((s.read, s.written, s.quarantined), (10, written, quarantined), "{extra}: {run}");
+        if quarantined == 1 {
+            let q = t.quarantine("out-9", "a");
+            assert!(q[0]["reason"].as_str().unwrap().contains("time limit"), "{}", q[0]);
+        }
+    }
+}
+
 #[test]
 fn a_memory_hungry_plugin_is_capped() {
     let t = TestDir::new();

@@ -15,6 +15,9 @@ process, `--runs` times, alternating; the table gives medians:
   (a0) the same as (a) with the whole process held to one core (CPU
       affinity; sluice then starts one worker): how much of the machine (a)
       turns into throughput.
+  (a2) the same with `time_limit = false` on every stage: the plugins'
+      compiled code without its deadline checks, what the per-call time limit
+      costs.
   (b) the same pipeline with the same plugins compiled into the host
       (`sluice run --native-plugins`, in builds with that feature): what the
       Wasm sandbox costs.
@@ -28,6 +31,7 @@ from wait4() on the child, so they are the pipeline's own.
 """
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -122,6 +126,7 @@ def run(cmd, env=None, cpus=None):
 A = "(a) sluice, Wasm plugins"
 A1 = "(a1) the same, 1 worker"
 A0 = "(a0) the same, on 1 core"
+A2 = "(a2) the same, no time limit"
 B = "(b) native plugins"
 C = "(c) DuckDB reference"
 
@@ -159,6 +164,9 @@ def main():
     one_worker = os.path.join(work, "one-worker.toml")
     with open(pipeline) as f, open(one_worker, "w") as g:
         g.write(f.read() + "\n[runtime]\nworkers = 1\n")
+    no_limit = os.path.join(work, "no-time-limit.toml")
+    with open(pipeline) as f, open(no_limit, "w") as g:
+        g.write(re.sub(r'^(plugin = ".*")$', r"\1\ntime_limit = false", f.read(), flags=re.M))
     help_text = subprocess.run([args.sluice, "run", "--help"], capture_output=True, text=True).stdout
     if "--native-plugins" not in help_text:
         sys.exit(f"{args.sluice} has no --native-plugins: cargo build --release --features native-plugins")
@@ -166,10 +174,11 @@ def main():
         A: ["run", pipeline],
         A1: ["run", one_worker],
         A0: ["run", pipeline],
+        A2: ["run", no_limit],
         B: ["run", "--native-plugins", pipeline],
     }
     one_core = {min(os.sched_getaffinity(0))}
-    results = {A: [], A1: [], A0: [], B: [], C: []}
+    results = {A: [], A1: [], A0: [], A2: [], B: [], C: []}
     try:
         for i in range(args.runs):
             for name in results:
@@ -196,8 +205,9 @@ def main():
         medians[name] = (wall, cpu)
         print(f"{name:<28} {events / wall:>10,.0f} {input_bytes / 1e6 / cpu:>10.1f} {wall:>7.1f} {cpu:>7.1f} "
               f"{rss / 2**20:>7.0f}Mi {out_bytes / 1e6:>7.0f}MB")
-    (wa, ca), (wa1, _), (wa0, _), (wb, cb), (wc, cc) = (medians[n] for n in (A, A1, A0, B, C))
+    (wa, ca), (wa1, _), (wa0, _), (_, ca2), (wb, cb), (wc, cc) = (medians[n] for n in (A, A1, A0, A2, B, C))
     print(f"(a)/(b): Wasm takes {ca / cb:.2f}x the CPU time of native plugins (target: at most 1.25x)")
+    print(f"(a2)/(b): without the time limit, {ca2 / cb:.2f}x (the deadline checks: {ca / ca2:.2f}x)")
     print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
     print(f"(a)/(a1): {os.cpu_count()} workers run {wa1 / wa:.2f}x as fast as one (wall)")
     print(f"(a)/(a0): on {os.cpu_count()} cores (a) runs {wa0 / wa:.2f}x as fast as on one (wall)")

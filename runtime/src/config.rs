@@ -429,6 +429,13 @@ pub struct StageConfig {
     /// Longest time one batch call may run before the plugin is interrupted.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// `false`: no time limit at all. The plugin's compiled code then has
+    /// no deadline checks, which makes it 20-35 % faster, but a call that
+    /// never returns stops its worker for good (`timeout_ms` is ignored).
+    /// Only for plugins trusted not to loop; the memory cap, the
+    /// capabilities and the handling of traps stay.
+    #[serde(default = "default_true")]
+    pub time_limit: bool,
     /// Let the plugin read the host's clocks. Without it (the default) the
     /// wall clock reads the Unix epoch and the monotonic clock stands still.
     #[serde(default)]

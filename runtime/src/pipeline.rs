@@ -109,7 +109,7 @@ impl Pipeline {
                 bytes,
                 sha256: stage.sha256.as_ref().map(|s| s.get_ref().clone()),
                 config_json,
-                timeout: Duration::from_millis(stage.timeout_ms),
+                timeout: stage.time_limit.then(|| Duration::from_millis(stage.timeout_ms)),
                 memory_bytes: (stage.memory_mb as usize) << 20,
                 clocks: stage.clocks,
                 read_files: stage.read_files.iter().map(|f| config.base_dir().join(f.get_ref())).collect(),

@@ -50,7 +50,7 @@ pub fn load(host: &WasmHost, reference: &str, config: Option<&Path>) -> anyhow::
         bytes,
         sha256: None,
         config_json,
-        timeout: Duration::from_secs(2),
+        timeout: Some(Duration::from_secs(2)),
         memory_bytes: 64 << 20,
         clocks: false,
         read_files: Vec::new(),

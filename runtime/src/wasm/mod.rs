@@ -2,7 +2,8 @@
 //! one instance per worker, nothing granted by default.
 //!
 //! Limits: an epoch deadline per call (a background thread ticks every
-//! [`TICK`]), and a cap on each instance's memory. A trapped instance is thrown
+//! [`TICK`]) unless the stage has no time limit, and a cap on each
+//! instance's memory. A trapped instance is thrown
 //! away and built again from its `InstancePre`; callers in `stage.rs` find the
 //! record that caused the trap.
 
@@ -65,10 +66,15 @@ impl std::fmt::Display for PluginKind {
     }
 }
 
-/// The process-wide engine and its epoch ticker.
+/// The process-wide engines and the epoch ticker.
 #[derive(Clone)]
 pub struct WasmHost {
+    /// Compiles code that checks the epoch deadline (at function entries and
+    /// loop back-edges), for calls with a time limit.
     engine: Engine,
+    /// Compiles code without those checks, for stages with `time_limit =
+    /// false`: the checks cost 20-35 % of a plugin's time (docs/performance.md).
+    unlimited: Engine,
 }
 
 impl WasmHost {
@@ -79,7 +85,6 @@ impl WasmHost {
     /// An engine whose compiled-plugin cache lives in `cache_dir` (none: no cache).
     pub fn with_cache(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let mut config = Config::new();
-        config.epoch_interruption(true);
         #[cfg(feature = "profiling")]
         match std::env::var("SLUICE_WASM_PERFMAP").as_deref() {
             Ok("1") => {
@@ -104,7 +109,10 @@ impl WasmHost {
             }
             None => tracing::warn!("No compiled-plugin cache directory (set SLUICE_CACHE_DIR); compiling every start."),
         }
-        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"))?;
+        let start =
+            |config: &Config| Engine::new(config).map_err(|e| anyhow::anyhow!("cannot start the Wasm engine: {e:#}"));
+        let unlimited = start(&config)?;
+        let engine = start(config.epoch_interruption(true))?;
         let weak = engine.weak();
         std::thread::Builder::new().name("sluice-epoch".into()).spawn(move || {
             while let Some(engine) = weak.upgrade() {
@@ -113,7 +121,7 @@ impl WasmHost {
                 std::thread::sleep(TICK);
             }
         })?;
-        Ok(WasmHost { engine })
+        Ok(WasmHost { engine, unlimited })
     }
 
     /// Compiles a plugin (once) and checks it is a 0.1.x sluice plugin.
@@ -125,15 +133,16 @@ impl WasmHost {
         {
             return Err(LoadError::Digest { path, expected: expected.clone(), actual: digest });
         }
-        let component = Component::new(&self.engine, &spec.bytes)
+        let engine = if spec.timeout.is_some() { &self.engine } else { &self.unlimited };
+        let component = Component::new(engine, &spec.bytes)
             .map_err(|e| LoadError::Compile { path: path.clone(), message: format!("{e:#}") })?;
-        let kind = plugin_kind(&self.engine, &component, &path)?;
+        let kind = plugin_kind(engine, &component, &path)?;
         if let Some((import, _)) =
-            component.component_type().imports(&self.engine).find(|(name, _)| name.starts_with("wasi:http/"))
+            component.component_type().imports(engine).find(|(name, _)| name.starts_with("wasi:http/"))
         {
             return Err(LoadError::Network { path, import: import.to_string() });
         }
-        let mut linker: Linker<HostState> = Linker::new(&self.engine);
+        let mut linker: Linker<HostState> = Linker::new(engine);
         let link = |e: wasmtime::Error| LoadError::Link { path: path.clone(), message: format!("{e:#}") };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
         parser::ParserPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(link)?;
@@ -144,7 +153,7 @@ impl WasmHost {
         };
         let grants = Grants::new(&spec.stage, &spec.read_files).map_err(|message| LoadError::Grant { message })?;
         let mut plugin = Plugin {
-            engine: self.engine.clone(),
+            engine: engine.clone(),
             stage: spec.stage,
             kind,
             digest,
@@ -188,7 +197,8 @@ pub struct PluginSpec {
     pub bytes: Vec<u8>,
     pub sha256: Option<String>,
     pub config_json: String,
-    pub timeout: Duration,
+    /// `None`: no time limit (compiled without deadline checks).
+    pub timeout: Option<Duration>,
     pub memory_bytes: usize,
     /// Whether the plugin may read the host's clocks.
     pub clocks: bool,
@@ -234,7 +244,7 @@ pub struct Plugin {
     pub digest: String,
     pub info: PluginInfo,
     config_json: String,
-    timeout: Duration,
+    timeout: Option<Duration>,
     memory_bytes: usize,
     clocks: bool,
     /// The directory holding the copies of the files it may read.
@@ -288,8 +298,11 @@ impl Plugin {
         &self.config_json
     }
 
+    /// The epoch deadline of a call, in ticks. Without a time limit the
+    /// engine never checks it (nor advances its epoch): any value that
+    /// cannot overflow when added to the epoch will do.
     fn deadline_ticks(&self) -> u64 {
-        (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64
+        self.timeout.map_or(u64::MAX / 2, |t| (t.as_millis() / TICK.as_millis()).max(1) as u64)
     }
 
     /// A fresh instance with its config applied.
