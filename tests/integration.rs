@@ -252,6 +252,8 @@ fn a_stage_without_a_time_limit_is_not_stopped() {
         run.assert_success();
         let s = run.summary();
         assert_eq!((s.read, s.written, s.quarantined), (10, written, quarantined), "{extra}: {run}");
+        let warned = run.stderr.contains("stages.faulty: no time limit (time_limit = false)");
+        assert_eq!(warned, quarantined == 0, "{run}");
         if quarantined == 1 {
             let q = t.quarantine("out-9", "a");
             assert!(q[0]["reason"].as_str().unwrap().contains("time limit"), "{}", q[0]);

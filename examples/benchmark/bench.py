@@ -166,7 +166,11 @@ def main():
         g.write(f.read() + "\n[runtime]\nworkers = 1\n")
     no_limit = os.path.join(work, "no-time-limit.toml")
     with open(pipeline) as f, open(no_limit, "w") as g:
-        g.write(re.sub(r'^(plugin = ".*")$', r"\1\ntime_limit = false", f.read(), flags=re.M))
+        text = f.read()
+        text, n = re.subn(r'^(plugin = "[^"]*")[ \t]*$', r"\1\ntime_limit = false", text, flags=re.M)
+        if n != len(re.findall(r"^\[stages\.[^.\]]+\]", text, flags=re.M)):
+            sys.exit(f"{pipeline}: expected one `plugin = ...` line per [stages.*] table")
+        g.write(text)
     help_text = subprocess.run([args.sluice, "run", "--help"], capture_output=True, text=True).stdout
     if "--native-plugins" not in help_text:
         sys.exit(f"{args.sluice} has no --native-plugins: cargo build --release --features native-plugins")
@@ -210,7 +214,7 @@ def main():
     print(f"(a2)/(b): without the time limit, {ca2 / cb:.2f}x (the deadline checks: {ca / ca2:.2f}x)")
     print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
     print(f"(a)/(a1): {os.cpu_count()} workers run {wa1 / wa:.2f}x as fast as one (wall)")
-    print(f"(a)/(a0): on {os.cpu_count()} cores (a) runs {wa0 / wa:.2f}x as fast as on one (wall)")
+    print(f"(a)/(a0): on {len(os.sched_getaffinity(0))} cores (a) runs {wa0 / wa:.2f}x as fast as on one (wall)")
 
 
 if __name__ == "__main__":

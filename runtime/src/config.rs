@@ -429,11 +429,13 @@ pub struct StageConfig {
     /// Longest time one batch call may run before the plugin is interrupted.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// `false`: no time limit at all. The plugin's compiled code then has
-    /// no deadline checks, which makes it 20-35 % faster, but a call that
-    /// never returns stops its worker for good (`timeout_ms` is ignored).
-    /// Only for plugins trusted not to loop; the memory cap, the
-    /// capabilities and the handling of traps stay.
+    /// `false`: no time limit at all (`timeout_ms` is ignored). The plugin's
+    /// compiled code then has no deadline checks, which makes it 17-25 %
+    /// faster, but a call that never returns (or an `init` that never does)
+    /// is never stopped: that source's events stop reaching the archive and
+    /// shutdown waits for the call. Only for plugins trusted not to loop;
+    /// the memory cap, the capabilities and the handling of traps stay.
+    /// `sluice validate` and `run` warn about such a stage.
     #[serde(default = "default_true")]
     pub time_limit: bool,
     /// Let the plugin read the host's clocks. Without it (the default) the
@@ -876,22 +878,25 @@ impl LoadedConfig {
     /// What `validate` warns about: filters that could match protected events
     /// (those are kept and counted, not dropped).
     pub fn warnings(&self, router: &crate::route::Router) -> Vec<String> {
-        router
-            .overlaps()
-            .into_iter()
-            .map(|(name, rules)| {
-                let span =
-                    self.config.filters.iter().find(|f| f.name.get_ref() == name).map_or(0..0, |f| f.name.span());
-                let at = self.error_at(span, String::new());
-                format!(
-                    "{}:{}:{}: filters.{name}: may match protected events ({}); those are kept and counted, not dropped",
-                    at.file,
-                    at.line,
-                    at.column,
-                    rules.join(", ")
-                )
-            })
-            .collect()
+        let unlimited = self.config.stages.iter().filter(|(_, s)| !s.time_limit).map(|(name, stage)| {
+            let at = self.error_at(stage.plugin.span(), String::new());
+            format!(
+                "{}:{}:{}: stages.{name}: no time limit (time_limit = false): a call that never returns is never stopped",
+                at.file, at.line, at.column
+            )
+        });
+        let filters = router.overlaps().into_iter().map(|(name, rules)| {
+            let span = self.config.filters.iter().find(|f| f.name.get_ref() == name).map_or(0..0, |f| f.name.span());
+            let at = self.error_at(span, String::new());
+            format!(
+                "{}:{}:{}: filters.{name}: may match protected events ({}); those are kept and counted, not dropped",
+                at.file,
+                at.line,
+                at.column,
+                rules.join(", ")
+            )
+        });
+        unlimited.chain(filters).collect()
     }
 
     /// The archive the sink writes to, with its store options and retry budget.

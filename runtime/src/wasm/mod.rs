@@ -73,7 +73,7 @@ pub struct WasmHost {
     /// loop back-edges), for calls with a time limit.
     engine: Engine,
     /// Compiles code without those checks, for stages with `time_limit =
-    /// false`: the checks cost 20-35 % of a plugin's time (docs/performance.md).
+    /// false`: the checks cost 17-25 % of a plugin's time (docs/performance.md).
     unlimited: Engine,
 }
 
@@ -299,10 +299,11 @@ impl Plugin {
     }
 
     /// The epoch deadline of a call, in ticks. Without a time limit the
-    /// engine never checks it (nor advances its epoch): any value that
-    /// cannot overflow when added to the epoch will do.
+    /// engine compiles no checks, so none can see it; it is 0 so that a
+    /// check compiled in by mistake would trap at once (and
+    /// `a_stage_without_a_time_limit_is_not_stopped` would fail).
     fn deadline_ticks(&self) -> u64 {
-        self.timeout.map_or(u64::MAX / 2, |t| (t.as_millis() / TICK.as_millis()).max(1) as u64)
+        self.timeout.map_or(0, |t| (t.as_millis() / TICK.as_millis()).max(1) as u64)
     }
 
     /// A fresh instance with its config applied.
