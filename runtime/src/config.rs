@@ -875,8 +875,9 @@ impl LoadedConfig {
             .collect()
     }
 
-    /// What `validate` warns about: filters that could match protected events
-    /// (those are kept and counted, not dropped).
+    /// What `validate` and `run` warn about: stages without a time limit, and
+    /// filters that could match protected events (those are kept and
+    /// counted, not dropped).
     pub fn warnings(&self, router: &crate::route::Router) -> Vec<String> {
         let unlimited = self.config.stages.iter().filter(|(_, s)| !s.time_limit).map(|(name, stage)| {
             let at = self.error_at(stage.plugin.span(), String::new());

@@ -187,7 +187,8 @@ impl Pipeline {
         &self.streams
     }
 
-    /// Filters that could match protected events (see `LoadedConfig::warnings`).
+    /// Stages without a time limit and filters that could match protected
+    /// events (see `LoadedConfig::warnings`).
     pub fn warnings(&self) -> Vec<String> {
         self.config.warnings(&self.router)
     }
