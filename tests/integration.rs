@@ -406,7 +406,10 @@ fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
     fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
     append(&t.path("live.ndjson.1"), &events(2, None)); // written to the old file after rotation
     t.write("live.ndjson", &events(4, None));
-    wait_for("the rotated file", || files() >= 3);
+    // (once seen timing out under load: then show what sluice said)
+    if !poll_for(|| files() >= 3) {
+        panic!("timed out waiting for the rotated file: {}", terminate(&mut child));
+    }
     // lines that are still open when SIGTERM comes are flushed, not lost
     append(&t.path("live.ndjson"), &events(6, None));
     std::thread::sleep(std::time::Duration::from_millis(400));

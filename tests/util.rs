@@ -288,11 +288,19 @@ pub fn find_strings_in_archive(root: &Path, needles: &[String]) -> Vec<String> {
 
 /// Polls `done` every 100 ms for up to 60 s.
 pub fn wait_for(what: &str, done: impl Fn() -> bool) {
+    assert!(poll_for(done), "timed out waiting for {what}");
+}
+
+/// Polls `done` every 100 ms for up to 60 s; whether it came true.
+pub fn poll_for(done: impl Fn() -> bool) -> bool {
     let start = std::time::Instant::now();
     while !done() {
-        assert!(start.elapsed().as_secs() < 60, "timed out waiting for {what}");
+        if start.elapsed().as_secs() >= 60 {
+            return false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    true
 }
 
 /// The body of a GET, or `None` while nothing answers (a listener not up yet).
