@@ -387,18 +387,27 @@ fn stdin_source_and_partitions() {
     assert_eq!(rows, serde_json::json!([["t1", 1793527200000000_i64, 0], ["t/2", 1793663999000000_i64, 1]]));
 }
 
+/// Starts sluice following `paths` (source `a`, JSON lines, files rolled
+/// after 1 s).
+fn follow(t: &TestDir, paths: &str, options: &str) -> std::process::Child {
+    let p = t.write(
+        "pipeline.toml",
+        &format!("[sources.a]\ntype = \"file\"\npaths = [\"{paths}\"]\nfollow = true\n{options}chain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\nroll_age_secs = 1\n"),
+    );
+    spawn_sluice(t.root(), &["run", p.to_str().unwrap()])
+}
+
+/// How many files source `a` has committed.
+fn files(t: &TestDir) -> usize {
+    if t.path("out/a").exists() { list_files(&t.path("out/a")).len() } else { 0 }
+}
+
 #[test]
 fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
     let t = TestDir::new();
     t.write("live.ndjson", &events(5, None));
-    let p = t.write(
-        "pipeline.toml",
-        &format!("[sources.a]\ntype = \"file\"\npaths = [\"live.ndjson\"]\nfollow = true\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\nroll_age_secs = 1\n"),
-    );
-    let mut child = spawn_sluice(t.root(), &["run", p.to_str().unwrap()]);
-    let files = || {
-        if t.path("out/a").exists() { list_files(&t.path("out/a")).len() } else { 0 }
-    };
+    let mut child = follow(&t, "live.ndjson", "");
+    let files = || files(&t);
     // each step waits until what was written so far is committed (files roll after 1 s)
     wait_for("the first file", || files() >= 1);
     append(&t.path("live.ndjson"), &events(3, None));
@@ -418,6 +427,57 @@ fn sigterm_flushes_a_following_source_and_rotation_is_followed() {
     let s = run.summary();
     assert_eq!((s.read, s.written), (20, 20), "{run}");
     assert_eq!(duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())), 20);
+}
+
+#[test]
+fn lines_written_to_a_rotated_file_after_the_switch_are_not_lost() {
+    let t = TestDir::new();
+    t.write("live.ndjson", &events(3, None));
+    // a long wait, so that a slow machine cannot make the test flaky
+    let mut child = follow(&t, "live.ndjson", "rotate_wait_secs = 120\n");
+    let files = || files(&t);
+    wait_for("the first file", || files() >= 1);
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    t.write("live.ndjson", &events(2, None));
+    // the successor's lines are committed: sluice has switched to it
+    wait_for("the successor's lines", || files() >= 2);
+    // the writer has not reopened its log yet and still writes to the old file
+    let late: String =
+        (0..4).map(|i| format!("{{\"time\":\"2026-11-01T11:00:00Z\",\"message\":\"late {i}\"}}\n")).collect();
+    append(&t.path("live.ndjson.1"), &late);
+    if !poll_for(|| files() >= 3) {
+        panic!("the lines written to the rotated file were not read: {}", terminate(&mut child));
+    }
+    let run = terminate(&mut child);
+    run.assert_success();
+    let s = run.summary();
+    assert_eq!((s.read, s.written), (9, 9), "{run}");
+    let late = duckdb(&format!(
+        "SELECT list(message ORDER BY message) FROM read_parquet('{}/a/**/*.parquet') WHERE message LIKE 'late%'",
+        t.path("out").display()
+    ));
+    assert_eq!(late, serde_json::json!([[["late 0", "late 1", "late 2", "late 3"]]]));
+}
+
+#[test]
+fn a_file_rotated_to_a_name_the_glob_matches_goes_on_where_it_was() {
+    let t = TestDir::new();
+    t.write("live.ndjson", &events(3, None));
+    let mut child = follow(&t, "live.ndjson*", "");
+    let count = || duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display()));
+    let files = || files(&t);
+    wait_for("the first file", || files() >= 1);
+    // the new name sorts after the old one, so sluice sees the successor first
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    t.write("live.ndjson", &events(2, None));
+    append(&t.path("live.ndjson.1"), &events(1, None));
+    if !poll_for(|| files() >= 2 && count() >= 6) {
+        panic!("timed out waiting for 6 events: {}", terminate(&mut child));
+    }
+    let run = terminate(&mut child);
+    run.assert_success();
+    // the 3 lines already read are not read again under the new name
+    assert_eq!((run.summary().read, count()), (6, 6), "{run}");
 }
 
 #[test]

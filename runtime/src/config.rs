@@ -84,6 +84,10 @@ fn default_poll_secs() -> u64 {
     30
 }
 
+fn default_rotate_wait_secs() -> u64 {
+    5
+}
+
 fn default_max_body_mb() -> u64 {
     10
 }
@@ -261,6 +265,11 @@ pub struct SourceConfig {
     /// `objects`: keep listing the prefix for new objects.
     #[serde(default)]
     pub follow: bool,
+    /// For `file` with `follow`: how long a file rotated away (or deleted) is
+    /// still read after it last grew, for a writer that has not reopened its
+    /// log yet.
+    #[serde(default = "default_rotate_wait_secs")]
+    pub rotate_wait_secs: u64,
     /// For `http`: the path clients POST to (default `/<source name>`).
     pub path: Option<Spanned<String>>,
     /// For `objects`: the store and prefix whose objects are read

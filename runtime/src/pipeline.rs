@@ -551,6 +551,7 @@ impl Pipeline {
                 (None, SourceKind::File) => Box::new(FileSource {
                     patterns: source.paths.clone(),
                     follow: source.follow,
+                    rotate_wait: Duration::from_secs(source.rotate_wait_secs),
                     resume: sink.committed_state(index).positions.clone(),
                 }),
                 (None, SourceKind::Stdin) => Box::new(StdinSource),

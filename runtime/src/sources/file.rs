@@ -1,6 +1,7 @@
 //! Files named by paths and globs. Read to the end, or with `follow`, tailed:
-//! growth is read as it comes, a rotated file is finished and its successor
-//! read from the start, a truncated file is read again from the start, and new
+//! growth is read as it comes, a rotated file is read for a while longer
+//! (its writer may not have reopened its log yet) while its successor is read
+//! from the start, a truncated file is read again from the start, and new
 //! files matching a glob are picked up. Gzip is detected by its magic bytes.
 //! Each file resumes where the last commit left it, if it is the same file.
 
@@ -15,13 +16,18 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(200);
 
 pub struct FileSource {
     pub patterns: Vec<String>,
     pub follow: bool,
+    /// How long a file rotated away or deleted is still read after it last
+    /// grew: a writer goes on writing to its old file until it reopens its
+    /// log (logrotate's `postrotate` signal), and what it writes there in
+    /// that time must not be lost.
+    pub rotate_wait: Duration,
     /// Where the last commit left each file; a file is resumed there if it is
     /// still the same file (same fingerprint).
     pub resume: Positions,
@@ -211,6 +217,36 @@ impl Tailed {
     }
 }
 
+/// A followed file that was rotated away or deleted, still read until it has
+/// not grown for `rotate_wait`. Its position is recorded under its old path
+/// with ` (rotated)` added, apart from the path's new file.
+struct Rotated {
+    key: String,
+    file: Tailed,
+    grew: Instant,
+}
+
+impl Rotated {
+    /// Adds a file replaced at `path`, or gone from it, to those read for a
+    /// while longer.
+    fn add(
+        rotated: &mut Vec<Rotated>,
+        path: &Path,
+        file: Tailed,
+        batcher: &mut Batcher,
+        stop: &AtomicBool,
+        known: &mut Vec<FilePosition>,
+    ) {
+        let key = format!("{} (rotated)", path.display());
+        // rotated again before the last one was let go: that writer has long moved on
+        if let Some(i) = rotated.iter().position(|r| r.key == key) {
+            let last = rotated.swap_remove(i);
+            known.extend(last.file.finish(&last.key, batcher, stop));
+        }
+        rotated.push(Rotated { key, file, grew: Instant::now() });
+    }
+}
+
 impl Source for FileSource {
     fn run(mut self: Box<Self>, mut batcher: Batcher, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         // positions of files by fingerprint, for files that changed name
@@ -233,16 +269,16 @@ impl Source for FileSource {
             return Ok(());
         }
         let mut open_files: BTreeMap<PathBuf, Tailed> = BTreeMap::new();
+        let mut rotated: Vec<Rotated> = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let paths = self.expand()?;
             // a file that vanished (deleted, or renamed away by a rotation that
-            // leaves no successor) is still open: read what it holds, then let go
+            // leaves no successor) is still open
             let gone: Vec<PathBuf> = open_files.keys().filter(|p| !paths.contains(p) || !p.exists()).cloned().collect();
             for path in gone {
                 let old = open_files.remove(&path).expect("listed");
-                let key = path.display().to_string();
-                known.extend(old.finish(&key, &mut batcher, &stop));
-                tracing::info!(path = %key, "File is gone; finished reading it.");
+                tracing::info!(path = %path.display(), "File is gone; reading what is still added to it.");
+                Rotated::add(&mut rotated, &path, old, &mut batcher, &stop, &mut known);
             }
             for path in paths {
                 let Ok(meta) = std::fs::metadata(&path) else {
@@ -258,6 +294,9 @@ impl Source for FileSource {
                         .map(|(p, _)| p.clone());
                     if let Some(old) = moved.and_then(|p| open_files.remove(&p)) {
                         open_files.insert(path.clone(), old);
+                    } else if let Some(i) = rotated.iter().position(|r| r.file.ino == meta.ino()) {
+                        // rotated to a name the patterns match too: go on there
+                        open_files.insert(path.clone(), rotated.swap_remove(i).file);
                     }
                 }
                 let replaced = match open_files.get(&path) {
@@ -266,8 +305,12 @@ impl Source for FileSource {
                 };
                 if replaced {
                     if let Some(old) = open_files.remove(&path) {
-                        // finish what the rotated file still holds
-                        known.extend(old.finish(&key, &mut batcher, &stop));
+                        if old.ino == meta.ino() {
+                            // truncated in place: what it held is gone
+                            known.extend(old.finish(&key, &mut batcher, &stop));
+                        } else {
+                            Rotated::add(&mut rotated, &path, old, &mut batcher, &stop, &mut known);
+                        }
                     }
                     // the committed position applies to the first file seen under this path;
                     // a file that cannot be opened now (gone again, no permission) is tried at the next poll
@@ -295,6 +338,27 @@ impl Source for FileSource {
                     }
                 }
                 t.pos_check = std::fs::metadata(&path).map_or(0, |m| m.len());
+            }
+            let now = Instant::now();
+            let mut i = 0;
+            while i < rotated.len() {
+                let r = &mut rotated[i];
+                let before = (r.file.cursor.position.offset, r.file.partial.len());
+                match r.file.read(&r.key, &mut batcher, &stop) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(path = %r.key, error = %format!("{e:#}"), "Read error on a rotated file."),
+                }
+                if (r.file.cursor.position.offset, r.file.partial.len()) != before {
+                    r.grew = now;
+                }
+                if now.duration_since(r.grew) >= self.rotate_wait {
+                    let r = rotated.swap_remove(i);
+                    known.extend(r.file.finish(&r.key, &mut batcher, &stop));
+                    tracing::info!(path = %r.key, wait = ?self.rotate_wait, "Rotated file stopped growing; finished reading it.");
+                } else {
+                    i += 1;
+                }
             }
             if !batcher.flush() {
                 return Ok(());
