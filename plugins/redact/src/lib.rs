@@ -668,10 +668,25 @@ impl Redact {
 
     /// Whether the value rules (only rule `only` if given; those that apply
     /// under the scopes `skip` and `only_hit`) find something in `text`.
-    /// With all rules, the strings they found nothing in are remembered.
     fn finds(&self, text: &str, only: Option<usize>, skip: u128, only_hit: u128) -> bool {
+        let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
+        !matches!(self.run_rules(text, only, skip, only_hit, &mut replace), Redacted::Unchanged)
+    }
+
+    /// Runs the value rules (only rule `only` if given; those that apply
+    /// under the scopes `skip` and `only_hit`) over `text`, `replace` saying
+    /// what each finding becomes. With all rules, the strings they found
+    /// nothing in are remembered, and not searched again.
+    fn run_rules(
+        &self,
+        text: &str,
+        only: Option<usize>,
+        skip: u128,
+        only_hit: u128,
+        replace: &mut dyn FnMut(usize, &str) -> Replacement,
+    ) -> Redacted {
         if text.len() < self.rules.min_len() {
-            return false;
+            return Redacted::Unchanged;
         }
         let hash = (only.is_none() && text.len() <= CLEAN_CACHE_MAX_LEN)
             .then(|| foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit)));
@@ -679,13 +694,12 @@ impl Redact {
             && let Some((known, s, o)) = self.clean.borrow().get(&hash)
             && (&**known, *s, *o) == (text, skip, only_hit)
         {
-            return false;
+            return Redacted::Unchanged;
         }
         let applies = |index: usize| self.applies(index, only, skip, only_hit);
-        let mut replace = |_: usize, _: &str| Replacement::Text(String::new());
-        let found = !matches!(self.rules.redact(text, &applies, &mut replace), Redacted::Unchanged);
+        let redacted = self.rules.redact(text, &applies, replace);
         if let Some(hash) = hash
-            && !found
+            && matches!(redacted, Redacted::Unchanged)
         {
             let mut clean = self.clean.borrow_mut();
             if clean.len() >= CLEAN_CACHE_SIZE {
@@ -693,18 +707,12 @@ impl Redact {
             }
             clean.insert(hash, (text.into(), skip, only_hit));
         }
-        found
+        redacted
     }
 
     /// Runs the value rules over one string (only rule `only` if given).
     /// `None`: nothing found; `Some(true)`: drop the field; `Some(false)`: changed.
     fn redact_string(&self, text: &mut String, only: Option<usize>, walk: &mut Walk) -> Option<bool> {
-        let (skip, only_hit) = (walk.skip, walk.only);
-        // most strings of an event that changes are clean too, and known to be
-        if !self.finds(text, only, skip, only_hit) {
-            return None;
-        }
-        let applies = |index: usize| self.applies(index, only, skip, only_hit);
         let hmac_key = walk.hmac_key;
         let mut hits: Vec<(usize, Action)> = Vec::new();
         let mut replace = |index: usize, secret: &str| {
@@ -716,7 +724,8 @@ impl Redact {
             }
             replacement
         };
-        match self.rules.redact(text, &applies, &mut replace) {
+        // most strings of an event that changes are clean too, and known to be
+        match self.run_rules(text, only, walk.skip, walk.only, &mut replace) {
             Redacted::Unchanged => None,
             Redacted::Drop(index) => {
                 walk.record(index, &self.rules.rules[index].id, Action::Drop);

@@ -207,6 +207,7 @@ impl RuleSpec {
         }
         let regex = |what: &str, p: &str| Regex::new(p).map_err(|e| format!("rule `{id}`: {what} `{p}`: {e}"));
         let patterns = sources.iter().map(|p| regex("pattern", p)).collect::<Result<Vec<_>, _>>()?;
+        let needs = patterns.iter().map(|p| needed_bytes_of(p.as_str())).collect();
         let bare = patterns
             .iter()
             .map(|p| (p.captures_len() == 1 && slow_prefilter(p.as_str())).then(|| bare(p.as_str())).transpose())
@@ -222,6 +223,7 @@ impl RuleSpec {
             keywords: self.keywords.clone().unwrap_or_default(),
             min_digits: self.min_digits.unwrap_or(0),
             patterns,
+            needs,
             bare,
             check: self.check.unwrap_or_default(),
             entropy: self.entropy,
@@ -254,6 +256,9 @@ pub struct Rule {
     /// of ids and times and starts a search there, which made the card rule
     /// 2 to 6 times slower than one scan of the string.
     bare: Vec<Option<meta::Regex>>,
+    /// For each pattern, sets of bytes of which every match holds one byte
+    /// each: a text that lacks all the bytes of one set is not searched.
+    needs: Vec<Vec<ByteSet>>,
     check: Check,
     entropy: Option<f64>,
     min_len: usize,
@@ -297,7 +302,14 @@ impl Rule {
         if self.check == Check::Block && !text.contains('\n') {
             return spans;
         }
-        for (pattern, bare) in self.patterns.iter().zip(&self.bare) {
+        let present = std::cell::OnceCell::new();
+        for ((pattern, bare), needs) in self.patterns.iter().zip(&self.bare).zip(&self.needs) {
+            if !needs.is_empty() {
+                let present = present.get_or_init(|| ByteSet::of_text(text));
+                if !needs.iter().all(|set| set.meets(present)) {
+                    continue;
+                }
+            }
             if self.check == Check::Block {
                 for caps in pattern.captures_iter(text) {
                     for (start, end) in block_values(&caps, text, keys) {
@@ -535,6 +547,112 @@ fn slow_prefilter(pattern: &str) -> bool {
         .ok()
         .and_then(|hir| Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir))
         .is_some_and(|prefilter| prefilter.max_needle_len() == 1 && !prefilter.is_fast())
+}
+
+/// A set of bytes.
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+pub struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn union(self, other: ByteSet) -> ByteSet {
+        ByteSet(std::array::from_fn(|i| self.0[i] | other.0[i]))
+    }
+
+    /// The bytes `text` holds.
+    fn of_text(text: &str) -> ByteSet {
+        let mut set = ByteSet::default();
+        text.bytes().for_each(|b| set.insert(b));
+        set
+    }
+
+    /// Whether `present` holds one of these bytes.
+    fn meets(&self, present: &ByteSet) -> bool {
+        self.0.iter().zip(&present.0).any(|(a, b)| a & b != 0)
+    }
+
+    fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
+    }
+
+    /// How often such bytes turn up in log text, roughly: letters and digits
+    /// are everywhere, white space and the separators of names and paths
+    /// often, other punctuation (`=`, `:`, `<`, quotes) less.
+    fn commonness(&self) -> u32 {
+        (0..=255u8)
+            .filter(|b| self.contains(*b))
+            .map(|b| match b {
+                b if b.is_ascii_alphanumeric() => 16,
+                b' ' | b'\t' | b'-' | b'.' | b'/' | b'_' => 4,
+                _ => 1,
+            })
+            .sum()
+    }
+}
+
+/// The larger sets are not worth a look: most texts hold one of their bytes.
+const MAX_NEEDED_SET: u32 = 8;
+
+/// What every match of `pattern` (a valid `regex::Regex`) holds: sets of
+/// bytes of which it holds one byte each (see [`needed_bytes`]). A rule's
+/// patterns are searched only in a text that meets every set of theirs,
+/// which skips most searches a keyword started (`Failed password for ...`
+/// has no `=`, `:`, `<`, quote or `,` that `secret-assignment` needs).
+fn needed_bytes_of(pattern: &str) -> Vec<ByteSet> {
+    let Ok(hir) = regex_automata::util::syntax::parse(pattern) else { return Vec::new() };
+    let mut sets: Vec<ByteSet> = needed_bytes(&hir).into_iter().filter(|s| s.len() <= MAX_NEEDED_SET).collect();
+    sets.sort_by_key(|s| (s.commonness(), s.0));
+    sets.dedup();
+    sets
+}
+
+/// Sets of bytes of which every match of `hir` holds one byte each; empty
+/// when nothing is known. A literal needs each of its bytes; a class of a
+/// few ASCII characters one of them; a repetition at least once what its
+/// item needs; a sequence what each of its parts needs; an alternation one
+/// of the sets its branches need (the least common of each). Anything else
+/// (an empty match, a look-around, an optional part, a class with non-ASCII
+/// characters, such as the Unicode case folds of `k` and `s`) needs nothing.
+pub fn needed_bytes(hir: &regex_syntax::hir::Hir) -> Vec<ByteSet> {
+    use regex_syntax::hir::{Class, HirKind};
+    let one = |bytes: &mut dyn Iterator<Item = u8>| {
+        let mut set = ByteSet::default();
+        bytes.for_each(|b| set.insert(b));
+        vec![set]
+    };
+    match hir.kind() {
+        HirKind::Literal(literal) => literal.0.iter().map(|&b| one(&mut std::iter::once(b)).remove(0)).collect(),
+        HirKind::Class(Class::Unicode(class)) => {
+            let ascii = class.ranges().iter().all(|r| r.end().is_ascii());
+            let small = class.ranges().iter().map(|r| r.end() as u32 - r.start() as u32 + 1).sum::<u32>() <= 128;
+            if !(ascii && small) {
+                return Vec::new();
+            }
+            one(&mut class.ranges().iter().flat_map(|r| r.start() as u8..=r.end() as u8))
+        }
+        HirKind::Class(Class::Bytes(class)) => one(&mut class.ranges().iter().flat_map(|r| r.start()..=r.end())),
+        HirKind::Repetition(repetition) if repetition.min >= 1 => needed_bytes(&repetition.sub),
+        HirKind::Capture(capture) => needed_bytes(&capture.sub),
+        HirKind::Concat(parts) => parts.iter().flat_map(needed_bytes).collect(),
+        HirKind::Alternation(branches) => {
+            let mut union = ByteSet::default();
+            for branch in branches {
+                let Some(least) = needed_bytes(branch).into_iter().min_by_key(ByteSet::commonness) else {
+                    return Vec::new();
+                };
+                union = union.union(least);
+            }
+            vec![union]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// `pattern` (a valid `regex::Regex`) as the same engine builds it for
@@ -979,6 +1097,52 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn set(bytes: &[u8]) -> ByteSet {
+        let mut set = ByteSet::default();
+        bytes.iter().for_each(|b| set.insert(*b));
+        set
+    }
+
+    #[test]
+    fn what_every_match_holds() {
+        // a sequence needs each part; an alternation one of its branches' least common bytes
+        assert_eq!(needed_bytes_of("ab"), vec![set(b"a"), set(b"b")]);
+        assert_eq!(
+            needed_bytes_of(r"(?i)\bkey\s*(?:=>|:=|->|=|:)\s*x+"),
+            vec![set(b":=>"), set(b"Ee"), set(b"Xx"), set(b"Yy")]
+        );
+        assert_eq!(needed_bytes_of("<(?P<k>[a-z]+)>.*?</"), vec![set(b"<"), set(b">"), set(b"/")]);
+        // optional parts, look-arounds, wide classes and Unicode case folds need nothing
+        assert_eq!(needed_bytes_of(r"\b(?:x=)?[A-Za-z0-9]{16,}(?i:s)"), vec![]);
+        // an alternation with a branch that needs nothing needs nothing
+        assert_eq!(needed_bytes_of("(?:=|[^a])b"), vec![set(b"b")]);
+        assert_eq!(needed_bytes_of("(?:=|:|->)"), vec![set(b"=:>")]);
+    }
+
+    /// The sets only ever skip texts the pattern finds nothing in: every
+    /// pattern of the default rules, on every example and negative of them all.
+    #[test]
+    fn a_text_a_pattern_matches_meets_its_needs() {
+        let specs = default_file().rules;
+        let texts: Vec<&String> =
+            specs.iter().flat_map(|s| s.examples.iter().flatten().chain(s.negatives.iter().flatten())).collect();
+        let (mut gated, mut matched) = (0, 0);
+        for spec in &specs {
+            let rule = spec.compile().unwrap();
+            for (pattern, needs) in rule.patterns.iter().zip(&rule.needs) {
+                gated += usize::from(!needs.is_empty());
+                for text in &texts {
+                    if pattern.is_match(text) {
+                        matched += 1;
+                        let present = ByteSet::of_text(text);
+                        assert!(needs.iter().all(|n| n.meets(&present)), "rule {}, {text:?}", rule.id);
+                    }
+                }
+            }
+        }
+        assert!(gated >= 20 && matched >= 100, "{gated} patterns with needs, {matched} matches");
+    }
 
     #[test]
     fn a_pattern_searched_without_its_prefilter_finds_what_it_found() {
