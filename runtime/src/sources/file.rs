@@ -365,6 +365,12 @@ impl Source for FileSource {
             }
             std::thread::sleep(POLL);
         }
+        // a rotated file is not found again after a restart (its new name
+        // may match no pattern): what it holds is read now
+        let reading = AtomicBool::new(false);
+        for r in rotated {
+            r.file.finish(&r.key, &mut batcher, &reading);
+        }
         batcher.flush();
         Ok(())
     }
