@@ -28,21 +28,26 @@ use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_mic
 const AUTHENTICATION: i64 = 3002;
 const API_ACTIVITY: i64 = 6003;
 
-/// Top-level keys that become columns and so are not repeated under `unmapped`.
-const MAPPED: [&str; 12] = [
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "eventID",
-    "requestID",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "errorCode",
-    "errorMessage",
-    "recipientAccountId",
-    "resources",
-];
+/// Whether a top-level key becomes a column and so is not repeated under
+/// `unmapped` (a `match`: a list's `contains` compared each key with every
+/// entry, a tenth of the parser's native time).
+fn mapped(key: &str) -> bool {
+    matches!(
+        key,
+        "eventTime"
+            | "eventSource"
+            | "eventName"
+            | "eventID"
+            | "requestID"
+            | "awsRegion"
+            | "sourceIPAddress"
+            | "userAgent"
+            | "errorCode"
+            | "errorMessage"
+            | "recipientAccountId"
+            | "resources"
+    )
+}
 
 #[derive(Debug)]
 pub struct ParseCloudTrail;
@@ -110,7 +115,7 @@ fn cloudtrail_event(object: &Object) -> Result<Event, String> {
     event.insert("api_operation".into(), name.into());
     let mut unmapped: Map<String, Value> = object
         .iter()
-        .filter(|(k, v)| !MAPPED.contains(k) && **v != Node::Null)
+        .filter(|(k, v)| !mapped(k) && **v != Node::Null)
         .map(|(k, v)| (k.to_string(), v.to_value()))
         .collect();
 
@@ -183,12 +188,12 @@ fn event_time(object: &Object) -> Result<i64, String> {
 
 /// The actor, for every `userIdentity.type`.
 fn user_identity(object: &Object, event: &mut Event) -> Result<(), String> {
-    match object.get("userIdentity") {
+    let identity = match object.get("userIdentity") {
         None | Some(Node::Null) => return Ok(()),
-        Some(Node::Object(_)) => {}
+        Some(Node::Object(identity)) => identity,
         Some(other) => return Err(format!("field `userIdentity`: expected an object, got {}", other.kind())),
-    }
-    let field = |name: &str| object.string(&format!("userIdentity.{name}"));
+    };
+    let field = |name: &str| identity.string_under("userIdentity", name);
     let kind = field("type")?;
     let arn = field("arn")?;
     let user_name = field("userName")?;

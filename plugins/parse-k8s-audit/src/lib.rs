@@ -349,13 +349,14 @@ impl ParseK8sAudit {
 /// `objectRef` → one resource `{type, name, namespace, uid}`; the type is
 /// `resource/subresource` when there is a subresource (`pods/exec`).
 fn object_ref(object: &Object, unmapped: &mut Map<String, Value>) -> Result<Option<Map<String, Value>>, String> {
-    match object.get("objectRef") {
+    let object_ref = match object.get("objectRef") {
         None | Some(Node::Null) => return Ok(None),
-        Some(Node::Object(_)) => {}
+        Some(Node::Object(object_ref)) => object_ref,
         Some(other) => return Err(format!("field `objectRef`: expected an object, got {}", other.kind())),
-    }
+    };
+    let field = |name: &str| object_ref.string_under("objectRef", name);
     let mut resource = Map::new();
-    let kind_name = match (object.string("objectRef.resource")?, object.string("objectRef.subresource")?) {
+    let kind_name = match (field("resource")?, field("subresource")?) {
         (Some(r), Some(sub)) => Some(format!("{r}/{sub}")),
         (Some(r), None) => Some(r.to_string()),
         (None, Some(sub)) => Some(sub.to_string()),
@@ -364,13 +365,13 @@ fn object_ref(object: &Object, unmapped: &mut Map<String, Value>) -> Result<Opti
     if let Some(k) = kind_name {
         resource.insert("type".into(), k.into());
     }
-    for field in ["name", "namespace", "uid"] {
-        if let Some(v) = object.string(&format!("objectRef.{field}"))? {
-            resource.insert(field.into(), v.into());
+    for name in ["name", "namespace", "uid"] {
+        if let Some(v) = field(name)? {
+            resource.insert(name.into(), v.into());
         }
     }
     for (from, to) in [("apiGroup", "object_api_group"), ("apiVersion", "object_api_version")] {
-        if let Some(v) = object.string(&format!("objectRef.{from}"))? {
+        if let Some(v) = field(from)? {
             unmapped.insert(to.into(), v.into());
         }
     }

@@ -179,6 +179,13 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// The string at `name` in this object, itself the object at `path` in
+    /// a record: what `record.string("{path}.{name}")` gives, without
+    /// building that path (the error text names it whole).
+    pub fn string_under(&self, path: &str, name: &str) -> Result<Option<&str>, String> {
+        self.string(name).map_err(|e| e.replacen("field `", &format!("field `{path}."), 1))
+    }
+
     /// Members in key order (the order serde_json's `Map` iterates in).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node<'a>)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
@@ -404,6 +411,10 @@ mod tests {
                 json::get(&map, path).map(|v| v.cloned()),
                 "{path}"
             );
+        }
+        let Some(Node::Object(inner)) = object.get("a") else { panic!("an object") };
+        for name in ["b", "e", "n", "i", "x", "b.c"] {
+            assert_eq!(inner.string_under("a", name), object.string(&format!("a.{name}")), "{name}");
         }
         assert_eq!(json::tree(text.as_bytes()).unwrap(), object);
         for bad in ["[1]", "{\"a\":", "", "\u{ff}"] {
