@@ -690,6 +690,7 @@ impl Redact {
         }
         let hash = (only.is_none() && text.len() <= CLEAN_CACHE_MAX_LEN)
             .then(|| foldhash::fast::FixedState::with_seed(0).hash_one((text, skip, only_hit)));
+        // most strings of an event that changes are clean too, and known to be
         if let Some(hash) = hash
             && let Some((known, s, o)) = self.clean.borrow().get(&hash)
             && (&**known, *s, *o) == (text, skip, only_hit)
@@ -724,7 +725,6 @@ impl Redact {
             }
             replacement
         };
-        // most strings of an event that changes are clean too, and known to be
         match self.run_rules(text, only, walk.skip, walk.only, &mut replace) {
             Redacted::Unchanged => None,
             Redacted::Drop(index) => {

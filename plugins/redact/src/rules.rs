@@ -296,16 +296,23 @@ impl Rule {
         !self.only_keys.is_empty()
     }
 
-    /// The secret spans of this rule in `text`, in order, not touching `masked`.
-    fn find(&self, text: &str, keys: &Keys, masked: &[(usize, usize)], allow: &[Regex]) -> Vec<(usize, usize)> {
+    /// The secret spans of this rule in `text`, in order, not touching
+    /// `masked`. `present`: the bytes `text` holds, once someone needed them.
+    fn find(
+        &self,
+        text: &str,
+        present: &mut Option<ByteSet>,
+        keys: &Keys,
+        masked: &[(usize, usize)],
+        allow: &[Regex],
+    ) -> Vec<(usize, usize)> {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         if self.check == Check::Block && !text.contains('\n') {
             return spans;
         }
-        let present = std::cell::OnceCell::new();
         for ((pattern, bare), needs) in self.patterns.iter().zip(&self.bare).zip(&self.needs) {
             if !needs.is_empty() {
-                let present = present.get_or_init(|| ByteSet::of_text(text));
+                let present = present.get_or_insert_with(|| ByteSet::of_text(text));
                 if !needs.iter().all(|set| set.meets(present)) {
                     continue;
                 }
@@ -551,7 +558,7 @@ fn slow_prefilter(pattern: &str) -> bool {
 
 /// A set of bytes.
 #[derive(Clone, Copy, Default, PartialEq, Debug)]
-pub struct ByteSet([u64; 4]);
+struct ByteSet([u64; 4]);
 
 impl ByteSet {
     fn insert(&mut self, b: u8) {
@@ -614,30 +621,28 @@ fn needed_bytes_of(pattern: &str) -> Vec<ByteSet> {
 }
 
 /// Sets of bytes of which every match of `hir` holds one byte each; empty
-/// when nothing is known. A literal needs each of its bytes; a class of a
-/// few ASCII characters one of them; a repetition at least once what its
-/// item needs; a sequence what each of its parts needs; an alternation one
-/// of the sets its branches need (the least common of each). Anything else
-/// (an empty match, a look-around, an optional part, a class with non-ASCII
-/// characters, such as the Unicode case folds of `k` and `s`) needs nothing.
-pub fn needed_bytes(hir: &regex_syntax::hir::Hir) -> Vec<ByteSet> {
+/// when nothing is known. A literal needs each of its bytes; a class of
+/// ASCII characters one of them; a repetition at least once what its item
+/// needs; a sequence what each of its parts needs; an alternation one of
+/// the sets its branches need (the least common of each). Anything else (an
+/// empty match, a look-around, an optional part, a class with a non-ASCII
+/// character, such as the Unicode case folds of `k` and `s`) needs nothing.
+fn needed_bytes(hir: &regex_syntax::hir::Hir) -> Vec<ByteSet> {
     use regex_syntax::hir::{Class, HirKind};
-    let one = |bytes: &mut dyn Iterator<Item = u8>| {
+    let of = |bytes: &mut dyn Iterator<Item = u8>| {
         let mut set = ByteSet::default();
         bytes.for_each(|b| set.insert(b));
-        vec![set]
+        set
     };
     match hir.kind() {
-        HirKind::Literal(literal) => literal.0.iter().map(|&b| one(&mut std::iter::once(b)).remove(0)).collect(),
+        HirKind::Literal(literal) => literal.0.iter().map(|&b| of(&mut std::iter::once(b))).collect(),
         HirKind::Class(Class::Unicode(class)) => {
-            let ascii = class.ranges().iter().all(|r| r.end().is_ascii());
-            let small = class.ranges().iter().map(|r| r.end() as u32 - r.start() as u32 + 1).sum::<u32>() <= 128;
-            if !(ascii && small) {
+            if !class.ranges().iter().all(|r| r.end().is_ascii()) {
                 return Vec::new();
             }
-            one(&mut class.ranges().iter().flat_map(|r| r.start() as u8..=r.end() as u8))
+            vec![of(&mut class.ranges().iter().flat_map(|r| r.start() as u8..=r.end() as u8))]
         }
-        HirKind::Class(Class::Bytes(class)) => one(&mut class.ranges().iter().flat_map(|r| r.start()..=r.end())),
+        HirKind::Class(Class::Bytes(class)) => vec![of(&mut class.ranges().iter().flat_map(|r| r.start()..=r.end()))],
         HirKind::Repetition(repetition) if repetition.min >= 1 => needed_bytes(&repetition.sub),
         HirKind::Capture(capture) => needed_bytes(&capture.sub),
         HirKind::Concat(parts) => parts.iter().flat_map(needed_bytes).collect(),
@@ -1035,6 +1040,7 @@ impl RuleSet {
         }
         let digits = std::cell::OnceCell::new();
         let mut current: Option<String> = None;
+        let mut present = None;
         let mut masked: Vec<(usize, usize)> = Vec::new();
         let mut fired = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
@@ -1050,7 +1056,7 @@ impl RuleSet {
             if input.len() < rule.min_len || !applies(index) {
                 continue;
             }
-            let spans = rule.find(input, &self.keys, &masked, &self.allow);
+            let spans = rule.find(input, &mut present, &self.keys, &masked, &self.allow);
             if spans.is_empty() {
                 continue;
             }
@@ -1069,6 +1075,7 @@ impl RuleSet {
             out.push_str(&input[last..]);
             masked = masked_spans(&out);
             current = Some(out);
+            present = None;
             fired.push(index);
         }
         match current {
@@ -1090,7 +1097,7 @@ impl RuleSet {
     /// Whether rule `index` alone finds something in `text` (for examples).
     pub fn rule_finds(&self, index: usize, text: &str) -> bool {
         let rule = &self.rules[index];
-        !rule.find(text, &self.keys, &masked_spans(text), &self.allow).is_empty()
+        !rule.find(text, &mut None, &self.keys, &masked_spans(text), &self.allow).is_empty()
     }
 }
 

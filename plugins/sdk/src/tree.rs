@@ -413,9 +413,17 @@ mod tests {
             );
         }
         let Some(Node::Object(inner)) = object.get("a") else { panic!("an object") };
-        for name in ["b", "e", "n", "i", "x", "b.c"] {
-            assert_eq!(inner.string_under("a", name), object.string(&format!("a.{name}")), "{name}");
+        let (Node::Object(outer), _) = decode(r#"{"a":{"b":"x","e":"","n":null,"i":7,"o":{"p":"q"}}}"#).unwrap() else {
+            panic!("an object")
+        };
+        let Some(Node::Object(nested)) = outer.get("a") else { panic!("an object") };
+        for (inner, outer) in [(inner, &object), (nested, &outer)] {
+            for name in ["b", "e", "n", "i", "x", "b.c", "o", "o.p", "o.p.q"] {
+                assert_eq!(inner.string_under("a", name), outer.string(&format!("a.{name}")), "{name}");
+            }
         }
+        assert_eq!(nested.string_under("a", "i").unwrap_err(), "field `a.i`: expected a string, got a number");
+        assert_eq!(nested.string_under("a", "b.c").unwrap_err(), "field `a.b`: expected an object, got a string");
         assert_eq!(json::tree(text.as_bytes()).unwrap(), object);
         for bad in ["[1]", "{\"a\":", "", "\u{ff}"] {
             let want = json::object(bad.as_bytes()).unwrap_err();

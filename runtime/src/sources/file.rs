@@ -188,10 +188,15 @@ fn finish_partial(partial: Vec<u8>, cursor: &mut Cursor, batcher: &mut Batcher) 
     batcher.push(partial, cursor.position.offset)
 }
 
+/// Which file a path names: its device and inode.
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
 struct Tailed {
     reader: Box<dyn BufRead + Send>,
     partial: Vec<u8>,
-    ino: u64,
+    id: (u64, u64),
     pos_check: u64,
     gz: bool,
     cursor: Cursor,
@@ -228,20 +233,25 @@ struct Rotated {
 
 impl Rotated {
     /// Adds a file replaced at `path`, or gone from it, to those read for a
-    /// while longer.
+    /// while longer, after reading what it holds now (which comes before
+    /// what its successor holds).
     fn add(
         rotated: &mut Vec<Rotated>,
         path: &Path,
-        file: Tailed,
+        mut file: Tailed,
         batcher: &mut Batcher,
         stop: &AtomicBool,
         known: &mut Vec<FilePosition>,
     ) {
         let key = format!("{} (rotated)", path.display());
-        // rotated again before the last one was let go: that writer has long moved on
+        // rotated again within the wait: the older one is read to its end now
         if let Some(i) = rotated.iter().position(|r| r.key == key) {
             let last = rotated.swap_remove(i);
             known.extend(last.file.finish(&last.key, batcher, stop));
+        }
+        if let Err(e) = file.read(&key, batcher, stop) {
+            tracing::warn!(path = %key, error = %format!("{e:#}"), "Cannot read a rotated file; letting it go.");
+            return;
         }
         rotated.push(Rotated { key, file, grew: Instant::now() });
     }
@@ -285,48 +295,42 @@ impl Source for FileSource {
                     continue;
                 };
                 let key = path.display().to_string();
-                if !open_files.contains_key(&path) {
-                    // a file already open under another name (renamed by a
-                    // rotation) goes on under its new name
-                    let moved = open_files
-                        .iter()
-                        .find(|(p, t)| t.ino == meta.ino() && std::fs::metadata(p).map_or(true, |m| m.ino() != t.ino))
-                        .map(|(p, _)| p.clone());
-                    if let Some(old) = moved.and_then(|p| open_files.remove(&p)) {
-                        open_files.insert(path.clone(), old);
-                    } else if let Some(i) = rotated.iter().position(|r| r.file.ino == meta.ino()) {
-                        // rotated to a name the patterns match too: go on there
-                        open_files.insert(path.clone(), rotated.swap_remove(i).file);
-                    }
-                }
-                let replaced = match open_files.get(&path) {
-                    None => true,
-                    Some(t) => !t.gz && (t.ino != meta.ino() || meta.len() < t.pos_check),
-                };
-                if replaced {
+                let id = file_id(&meta);
+                let same = open_files.get(&path).is_some_and(|t| t.gz || (t.id == id && meta.len() >= t.pos_check));
+                if !same {
                     if let Some(old) = open_files.remove(&path) {
-                        if old.ino == meta.ino() {
+                        if old.id == id {
                             // truncated in place: what it held is gone
                             known.extend(old.finish(&key, &mut batcher, &stop));
                         } else {
                             Rotated::add(&mut rotated, &path, old, &mut batcher, &stop, &mut known);
                         }
                     }
-                    // the committed position applies to the first file seen under this path;
-                    // a file that cannot be opened now (gone again, no permission) is tried at the next poll
-                    let opened = match open(&path, self.resume.get(&key), &known) {
-                        Ok(opened) => opened,
-                        Err(e) => {
-                            tracing::warn!(path = %key, error = %format!("{e:#}"), "Cannot open a followed file; will retry.");
-                            continue;
-                        }
-                    };
-                    self.resume.remove(&key);
-                    let Opened { reader, gz, cursor } = opened;
-                    open_files.insert(
-                        path.clone(),
-                        Tailed { reader, partial: Vec::new(), ino: meta.ino(), pos_check: 0, gz, cursor },
-                    );
+                    // the file now here may be open already: renamed by a rotation
+                    // from a name that now holds another file, or none
+                    let moved = open_files
+                        .iter()
+                        .find(|(p, t)| t.id == id && std::fs::metadata(p).map_or(true, |m| file_id(&m) != t.id))
+                        .map(|(p, _)| p.clone());
+                    if let Some(file) = moved.and_then(|p| open_files.remove(&p)) {
+                        open_files.insert(path.clone(), file);
+                    } else if let Some(i) = rotated.iter().position(|r| r.file.id == id) {
+                        open_files.insert(path.clone(), rotated.swap_remove(i).file);
+                    } else {
+                        // the committed position applies to the first file seen under this path;
+                        // a file that cannot be opened now (gone again, no permission) is tried at the next poll
+                        let opened = match open(&path, self.resume.get(&key), &known) {
+                            Ok(opened) => opened,
+                            Err(e) => {
+                                tracing::warn!(path = %key, error = %format!("{e:#}"), "Cannot open a followed file; will retry.");
+                                continue;
+                            }
+                        };
+                        self.resume.remove(&key);
+                        let Opened { reader, gz, cursor } = opened;
+                        open_files
+                            .insert(path.clone(), Tailed { reader, partial: Vec::new(), id, pos_check: 0, gz, cursor });
+                    }
                 }
                 let t = open_files.get_mut(&path).expect("inserted above");
                 match t.read(&key, &mut batcher, &stop) {
@@ -347,7 +351,11 @@ impl Source for FileSource {
                 match r.file.read(&r.key, &mut batcher, &stop) {
                     Ok(true) => {}
                     Ok(false) => break,
-                    Err(e) => tracing::warn!(path = %r.key, error = %format!("{e:#}"), "Read error on a rotated file."),
+                    Err(e) => {
+                        tracing::warn!(path = %r.key, error = %format!("{e:#}"), "Cannot read a rotated file; letting it go.");
+                        rotated.swap_remove(i);
+                        continue;
+                    }
                 }
                 if (r.file.cursor.position.offset, r.file.partial.len()) != before {
                     r.grew = now;
@@ -367,9 +375,9 @@ impl Source for FileSource {
         }
         // a rotated file is not found again after a restart (its new name
         // may match no pattern): what it holds is read now
-        let reading = AtomicBool::new(false);
+        let never_stop = AtomicBool::new(false);
         for r in rotated {
-            r.file.finish(&r.key, &mut batcher, &reading);
+            r.file.finish(&r.key, &mut batcher, &never_stop);
         }
         batcher.flush();
         Ok(())
