@@ -461,32 +461,81 @@ fn lines_written_to_a_rotated_file_after_the_switch_are_not_lost() {
     assert_eq!(late, serde_json::json!([[["late 0", "late 1", "late 2", "late 3"]]]));
 }
 
+/// How many events source `a` has committed.
+fn committed(t: &TestDir) -> u64 {
+    if files(t) == 0 { 0 } else { duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())) }
+}
+
+/// Waits until `n` events are committed, gives sluice `settle` to read
+/// anything more, stops it, and checks that it read and wrote exactly `n`.
+fn stop_at(t: &TestDir, child: &mut std::process::Child, n: u64, settle: std::time::Duration) {
+    if !poll_for(|| committed(t) >= n) {
+        panic!("timed out waiting for {n} events: {}", terminate(child));
+    }
+    std::thread::sleep(settle);
+    let run = terminate(child);
+    run.assert_success();
+    assert_eq!((run.summary().read, committed(t)), (n, n), "{run}");
+}
+
 #[test]
 fn numbered_rotation_under_a_glob_reads_nothing_twice() {
     let t = TestDir::new();
     t.write("app.log", &events(3, None));
     let mut child = follow(&t, "app.log*", "");
-    let count = || duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display()));
-    let files = || files(&t);
-    wait_for("the first file", || files() >= 1);
+    wait_for("the first file", || committed(&t) >= 3);
     // logrotate's numbered names: each rotation shifts `.1` to `.2` and the
     // live file to `.1`; the new names sort after the old, so sluice meets
     // each file's successor before the file under its new name
     fs::rename(t.path("app.log"), t.path("app.log.1")).unwrap();
     t.write("app.log", &events(2, None));
     append(&t.path("app.log.1"), &events(1, None)); // its writer has not reopened yet
-    wait_for("the second file", || files() >= 2 && count() >= 6);
+    wait_for("the second file", || committed(&t) >= 6);
     fs::rename(t.path("app.log.1"), t.path("app.log.2")).unwrap();
     fs::rename(t.path("app.log"), t.path("app.log.1")).unwrap();
     t.write("app.log", &events(4, None));
-    append(&t.path("app.log.1"), &events(1, None)); // its writer has not reopened yet
-    if !poll_for(|| count() >= 11) {
-        panic!("timed out waiting for 11 events: {}", terminate(&mut child));
-    }
-    let run = terminate(&mut child);
-    run.assert_success();
+    append(&t.path("app.log.1"), &events(1, None));
     // each file goes on where it was under its new name
-    assert_eq!((run.summary().read, count()), (11, 11), "{run}");
+    stop_at(&t, &mut child, 11, std::time::Duration::ZERO);
+}
+
+#[test]
+fn a_rotated_file_compressed_later_is_not_read_again() {
+    let t = TestDir::new();
+    // over 1 KiB, so that its fingerprint is whole and can name it under another name
+    let first = events(20, None);
+    t.write("auth.log", &first);
+    let mut child = follow(&t, "auth.log*", "rotate_wait_secs = 1\n");
+    wait_for("the first lines", || committed(&t) >= 20);
+    fs::rename(t.path("auth.log"), t.path("auth.log.1")).unwrap();
+    t.write("auth.log", &events(2, None));
+    wait_for("the successor's lines", || committed(&t) >= 22);
+    // the next rotation compresses it (logrotate's `delaycompress`)
+    {
+        use std::io::Write;
+        let mut gz = gzip_writer(&t.path("auth.log.2.gz"));
+        gz.write_all(first.as_bytes()).unwrap();
+        gz.finish().unwrap();
+    }
+    fs::remove_file(t.path("auth.log.1")).unwrap();
+    append(&t.path("auth.log"), &events(3, None));
+    stop_at(&t, &mut child, 25, std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn copytruncate_rotation_reads_each_line_once() {
+    let t = TestDir::new();
+    t.write("app.log", &events(20, None));
+    let mut child = follow(&t, "app.log*", "");
+    wait_for("the first lines", || committed(&t) >= 20);
+    // logrotate's `copytruncate`: lines sluice may not have read yet, a copy, then the file emptied
+    append(&t.path("app.log"), &events(2, None));
+    fs::copy(t.path("app.log"), t.path("app.log.1")).unwrap();
+    // a big file takes a while to copy: sluice sees the copy before the file is emptied
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    fs::OpenOptions::new().write(true).open(t.path("app.log")).unwrap().set_len(0).unwrap();
+    append(&t.path("app.log"), &events(3, None));
+    stop_at(&t, &mut child, 25, std::time::Duration::from_secs(1));
 }
 
 #[test]

@@ -116,21 +116,32 @@ fn same_file(head: &[u8], position: &FilePosition) -> bool {
 
 /// Opens a file where it was left: by the position recorded under its path if
 /// it is the same file, else by a position of a file with the same full
-/// fingerprint under another name (a rename, a rotation), else at its start.
+/// fingerprint under another name (a rename, a rotation; for gzip, also a
+/// plain file that a rotation compressed), else at its start.
 fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> anyhow::Result<Opened> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = Vec::with_capacity(FINGERPRINT_BYTES as usize);
     (&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut head)?;
     let gz = head.starts_with(&[0x1f, 0x8b]);
     let len = file.metadata()?.len();
-    let renamed = || {
-        known.iter().filter(|k| k.fingerprint_len == FINGERPRINT_BYTES && same_file(&head, k)).map(|k| k.offset).max()
+    let renamed = |head: &[u8]| {
+        known.iter().filter(|k| k.fingerprint_len == FINGERPRINT_BYTES && same_file(head, k)).map(|k| k.offset).max()
     };
-    let mut offset = match resume {
-        Some(r) if same_file(&head, r) => r.offset,
-        _ => renamed().unwrap_or(0),
-    };
-    if !gz && offset > len {
+    let resumed = resume.filter(|r| same_file(&head, r)).map(|r| r.offset);
+    let mut other = if resumed.is_none() { renamed(&head) } else { None };
+    if resumed.is_none() && other.is_none() && gz {
+        // `app.log.1` compressed into `app.log.2.gz`: known by what it decompresses to
+        // (a damaged stream is read, and reported, below)
+        file.seek(SeekFrom::Start(0))?;
+        let mut plain = Vec::with_capacity(FINGERPRINT_BYTES as usize);
+        let _ = MultiGzDecoder::new(&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut plain);
+        other = renamed(&plain);
+    }
+    // a copy of a file read further than the copy reaches (`copytruncate`, a
+    // copy still being written) holds nothing new up to there: it is read
+    // only past that offset, if it grows so far
+    let mut offset = resumed.or(other).unwrap_or(0);
+    if !gz && resumed.is_some() && offset > len {
         tracing::warn!(path = %path.display(), offset, len, "File is shorter than where it was left; reading it from the start.");
         offset = 0;
     }
@@ -319,6 +330,11 @@ impl Source for FileSource {
                     } else {
                         // the committed position applies to the first file seen under this path;
                         // a file that cannot be opened now (gone again, no permission) is tried at the next poll
+                        // files still open count as known: a copy of one (copytruncate) or a
+                        // compressed one goes on where that one is
+                        let held = open_files.values().chain(rotated.iter().map(|r| &r.file));
+                        let known: Vec<FilePosition> =
+                            known.iter().cloned().chain(held.map(|t| t.cursor.position.clone())).collect();
                         let opened = match open(&path, self.resume.get(&key), &known) {
                             Ok(opened) => opened,
                             Err(e) => {
