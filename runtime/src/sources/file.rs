@@ -328,13 +328,13 @@ impl Source for FileSource {
                     } else if let Some(i) = rotated.iter().position(|r| r.file.id == id) {
                         open_files.insert(path.clone(), rotated.swap_remove(i).file);
                     } else {
-                        // the committed position applies to the first file seen under this path;
-                        // a file that cannot be opened now (gone again, no permission) is tried at the next poll
                         // files still open count as known: a copy of one (copytruncate) or a
                         // compressed one goes on where that one is
                         let held = open_files.values().chain(rotated.iter().map(|r| &r.file));
                         let known: Vec<FilePosition> =
                             known.iter().cloned().chain(held.map(|t| t.cursor.position.clone())).collect();
+                        // the committed position applies to the first file seen under this path;
+                        // a file that cannot be opened now (gone again, no permission) is tried at the next poll
                         let opened = match open(&path, self.resume.get(&key), &known) {
                             Ok(opened) => opened,
                             Err(e) => {
