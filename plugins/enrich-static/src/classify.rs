@@ -75,10 +75,8 @@ struct Rule {
 pub struct Classify {
     rules: Vec<Rule>,
     tags_field: String,
-    /// The distinct first keys of the conditions' paths.
+    /// The distinct first keys of the conditions' paths, in key order.
     heads: Vec<String>,
-    /// [`Classify::heads`]' indices in key order.
-    heads_sorted: Vec<usize>,
     /// A condition reads `tags_field`, which the rules before it may extend.
     reads_tags: bool,
 }
@@ -230,21 +228,16 @@ impl Classify {
             })
             .collect::<Result<Vec<Rule>, String>>()?;
         let tags_field = config.tags_field.unwrap_or_else(|| "metadata_labels".into());
-        let mut classify =
-            Classify { rules, reads_tags: false, heads: Vec::new(), heads_sorted: Vec::new(), tags_field };
+        let mut heads: Vec<String> =
+            rules.iter().flat_map(|r| r.when.iter().flatten()).map(|c| c.path[0].clone()).collect();
+        heads.sort();
+        heads.dedup();
+        let mut classify = Classify { rules, reads_tags: false, heads, tags_field };
         for condition in classify.rules.iter_mut().flat_map(|r| r.when.iter_mut().flatten()) {
             let head = &condition.path[0];
-            condition.head = match classify.heads.iter().position(|h| h == head) {
-                Some(i) => i,
-                None => {
-                    classify.heads.push(head.clone());
-                    classify.heads.len() - 1
-                }
-            };
+            condition.head = classify.heads.binary_search(head).expect("every head was collected");
             classify.reads_tags |= *head == classify.tags_field;
         }
-        classify.heads_sorted = (0..classify.heads.len()).collect();
-        classify.heads_sorted.sort_by(|&a, &b| classify.heads[a].cmp(&classify.heads[b]));
         Ok(classify)
     }
 
@@ -254,8 +247,7 @@ impl Classify {
     fn fields<'n, 'a>(&self, top: &'n Object<'a>) -> Vec<Option<&'n Node<'a>>> {
         let mut fields = vec![None; self.heads.len()];
         let mut members = top.iter().peekable();
-        for &h in &self.heads_sorted {
-            let head = self.heads[h].as_str();
+        for (h, head) in self.heads.iter().enumerate() {
             while let Some(&(key, value)) = members.peek() {
                 match key_cmp(key, head) {
                     Ordering::Less => {
