@@ -442,9 +442,7 @@ fn lines_written_to_a_rotated_file_after_the_switch_are_not_lost() {
     // the successor's lines are committed: sluice has switched to it
     wait_for("the successor's lines", || files() >= 2);
     // the writer has not reopened its log yet and still writes to the old file
-    let late: String =
-        (0..4).map(|i| format!("{{\"time\":\"2026-11-01T11:00:00Z\",\"message\":\"late {i}\"}}\n")).collect();
-    append(&t.path("live.ndjson.1"), &late);
+    append(&t.path("live.ndjson.1"), &tagged("late", 4));
     if !poll_for(|| files() >= 3) {
         panic!("the lines written to the rotated file were not read: {}", terminate(&mut child));
     }
@@ -454,11 +452,76 @@ fn lines_written_to_a_rotated_file_after_the_switch_are_not_lost() {
     run.assert_success();
     let s = run.summary();
     assert_eq!((s.read, s.written), (11, 11), "{run}");
-    let late = duckdb(&format!(
-        "SELECT list(message ORDER BY message) FROM read_parquet('{}/a/**/*.parquet') WHERE message LIKE 'late%'",
+    assert_eq!(messages(&t, "late"), serde_json::json!(["late 0", "late 1", "late 2", "late 3"]));
+}
+
+/// Lines with messages `{prefix} 0`, `{prefix} 1`, ...
+fn tagged(prefix: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{{\"time\":\"2026-11-01T11:00:00Z\",\"message\":\"{prefix} {i}\"}}\n")).collect()
+}
+
+/// The committed messages that start with `prefix`, sorted, duplicates kept.
+fn messages(t: &TestDir, prefix: &str) -> serde_json::Value {
+    duckdb(&format!(
+        "SELECT list(message ORDER BY message) FROM read_parquet('{}/a/**/*.parquet') WHERE message LIKE '{prefix}%'",
         t.path("out").display()
-    ));
-    assert_eq!(late, serde_json::json!([[["late 0", "late 1", "late 2", "late 3"]]]));
+    ))[0][0]
+        .clone()
+}
+
+#[test]
+fn a_crash_while_a_rotated_file_is_still_read_loses_none_of_it() {
+    let t = TestDir::new();
+    t.write("live.ndjson", &events(3, None));
+    let mut child = follow(&t, "live.ndjson", "rotate_wait_secs = 120\n");
+    wait_for("the first lines", || committed(&t) >= 3);
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    t.write("live.ndjson", &events(2, None));
+    wait_for("the successor's lines", || committed(&t) >= 5);
+    // killed while it waits for more in the rotated file, which its writer then adds
+    child.kill().unwrap();
+    child.wait().unwrap();
+    append(&t.path("live.ndjson.1"), &tagged("late", 4));
+    // the rotated file's new name matches no pattern: found again by its first bytes
+    stop_having_read(
+        &t,
+        &mut follow(&t, "live.ndjson", "rotate_wait_secs = 120\n"),
+        9,
+        4,
+        std::time::Duration::from_millis(500),
+    );
+    assert_eq!(messages(&t, "late"), serde_json::json!(["late 0", "late 1", "late 2", "late 3"]));
+}
+
+#[test]
+fn a_rotation_while_sluice_is_stopped_loses_nothing() {
+    let t = TestDir::new();
+    t.write("app.log", &events(3, None));
+    let mut child = follow(&t, "app.log", "");
+    stop_at(&t, &mut child, 3, std::time::Duration::ZERO);
+    // while sluice is stopped, more lines, then logrotate (`create` mode) with a new file
+    append(&t.path("app.log"), &tagged("unread", 2));
+    fs::rename(t.path("app.log"), t.path("app.log-20261127")).unwrap();
+    t.write("app.log", &tagged("new", 3));
+    stop_having_read(&t, &mut follow(&t, "app.log", ""), 8, 5, std::time::Duration::from_millis(500));
+    assert_eq!(messages(&t, "unread"), serde_json::json!(["unread 0", "unread 1"]));
+    // `copytruncate` while stopped: the lines not read yet are in the copy only
+    append(&t.path("app.log"), &tagged("copied", 2));
+    fs::copy(t.path("app.log"), t.path("app.log.1")).unwrap();
+    fs::write(t.path("app.log"), tagged("after", 1)).unwrap();
+    stop_having_read(&t, &mut follow(&t, "app.log", ""), 11, 3, std::time::Duration::from_millis(500));
+    assert_eq!(messages(&t, "copied"), serde_json::json!(["copied 0", "copied 1"]));
+    // rotated and compressed at once (`compress` without `delaycompress`), no successor yet
+    append(&t.path("app.log"), &tagged("zipped", 2));
+    {
+        use std::io::Write;
+        let mut gz = gzip_writer(&t.path("app.log.2.gz"));
+        gz.write_all(&fs::read(t.path("app.log")).unwrap()).unwrap();
+        gz.finish().unwrap();
+    }
+    fs::remove_file(t.path("app.log")).unwrap();
+    stop_having_read(&t, &mut follow(&t, "app.log", ""), 13, 2, std::time::Duration::from_millis(500));
+    assert_eq!(messages(&t, "zipped"), serde_json::json!(["zipped 0", "zipped 1"]));
 }
 
 /// How many events source `a` has committed.
@@ -469,13 +532,19 @@ fn committed(t: &TestDir) -> u64 {
 /// Waits until `n` events are committed, gives sluice `settle` to read
 /// anything more, stops it, and checks that it read and wrote exactly `n`.
 fn stop_at(t: &TestDir, child: &mut std::process::Child, n: u64, settle: std::time::Duration) {
+    stop_having_read(t, child, n, n, settle)
+}
+
+/// Waits until `n` events are committed in all, gives sluice `settle` to
+/// read anything more, stops it, and checks that this run read exactly `read`.
+fn stop_having_read(t: &TestDir, child: &mut std::process::Child, n: u64, read: u64, settle: std::time::Duration) {
     if !poll_for(|| committed(t) >= n) {
         panic!("timed out waiting for {n} events: {}", terminate(child));
     }
     std::thread::sleep(settle);
     let run = terminate(child);
     run.assert_success();
-    assert_eq!((run.summary().read, committed(t)), (n, n), "{run}");
+    assert_eq!((run.summary().read, committed(t)), (read, n), "{run}");
 }
 
 #[test]

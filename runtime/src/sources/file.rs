@@ -3,7 +3,9 @@
 //! (its writer may not have reopened its log yet) while its successor is read
 //! from the start, a truncated file is read again from the start, and new
 //! files matching a glob are picked up. Gzip is detected by its magic bytes.
-//! Each file resumes where the last commit left it, if it is the same file.
+//! Each file resumes where the last commit left it, if it is the same file;
+//! one that a rotation took from its path before it was read to its end is
+//! looked for beside it.
 
 use super::{Batcher, FilePosition, Positions, Source};
 use anyhow::{Context, bail};
@@ -115,9 +117,10 @@ fn same_file(head: &[u8], position: &FilePosition) -> bool {
 }
 
 /// Opens a file where it was left: by the position recorded under its path if
-/// it is the same file, else by a position of a file with the same full
-/// fingerprint under another name (a rename, a rotation; for gzip, also a
-/// plain file that a rotation compressed), else at its start.
+/// it is the same file (for gzip, also if it decompresses to it), else by a
+/// position of a file with the same full fingerprint under another name (a
+/// rename, a rotation; for gzip, also a plain file that a rotation
+/// compressed), else at its start.
 fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> anyhow::Result<Opened> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut head = Vec::with_capacity(FINGERPRINT_BYTES as usize);
@@ -135,7 +138,7 @@ fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> a
         file.seek(SeekFrom::Start(0))?;
         let mut plain = Vec::with_capacity(FINGERPRINT_BYTES as usize);
         let _ = MultiGzDecoder::new(&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut plain);
-        other = renamed(&plain);
+        other = resume.filter(|r| same_file(&plain, r)).map(|r| r.offset).or_else(|| renamed(&plain));
     }
     // a copy of a file read further than the copy reaches (`copytruncate`, a
     // copy still being written) holds nothing new up to there: it is read
@@ -199,6 +202,94 @@ fn finish_partial(partial: Vec<u8>, cursor: &mut Cursor, batcher: &mut Batcher) 
     batcher.push(partial, cursor.position.offset)
 }
 
+/// A file's first bytes as they are and, for gzip, as they decompress.
+struct Head {
+    raw: Vec<u8>,
+    plain: Option<Vec<u8>>,
+}
+
+impl Head {
+    fn read(path: &Path) -> std::io::Result<Head> {
+        let mut file = File::open(path)?;
+        let mut raw = Vec::with_capacity(FINGERPRINT_BYTES as usize);
+        (&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut raw)?;
+        let plain = if raw.starts_with(&[0x1f, 0x8b]) {
+            file.seek(SeekFrom::Start(0))?;
+            let mut plain = Vec::with_capacity(FINGERPRINT_BYTES as usize);
+            let _ = MultiGzDecoder::new(file).take(FINGERPRINT_BYTES).read_to_end(&mut plain);
+            Some(plain)
+        } else {
+            None
+        };
+        Ok(Head { raw, plain })
+    }
+
+    /// Whether this is the file `position` was taken from (or it compressed).
+    fn is(&self, position: &FilePosition) -> bool {
+        same_file(&self.raw, position) || self.plain.as_ref().is_some_and(|plain| same_file(plain, position))
+    }
+}
+
+/// The key a rotated file's position is recorded under.
+const ROTATED: &str = " (rotated)";
+
+impl FileSource {
+    /// Files with lines left unread when the last run ended that have since
+    /// been rotated away from the path they were read under (a crash during a
+    /// rotation's wait; a rotation, or `copytruncate`, while sluice was
+    /// down), each with that path and the furthest committed position of it.
+    /// A file is looked for in its path's directory, where logrotate leaves it
+    /// (`auth.log.1`, `auth.log-20261127`, `auth.log.2.gz`; not with
+    /// `olddir`), by its first bytes; files the patterns match are left to
+    /// resume by themselves.
+    fn left_behind(&self) -> anyhow::Result<Vec<(PathBuf, PathBuf, FilePosition)>> {
+        let named: Vec<(u64, u64)> =
+            self.expand()?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| file_id(&m)).collect();
+        // each directory's files the patterns do not match, by name, read once
+        let mut dirs: BTreeMap<PathBuf, Vec<(PathBuf, std::fs::Metadata, Head)>> = BTreeMap::new();
+        let mut found = Vec::new();
+        let mut taken: Vec<(u64, u64)> = Vec::new();
+        for (key, position) in &self.resume {
+            let path = Path::new(key.strip_suffix(ROTATED).unwrap_or(key));
+            if !key.ends_with(ROTATED) && Head::read(path).is_ok_and(|head| head.is(position)) {
+                continue; // still where it was read
+            }
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let files = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
+                let mut files: Vec<_> = std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|entry| {
+                        let path = entry.ok()?.path();
+                        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+                        if named.contains(&file_id(&meta)) {
+                            return None;
+                        }
+                        let head = Head::read(&path).ok()?;
+                        Some((path, meta, head))
+                    })
+                    .collect();
+                files.sort_by(|a, b| a.0.cmp(&b.0));
+                files
+            });
+            let Some((candidate, meta, head)) = files.iter().find(|(_, _, head)| head.is(position)) else {
+                continue;
+            };
+            let id = file_id(meta);
+            // the file may be known under its old path and as rotated
+            let furthest = self.resume.values().filter(|p| head.is(p)).max_by_key(|p| p.offset).expect("matched");
+            // a gzip file's length says nothing of how much it decompresses to
+            if !taken.contains(&id) && (head.plain.is_some() || meta.len() > furthest.offset) {
+                taken.push(id);
+                found.push((meta.modified().ok(), path.to_path_buf(), candidate.clone(), furthest.clone()));
+            }
+        }
+        // the oldest first, as they were written
+        found.sort_by_key(|f| f.0);
+        Ok(found.into_iter().map(|(_, path, file, position)| (path, file, position)).collect())
+    }
+}
+
 /// Which file a path names: its device and inode.
 fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
@@ -254,7 +345,7 @@ impl Rotated {
         stop: &AtomicBool,
         known: &mut Vec<FilePosition>,
     ) {
-        let key = format!("{} (rotated)", path.display());
+        let key = format!("{}{ROTATED}", path.display());
         // rotated again within the wait: the older one is read to its end now
         if let Some(i) = rotated.iter().position(|r| r.key == key) {
             let last = rotated.swap_remove(i);
@@ -291,6 +382,23 @@ impl Source for FileSource {
         }
         let mut open_files: BTreeMap<PathBuf, Tailed> = BTreeMap::new();
         let mut rotated: Vec<Rotated> = Vec::new();
+        // what a rotation took away before it was read is read first, as a rotated file
+        for (path, found, position) in self.left_behind()? {
+            let opened = open(&found, Some(&position), &[]).and_then(|opened| {
+                let id = file_id(&std::fs::metadata(&found)?);
+                Ok((opened, id))
+            });
+            match opened {
+                Ok((Opened { reader, gz, cursor }, id)) => {
+                    tracing::info!(path = %path.display(), file = %found.display(), "Found a file rotated away with lines left to read.");
+                    let file = Tailed { reader, partial: Vec::new(), id, pos_check: 0, gz, cursor };
+                    Rotated::add(&mut rotated, &path, file, &mut batcher, &stop, &mut known);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), file = %found.display(), error = %format!("{e:#}"), "Cannot open a rotated file found again.")
+                }
+            }
+        }
         while !stop.load(Ordering::Relaxed) {
             let paths = self.expand()?;
             // a file that vanished (deleted, or renamed away by a rotation that
