@@ -3,7 +3,7 @@
 //! A record is one CloudTrail event (one JSON object per line, as CloudWatch
 //! Logs, EventBridge exports and log shippers write them) or a delivered log
 //! file body, `{"Records":[...]}`, which becomes one event per item
-//! (`Outcome::Many`).
+//! (`Outcome::Texts`).
 //!
 //! Classes:
 //! - `ConsoleLogin` → Authentication (3002), activity 1 Logon, status from
@@ -16,7 +16,9 @@
 //! from `errorCode`/`errorMessage`. The time is `eventTime`; copies shipped by
 //! Logstash without it (as in some public datasets) fall back to `@timestamp`.
 //! Everything not mapped to a column is kept under `unmapped` (the record minus
-//! the mapped top-level keys; `userIdentity` is kept whole).
+//! the mapped top-level keys; `userIdentity` is kept whole), written as it was
+//! read: the event is returned as text, `unmapped` written from the record's
+//! tree rather than copied into the event first.
 //!
 //! Config: none; any key is rejected.
 
@@ -24,6 +26,7 @@ use serde_json::{Map, Value};
 use sluice_plugin_sdk::json;
 use sluice_plugin_sdk::tree::{Node, Object};
 use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
+use std::borrow::Cow;
 
 const AUTHENTICATION: i64 = 3002;
 const API_ACTIVITY: i64 = 6003;
@@ -72,7 +75,7 @@ impl Parser for ParseCloudTrail {
             Some(Node::Array(items)) => records_file(items),
             Some(other) => Outcome::Error(format!("field `Records`: expected an array, got {}", other.kind())),
             None => match cloudtrail_event(&object) {
-                Ok(e) => Outcome::Keep(e),
+                Ok(e) => Outcome::Text(e),
                 Err(reason) => Outcome::Error(reason),
             },
         }
@@ -94,10 +97,11 @@ fn records_file(items: &[Node]) -> Outcome {
             Err(reason) => return Outcome::Error(format!("Records[{i}]: {reason}")),
         }
     }
-    Outcome::Many(events)
+    Outcome::Texts(events)
 }
 
-fn cloudtrail_event(object: &Object) -> Result<Event, String> {
+/// One record's event, as JSON text.
+fn cloudtrail_event(object: &Object) -> Result<String, String> {
     let name = object.string("eventName")?;
     let source = object.string("eventSource")?;
     let (Some(name), Some(source)) = (name, source) else {
@@ -113,10 +117,11 @@ fn cloudtrail_event(object: &Object) -> Result<Event, String> {
     event.insert("cloud_provider".into(), "AWS".into());
     event.insert("api_service_name".into(), source.into());
     event.insert("api_operation".into(), name.into());
-    let mut unmapped: Map<String, Value> = object
+    let mut unmapped: Object = object
+        .members()
         .iter()
-        .filter(|(k, v)| !mapped(k) && **v != Node::Null)
-        .map(|(k, v)| (k.to_string(), v.to_value()))
+        .filter(|(k, v)| !mapped(k) && *v != Node::Null)
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
 
     for (from, to) in [
@@ -134,7 +139,7 @@ fn cloudtrail_event(object: &Object) -> Result<Event, String> {
         if address.parse::<std::net::IpAddr>().is_ok() {
             event.insert("src_endpoint_ip".into(), address.into());
         } else {
-            unmapped.insert("source".into(), address.into());
+            unmapped.insert(Cow::Borrowed("source"), address.into());
         }
     }
     user_identity(object, &mut event)?;
@@ -170,10 +175,10 @@ fn cloudtrail_event(object: &Object) -> Result<Event, String> {
     if let Some(message) = error_message {
         event.insert("status_detail".into(), message.into());
     }
-    if !unmapped.is_empty() {
-        event.insert("unmapped".into(), Value::Object(unmapped));
-    }
-    Ok(event)
+    Ok(match unmapped.is_empty() {
+        true => json::encode(&event),
+        false => json::encode_with(&event, "unmapped", &Node::Object(unmapped)),
+    })
 }
 
 fn event_time(object: &Object) -> Result<i64, String> {

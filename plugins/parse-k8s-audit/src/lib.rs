@@ -3,7 +3,7 @@
 //! A record is one of:
 //! - an `audit.k8s.io` `Event` (one JSON object per line, as the log backend writes);
 //! - an `EventList` body (`{"kind":"EventList","items":[...]}`, as the webhook
-//!   backend posts) → one event per kept item (`Outcome::Many`);
+//!   backend posts) → one event per kept item (`Outcome::Texts`);
 //! - an AKS diagnostic-log envelope whose `properties.log` holds the `Event`
 //!   (as a JSON string or an object);
 //! - a GKE Cloud Audit Logs entry for the `k8s.io` service (`protoPayload`).
@@ -15,11 +15,15 @@
 //! - `stages`: the audit stages to keep, default `["ResponseComplete"]`. An
 //!   event of another stage is dropped with the rule `stage <X> not kept`.
 //!   GKE entries have no stage and are always kept.
+//!
+//! Events are returned as text: `unmapped` is a tree that borrows from the
+//! record, written as it is rather than copied into the event first.
 
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::json;
 use sluice_plugin_sdk::tree::{self, Node, Object};
 use sluice_plugin_sdk::{Event, Outcome, Parser, export_parser, parse_rfc3339_micros, set_class, truncate};
+use std::borrow::Cow;
 
 const STAGES: [&str; 4] = ["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"];
 const API_ACTIVITY: i64 = 6003;
@@ -31,11 +35,21 @@ pub struct ParseK8sAudit {
     stages: Vec<String>,
 }
 
+/// What goes under `unmapped`, in any order (sorted once, when written:
+/// in Wasm a sort of a few members costs less than a binary search per insert).
+type Unmapped<'a> = Vec<(Cow<'a, str>, Node<'a>)>;
+
 /// What became of one audit event.
-enum Converted {
-    Event(Event),
+enum Converted<'a> {
+    /// The event's columns, and what goes under `unmapped`.
+    Event(Event, Unmapped<'a>),
     /// Not kept; the text is the drop rule.
     Skipped(String),
+}
+
+/// An event's JSON text.
+fn text(event: &Event, unmapped: Unmapped) -> String {
+    json::encode_with(event, "unmapped", &Node::Object(unmapped.into_iter().collect()))
 }
 
 impl Parser for ParseK8sAudit {
@@ -87,12 +101,12 @@ impl ParseK8sAudit {
         match object.get("kind") {
             Some(Node::String(k)) if k == "EventList" => self.event_list(object),
             Some(Node::String(k)) if k == "Event" => Ok(match self.audit_event(object, &Map::new())? {
-                Converted::Event(e) => Outcome::Keep(e),
+                Converted::Event(e, unmapped) => Outcome::Text(text(&e, unmapped)),
                 Converted::Skipped(rule) => Outcome::Drop(rule),
             }),
             Some(Node::String(k)) => Err(format!("`kind` is `{k}`, expected `Event` or `EventList`")),
             Some(other) => Err(format!("field `kind`: expected a string, got {}", other.kind())),
-            None if object.get("protoPayload").is_some() => Ok(Outcome::Keep(gke_entry(object)?)),
+            None if object.get("protoPayload").is_some() => Ok(Outcome::Text(gke_entry(object)?)),
             None if object.path("properties.log")?.is_some() => self.aks_envelope(object),
             None => Err("not a Kubernetes audit event: no `kind` (Event or EventList), \
                          no GKE `protoPayload` and no AKS `properties.log`"
@@ -119,12 +133,12 @@ impl ParseK8sAudit {
                 Some(other) => return Err(format!("items[{i}]: `kind` is {other}, expected \"Event\"")),
             }
             match self.audit_event(item, &Map::new()).map_err(|reason| format!("items[{i}]: {reason}"))? {
-                Converted::Event(e) => kept.push(e),
+                Converted::Event(e, unmapped) => kept.push(text(&e, unmapped)),
                 Converted::Skipped(rule) => skipped.push(rule),
             }
         }
         if !kept.is_empty() {
-            return Ok(Outcome::Many(kept));
+            return Ok(Outcome::Texts(kept));
         }
         Ok(Outcome::Drop(match skipped.first() {
             None => "EventList has no items".into(),
@@ -172,7 +186,7 @@ impl ParseK8sAudit {
             }
         }
         Ok(match self.audit_event(&inner, &envelope)? {
-            Converted::Event(mut e) => {
+            Converted::Event(mut e, unmapped) => {
                 e.insert("cloud_provider".into(), "Azure".into());
                 // /SUBSCRIPTIONS/<id>/RESOURCEGROUPS/...
                 let subscription = object
@@ -181,14 +195,14 @@ impl ParseK8sAudit {
                 if let Some(subscription) = subscription.filter(|s| !s.is_empty()) {
                     e.insert("cloud_account_uid".into(), subscription.to_lowercase().into());
                 }
-                Outcome::Keep(e)
+                Outcome::Text(text(&e, unmapped))
             }
             Converted::Skipped(rule) => Outcome::Drop(rule),
         })
     }
 
     /// One `audit.k8s.io` Event. `envelope` (AKS metadata) goes to `unmapped.aks`.
-    fn audit_event(&self, object: &Object, envelope: &Map<String, Value>) -> Result<Converted, String> {
+    fn audit_event<'a>(&self, object: &'a Object, envelope: &Map<String, Value>) -> Result<Converted<'a>, String> {
         check_api_version(object)?;
         let stage = object.string("stage")?;
         if let Some(stage) = stage
@@ -197,7 +211,7 @@ impl ParseK8sAudit {
             return Ok(Converted::Skipped(format!("stage {stage} not kept")));
         }
         let mut event = Event::new();
-        let mut unmapped = Map::new();
+        let mut unmapped = Unmapped::new();
 
         // v1beta1 events also have a second-precision `timestamp`; the others are finer.
         let mut time = None;
@@ -237,10 +251,10 @@ impl ParseK8sAudit {
                     event.insert("actor_user_uid".into(), uid.into());
                 }
                 if let Some(groups) = object.path("impersonatedUser.groups")? {
-                    unmapped.insert("impersonated_user_groups".into(), groups.to_value());
+                    unmapped.push(("impersonated_user_groups".into(), groups.clone()));
                 }
                 if let Some(uid) = object.string("user.uid")? {
-                    unmapped.insert("invoked_by_uid".into(), uid.into());
+                    unmapped.push(("invoked_by_uid".into(), uid.into()));
                 }
             }
             None => {
@@ -253,10 +267,10 @@ impl ParseK8sAudit {
             }
         }
         if let Some(groups) = object.path("user.groups")? {
-            unmapped.insert("user_groups".into(), groups.to_value());
+            unmapped.push(("user_groups".into(), groups.clone()));
         }
         if let Some(extra) = object.path("user.extra")?.filter(|v| v.as_object().is_none_or(|m| !m.is_empty())) {
-            unmapped.insert("user_extra".into(), extra.to_value());
+            unmapped.push(("user_extra".into(), extra.clone()));
         }
 
         // Where from.
@@ -270,7 +284,7 @@ impl ParseK8sAudit {
                     None => {}
                 }
                 if ips.len() > 1 {
-                    unmapped.insert("source_ips".into(), Value::Array(ips.iter().map(Node::to_value).collect()));
+                    unmapped.push(("source_ips".into(), Node::Array(ips.clone())));
                 }
             }
             Some(other) => return Err(format!("field `sourceIPs`: expected an array, got {}", other.kind())),
@@ -313,13 +327,14 @@ impl ParseK8sAudit {
             event.insert("status_detail".into(), detail.into());
         }
         if let Some(Node::Object(status)) = object.get("responseStatus") {
-            let rest: Map<String, Value> = status
+            let rest: Object = status
+                .members()
                 .iter()
-                .filter(|(k, v)| !matches!(*k, "code" | "message" | "reason" | "metadata") && **v != Node::Null)
-                .map(|(k, v)| (k.to_string(), v.to_value()))
+                .filter(|(k, v)| !matches!(k.as_ref(), "code" | "message" | "reason" | "metadata") && *v != Node::Null)
+                .cloned()
                 .collect();
             if !rest.is_empty() {
-                unmapped.insert("response_status".into(), Value::Object(rest));
+                unmapped.push(("response_status".into(), Node::Object(rest)));
             }
         }
 
@@ -332,23 +347,22 @@ impl ParseK8sAudit {
 
         for (from, to) in [("level", "level"), ("stage", "stage"), ("stageTimestamp", "stage_timestamp")] {
             if let Some(v) = object.string(from)? {
-                unmapped.insert(to.into(), v.into());
+                unmapped.push((to.into(), v.into()));
             }
         }
         if let Some(request) = object.path("requestObject")? {
-            unmapped.insert("request_object".into(), request.to_value());
+            unmapped.push(("request_object".into(), request.clone()));
         }
         if !envelope.is_empty() {
-            unmapped.insert("aks".into(), Value::Object(envelope.clone()));
+            unmapped.push(("aks".into(), Node::from(&Value::Object(envelope.clone()))));
         }
-        event.insert("unmapped".into(), Value::Object(unmapped));
-        Ok(Converted::Event(event))
+        Ok(Converted::Event(event, unmapped))
     }
 }
 
 /// `objectRef` → one resource `{type, name, namespace, uid}`; the type is
 /// `resource/subresource` when there is a subresource (`pods/exec`).
-fn object_ref(object: &Object, unmapped: &mut Map<String, Value>) -> Result<Option<Map<String, Value>>, String> {
+fn object_ref<'a>(object: &'a Object, unmapped: &mut Unmapped<'a>) -> Result<Option<Map<String, Value>>, String> {
     let object_ref = match object.get("objectRef") {
         None | Some(Node::Null) => return Ok(None),
         Some(Node::Object(object_ref)) => object_ref,
@@ -372,35 +386,34 @@ fn object_ref(object: &Object, unmapped: &mut Map<String, Value>) -> Result<Opti
     }
     for (from, to) in [("apiGroup", "object_api_group"), ("apiVersion", "object_api_version")] {
         if let Some(v) = field(from)? {
-            unmapped.insert(to.into(), v.into());
+            unmapped.push((to.into(), v.into()));
         }
     }
     Ok((!resource.is_empty()).then_some(resource))
 }
 
-fn annotations_into(annotations: &Object, unmapped: &mut Map<String, Value>) {
-    let mut rest = Map::new();
-    for (key, value) in annotations.iter() {
-        match (key, value) {
+fn annotations_into<'a>(annotations: &'a Object, unmapped: &mut Unmapped<'a>) {
+    let mut rest = Vec::new();
+    for (key, value) in annotations.members() {
+        match (key.as_ref(), value) {
             (DECISION, Node::String(v)) if !v.is_empty() => {
-                unmapped.insert("authorization_decision".into(), v.as_ref().into());
+                unmapped.push(("authorization_decision".into(), v.as_ref().into()));
             }
             (REASON, Node::String(v)) if !v.is_empty() => {
-                unmapped.insert("authorization_reason".into(), v.as_ref().into());
+                unmapped.push(("authorization_reason".into(), v.as_ref().into()));
             }
             (DECISION | REASON, _) => {}
-            _ => {
-                rest.insert(key.to_string(), value.to_value());
-            }
+            _ => rest.push((key.clone(), value.clone())),
         }
     }
     if !rest.is_empty() {
-        unmapped.insert("annotations".into(), Value::Object(rest));
+        unmapped.push(("annotations".into(), Node::Object(rest.into_iter().collect())));
     }
 }
 
-/// A GKE Cloud Audit Logs entry for the Kubernetes API (`serviceName` `k8s.io`).
-fn gke_entry(object: &Object) -> Result<Event, String> {
+/// A GKE Cloud Audit Logs entry for the Kubernetes API (`serviceName` `k8s.io`),
+/// as its event's text.
+fn gke_entry(object: &Object) -> Result<String, String> {
     match object.string("protoPayload.serviceName")? {
         Some("k8s.io") => {}
         Some(other) => {
@@ -411,7 +424,7 @@ fn gke_entry(object: &Object) -> Result<Event, String> {
         None => return Err("GKE envelope: `protoPayload.serviceName` is missing".into()),
     }
     let mut event = Event::new();
-    let mut unmapped = Map::new();
+    let mut unmapped = Unmapped::new();
     let stamp = object.string("timestamp")?.ok_or("GKE envelope: no `timestamp`")?;
     let time = parse_rfc3339_micros(stamp)
         .ok_or_else(|| format!("field `timestamp`: `{}` is not an RFC 3339 time", truncate(stamp, 64)))?;
@@ -426,7 +439,7 @@ fn gke_entry(object: &Object) -> Result<Event, String> {
         event.insert("api_operation".into(), verb.into());
     }
     if let Some(method) = method {
-        unmapped.insert("method_name".into(), method.into());
+        unmapped.push(("method_name".into(), method.into()));
     }
     let pairs = [
         ("insertId", "metadata_uid"),
@@ -464,16 +477,15 @@ fn gke_entry(object: &Object) -> Result<Event, String> {
         annotations_into(labels, &mut unmapped);
     }
     if let Some(cluster) = object.string("resource.labels.cluster_name")? {
-        unmapped.insert("cluster_name".into(), cluster.into());
+        unmapped.push(("cluster_name".into(), cluster.into()));
     }
     if let Some(log) = object.string("logName")? {
-        unmapped.insert("log_name".into(), log.into());
+        unmapped.push(("log_name".into(), log.into()));
     }
     if let Some(info) = object.path("protoPayload.authorizationInfo")? {
-        unmapped.insert("authorization_info".into(), info.to_value());
+        unmapped.push(("authorization_info".into(), info.clone()));
     }
-    event.insert("unmapped".into(), Value::Object(unmapped));
-    Ok(event)
+    Ok(text(&event, unmapped))
 }
 
 /// `core/v1/namespaces/default/pods/web-1` → type pods, namespace default, name web-1.

@@ -13,8 +13,8 @@ fn parser() -> ParseK8sAudit {
 
 fn keep(outcome: Outcome) -> Value {
     match outcome {
-        Outcome::Keep(e) => Value::Object(e),
-        other => panic!("expected Keep, got {other:?}"),
+        Outcome::Text(e) => serde_json::from_str(&e).unwrap(),
+        other => panic!("expected Text, got {other:?}"),
     }
 }
 
@@ -119,9 +119,12 @@ fn event_list_splits_and_filters_items() {
     let get = CREATE_POD.replace(r#""verb":"create""#, r#""verb":"get""#);
     let body =
         format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{CREATE_POD},{started},{get}]}}"#);
-    let Outcome::Many(events) = parser().parse(body.as_bytes()) else { panic!("expected Many") };
+    let Outcome::Texts(events) = parser().parse(body.as_bytes()) else { panic!("expected Texts") };
+    let events: Vec<Value> = events.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     let verbs: Vec<&Value> = events.iter().map(|e| &e["api_operation"]).collect();
     assert_eq!(verbs, [&json!("create"), &json!("get")]);
+    // each item's event is what the item alone gives
+    assert_eq!(events[0], keep(parser().parse(CREATE_POD.as_bytes())));
 
     let only_started = format!(r#"{{"kind":"EventList","items":[{started},{started}]}}"#);
     assert_eq!(parser().parse(only_started.as_bytes()), Outcome::Drop("stage ResponseStarted not kept".into()));

@@ -123,6 +123,39 @@ pub fn encode(event: &Event) -> String {
     String::from_utf8(out).expect("strings and serde_json's output are UTF-8")
 }
 
+/// What [`encode`] writes for `event` with `key` set to `value`: for a
+/// parser that keeps part of its record as it is (`unmapped`), as a tree
+/// that borrows from the record, instead of copying it into the event.
+pub fn encode_with(event: &Event, key: &str, value: &crate::tree::Node) -> String {
+    let mut out = Vec::with_capacity(1024);
+    out.push(b'{');
+    let mut extra = Some(value);
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, name: &str, write: &dyn Fn(&mut Vec<u8>)| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, name);
+        out.push(b':');
+        write(out);
+    };
+    for (name, v) in event {
+        if extra.is_some() && name.as_str() >= key {
+            member(&mut out, key, &|out| value.write_json(out));
+            extra = None;
+        }
+        if name != key {
+            member(&mut out, name, &|out| write_value(out, v));
+        }
+    }
+    if extra.is_some() {
+        member(&mut out, key, &|out| value.write_json(out));
+    }
+    out.push(b'}');
+    String::from_utf8(out).expect("strings and serde_json's output are UTF-8")
+}
+
 fn write_object(out: &mut Vec<u8>, object: &Map<String, Value>) {
     out.push(b'{');
     for (i, (key, value)) in object.iter().enumerate() {

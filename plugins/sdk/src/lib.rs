@@ -53,11 +53,14 @@ pub enum Outcome {
     /// (decoded, the last one wins, so the text holds more than the plugin
     /// saw), the event is encoded from its decoded form instead.
     Unchanged,
-    /// Transforms only: one event, as JSON text (one object) that the plugin
-    /// wrote itself, passed on without being decoded or encoded by the SDK
-    /// (see [`Transform::process_text`]). The host checks it as it checks
+    /// One event, as JSON text (one object) that the plugin wrote itself,
+    /// passed on without being decoded or encoded by the SDK: a transform's
+    /// edit of its input (see [`Transform::process_text`]), a parser's event
+    /// written with [`json::encode_with`]. The host checks it as it checks
     /// every event.
     Text(String),
+    /// Zero or more events as [`Outcome::Text`] each.
+    Texts(Vec<String>),
 }
 
 impl Outcome {
@@ -272,8 +275,8 @@ pub mod glue {
             Outcome::Drop(r) => Wire::Drop(r),
             Outcome::Many(es) => Wire::Many(es.iter().map(json::encode).collect()),
             Outcome::Error(r) => Wire::Error(r),
-            Outcome::Text(text) if input.is_some() => Wire::Keep(text),
-            Outcome::Text(_) => Wire::Error("a parser returned `Text`, which only a transform may".into()),
+            Outcome::Text(text) => Wire::Keep(text),
+            Outcome::Texts(texts) => Wire::Many(texts),
             Outcome::Unchanged => match input {
                 Some((text, false)) => Wire::Keep(text),
                 // what the plugin saw: the last of each duplicated key
@@ -536,18 +539,43 @@ mod tests {
         let kept = kept_texts(glue::process(&slot, texts.iter().map(|t| t.to_string()).collect()));
         // the plugin that read the text answers for all of it; `process` sees the decoded event
         assert_eq!(kept, [r#"{"W":1}"#, texts[1], r#"{"b":2,"seen":true}"#]);
-        // a parser cannot hand back text it did not encode through the SDK
-        struct Raw;
-        impl Parser for Raw {
+    }
+
+    #[test]
+    fn a_parser_may_write_its_events_as_text() {
+        // one event per record, or as many as the record has lines
+        struct Lines;
+        impl Parser for Lines {
             fn init(_: Value) -> Result<Self, String> {
-                Ok(Raw)
+                Ok(Lines)
             }
             fn parse(&mut self, record: &[u8]) -> Outcome {
-                Outcome::Text(String::from_utf8_lossy(record).into_owned())
+                let text = String::from_utf8_lossy(record);
+                match text.lines().count() {
+                    1 => Outcome::Text(text.into_owned()),
+                    _ => Outcome::Texts(text.lines().map(str::to_string).collect()),
+                }
             }
         }
-        let wires = glue::parse(&std::cell::RefCell::new(Some(Raw)), vec![b"{}".to_vec()]);
-        assert!(matches!(&wires[..], [glue::Wire::Error(e)] if e.contains("only a transform may")));
+        let wires = glue::parse(&std::cell::RefCell::new(Some(Lines)), vec![b"{}".to_vec(), b"{\"a\":1}\n{}".to_vec()]);
+        assert!(
+            matches!(&wires[..], [glue::Wire::Keep(e), glue::Wire::Many(es)] if e == "{}" && es == &[r#"{"a":1}"#, "{}"])
+        );
+    }
+
+    #[test]
+    fn encode_with_writes_what_encode_writes_for_the_event_with_the_member() {
+        let record = r#"{"z":[1,"x\u0001",{"b":null,"a":true}],"q":"é\"","n":-1.5e3}"#;
+        let tree = crate::json::tree(record.as_bytes()).unwrap();
+        let node = tree::Node::Object(tree);
+        let value = node.to_value();
+        for keys in [&[][..], &["a"], &["m", "zz"], &["m", "n", "unmapped"], &["unmapped"], &["v", "w"]] {
+            let mut event: Event = keys.iter().map(|k| (k.to_string(), Value::from(format!("{k}!")))).collect();
+            let text = json::encode_with(&event, "n", &node);
+            event.insert("n".into(), value.clone());
+            assert_eq!(text, json::encode(&event), "{keys:?}");
+            assert_eq!(text, serde_json::to_string(&event).unwrap());
+        }
     }
 
     #[test]

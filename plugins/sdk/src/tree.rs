@@ -85,6 +85,29 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Appends the value's JSON text: the bytes `serde_json::to_string`
+    /// writes for the same value.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Node::Null => out.extend_from_slice(b"null"),
+            Node::Bool(true) => out.extend_from_slice(b"true"),
+            Node::Bool(false) => out.extend_from_slice(b"false"),
+            Node::Number(n) => serde_json::to_writer(&mut *out, n).expect("writing to memory cannot fail"),
+            Node::String(s) => crate::json::write_str(out, s),
+            Node::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    item.write_json(out);
+                }
+                out.push(b']');
+            }
+            Node::Object(o) => o.write_json(out),
+        }
+    }
+
     /// A string as itself, a number as its JSON text (a lookup key, a glob's subject).
     pub fn text(&self) -> Option<Cow<'_, str>> {
         match self {
@@ -113,6 +136,19 @@ impl From<&Value> for Node<'static> {
 impl<'a> From<String> for Node<'a> {
     fn from(s: String) -> Self {
         Node::String(Cow::Owned(s))
+    }
+}
+
+impl<'a> From<&'a str> for Node<'a> {
+    fn from(s: &'a str) -> Self {
+        Node::String(Cow::Borrowed(s))
+    }
+}
+
+/// Members in any order; of a key given twice, the last stays.
+impl<'a> FromIterator<(Cow<'a, str>, Node<'a>)> for Object<'a> {
+    fn from_iter<I: IntoIterator<Item = (Cow<'a, str>, Node<'a>)>>(members: I) -> Self {
+        Object::from_members(members.into_iter().collect()).0
     }
 }
 
@@ -155,6 +191,29 @@ impl<'a> Object<'a> {
         self.find(key).ok().map(|i| &self.0[i].1)
     }
 
+    /// Sets `key` to `value`, replacing the value it had.
+    pub fn insert(&mut self, key: impl Into<Cow<'a, str>>, value: Node<'a>) {
+        let key = key.into();
+        match self.find(&key) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Appends the object's JSON text (as [`Node::write_json`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::json::write_str(out, key);
+            out.push(b':');
+            value.write_json(out);
+        }
+        out.push(b'}');
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -189,6 +248,12 @@ impl<'a> Object<'a> {
     /// Members in key order (the order serde_json's `Map` iterates in).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node<'a>)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// The members in key order, with keys that borrow from the text as
+    /// long as the tree does (to build another tree from).
+    pub fn members(&self) -> &[(Cow<'a, str>, Node<'a>)] {
+        &self.0
     }
 
     /// The members, sorted by key, for editing in place: whoever edits them
