@@ -28,6 +28,8 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    // the plugins' build flags (`[target.wasm32-wasip2] rustflags`)
+    println!("cargo:rerun-if-changed={}", root.join(".cargo").join("config.toml").display());
 
     let target_dir = root.join("target").join("wasm");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

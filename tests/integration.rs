@@ -476,7 +476,7 @@ fn a_crash_while_a_rotated_file_is_still_read_loses_none_of_it() {
     let mut child = follow(&t, "live.ndjson", "rotate_wait_secs = 120\n");
     wait_for("the first lines", || committed(&t) >= 3);
     fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
-    t.write("live.ndjson", &events(2, None));
+    t.write("live.ndjson", &tagged("next", 2));
     wait_for("the successor's lines", || committed(&t) >= 5);
     // killed while it waits for more in the rotated file, which its writer then adds
     child.kill().unwrap();
@@ -522,6 +522,25 @@ fn a_rotation_while_sluice_is_stopped_loses_nothing() {
     fs::remove_file(t.path("app.log")).unwrap();
     stop_having_read(&t, &mut follow(&t, "app.log", ""), 13, 2, std::time::Duration::from_millis(500));
     assert_eq!(messages(&t, "zipped"), serde_json::json!(["zipped 0", "zipped 1"]));
+}
+
+#[test]
+fn a_restart_reads_only_rotated_files_of_its_own_paths() {
+    let t = TestDir::new();
+    t.write("old.log", &tagged("one", 1));
+    let mut child = follow(&t, "old.log", "");
+    stop_at(&t, &mut child, 1, std::time::Duration::ZERO);
+    append(&t.path("old.log"), &tagged("more", 2));
+    fs::rename(t.path("old.log"), t.path("old.log.1")).unwrap();
+    // a file of another name that begins with the same bytes
+    fs::copy(t.path("old.log.1"), t.path("other.log")).unwrap();
+    // the source now reads another file: what `old.log` left is not its business
+    t.write("new.log", &tagged("new", 1));
+    stop_having_read(&t, &mut follow(&t, "new.log", ""), 2, 1, std::time::Duration::from_secs(1));
+    // back on `old.log`, whose rotated file is gone: `other.log` is not taken for it
+    fs::remove_file(t.path("old.log.1")).unwrap();
+    stop_having_read(&t, &mut follow(&t, "old.log", ""), 2, 0, std::time::Duration::from_secs(1));
+    assert_eq!(messages(&t, "more"), serde_json::json!(null));
 }
 
 /// How many events source `a` has committed.

@@ -240,20 +240,40 @@ impl FileSource {
     /// down), each with that path and the furthest committed position of it.
     /// A file is looked for in its path's directory, where logrotate leaves it
     /// (`auth.log.1`, `auth.log-20261127`, `auth.log.2.gz`; not with
-    /// `olddir`), by its first bytes; files the patterns match are left to
-    /// resume by themselves.
+    /// `olddir`), by its first bytes, among the files whose names begin as the
+    /// path's does (its name up to the first dot). Files the patterns match
+    /// are left to the main loop, which resumes one by its fingerprint when
+    /// that is whole (1 KiB).
     fn left_behind(&self) -> anyhow::Result<Vec<(PathBuf, PathBuf, FilePosition)>> {
         let named: Vec<(u64, u64)> =
             self.expand()?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| file_id(&m)).collect();
+        // a path's rotated file was read before the one last read under the path: it goes first
+        let mut positions: Vec<(&str, bool, &FilePosition)> = self
+            .resume
+            .iter()
+            .map(|(key, position)| match key.strip_suffix(ROTATED) {
+                Some(path) => (path, false, position),
+                None => (key.as_str(), true, position),
+            })
+            .collect();
+        positions.sort_by_key(|(path, current, _)| (*path, *current));
         // each directory's files the patterns do not match, by name, read once
         let mut dirs: BTreeMap<PathBuf, Vec<(PathBuf, std::fs::Metadata, Head)>> = BTreeMap::new();
         let mut found = Vec::new();
         let mut taken: Vec<(u64, u64)> = Vec::new();
-        for (key, position) in &self.resume {
-            let path = Path::new(key.strip_suffix(ROTATED).unwrap_or(key));
-            if !key.ends_with(ROTATED) && Head::read(path).is_ok_and(|head| head.is(position)) {
+        for (path, current, position) in positions {
+            let path = Path::new(path);
+            // an empty file's position names no file; a path the patterns no
+            // longer name (the config changed) is no longer this source's
+            if position.fingerprint_len == 0 || !self.names(path) {
+                continue;
+            }
+            if current && Head::read(path).is_ok_and(|head| head.is(position)) {
                 continue; // still where it was read
             }
+            let Some(stem) = path.file_name().and_then(|n| n.to_str()).map(|n| n.split('.').next().unwrap_or(n)) else {
+                continue;
+            };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let files = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
                 let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -272,22 +292,45 @@ impl FileSource {
                 files.sort_by(|a, b| a.0.cmp(&b.0));
                 files
             });
-            let Some((candidate, meta, head)) = files.iter().find(|(_, _, head)| head.is(position)) else {
+            let Some((file, meta, head)) = files.iter().find(|(file, meta, head)| {
+                !taken.contains(&file_id(meta))
+                    && file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(stem))
+                    && head.is(position)
+            }) else {
                 continue;
             };
-            let id = file_id(meta);
             // the file may be known under its old path and as rotated
             let furthest = self.resume.values().filter(|p| head.is(p)).max_by_key(|p| p.offset).expect("matched");
-            // a gzip file's length says nothing of how much it decompresses to
-            if !taken.contains(&id) && (head.plain.is_some() || meta.len() > furthest.offset) {
-                taken.push(id);
-                found.push((meta.modified().ok(), path.to_path_buf(), candidate.clone(), furthest.clone()));
+            let unread = match head.plain {
+                // gzip's trailer holds the size (mod 2^32) of its last member, which
+                // is all of it as logrotate writes it
+                Some(_) => gzip_size(file) != Some(furthest.offset as u32),
+                None => meta.len() > furthest.offset,
+            };
+            if unread {
+                taken.push(file_id(meta));
+                found.push((path.to_path_buf(), file.clone(), furthest.clone()));
             }
         }
-        // the oldest first, as they were written
-        found.sort_by_key(|f| f.0);
-        Ok(found.into_iter().map(|(_, path, file, position)| (path, file, position)).collect())
+        Ok(found)
     }
+
+    /// Whether the patterns name `path` (one that a committed position names).
+    fn names(&self, path: &Path) -> bool {
+        self.patterns.iter().any(|pattern| match pattern.contains(['*', '?', '[']) {
+            true => glob::Pattern::new(pattern).is_ok_and(|p| p.matches_path(path)),
+            false => Path::new(pattern) == path,
+        })
+    }
+}
+
+/// The uncompressed size a gzip file's trailer gives (of its last member, mod 2^32).
+fn gzip_size(path: &Path) -> Option<u32> {
+    let mut file = File::open(path).ok()?;
+    file.seek(SeekFrom::End(-4)).ok()?;
+    let mut size = [0; 4];
+    file.read_exact(&mut size).ok()?;
+    Some(u32::from_le_bytes(size))
 }
 
 /// Which file a path names: its device and inode.
@@ -497,8 +540,8 @@ impl Source for FileSource {
             }
             std::thread::sleep(POLL);
         }
-        // a rotated file is not found again after a restart (its new name
-        // may match no pattern): what it holds is read now
+        // a rotated file is found again after a restart only beside its old
+        // path, under a name that begins as that path's does: what it holds is read now
         let never_stop = AtomicBool::new(false);
         for r in rotated {
             r.file.finish(&r.key, &mut batcher, &never_stop);
