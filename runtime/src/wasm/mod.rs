@@ -85,6 +85,10 @@ impl WasmHost {
     /// An engine whose compiled-plugin cache lives in `cache_dir` (none: no cache).
     pub fn with_cache(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let mut config = Config::new();
+        // tables filled at instantiation (an instance serves many calls): an
+        // indirect call (`dyn` in a plugin, regex's strategies) then skips the
+        // lazy-init check; the standard pipeline measured 0.5-1 % less CPU
+        config.table_lazy_init(false);
         #[cfg(feature = "profiling")]
         match std::env::var("SLUICE_WASM_PERFMAP").as_deref() {
             Ok("1") => {
