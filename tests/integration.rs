@@ -469,18 +469,25 @@ fn messages(t: &TestDir, prefix: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Follows `live.ndjson` (lines `a 0..2`), rotates it to `live.ndjson.1`
+/// with a new `live.ndjson` (`b 0..1`), waits until all 5 are committed, and
+/// kills sluice while it still reads the rotated file (a 120 s wait).
+fn killed_while_a_rotated_file_is_read(t: &TestDir) {
+    t.write("live.ndjson", &tagged("a", 3));
+    let mut child = follow(t, "live.ndjson", "rotate_wait_secs = 120\n");
+    wait_for("the first lines", || committed(t) >= 3);
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    t.write("live.ndjson", &tagged("b", 2));
+    wait_for("the successor's lines", || committed(t) >= 5);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_crash_while_a_rotated_file_is_still_read_loses_none_of_it() {
     let t = TestDir::new();
-    t.write("live.ndjson", &events(3, None));
-    let mut child = follow(&t, "live.ndjson", "rotate_wait_secs = 120\n");
-    wait_for("the first lines", || committed(&t) >= 3);
-    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
-    t.write("live.ndjson", &tagged("next", 2));
-    wait_for("the successor's lines", || committed(&t) >= 5);
-    // killed while it waits for more in the rotated file, which its writer then adds
-    child.kill().unwrap();
-    child.wait().unwrap();
+    killed_while_a_rotated_file_is_read(&t);
+    // its writer then adds more to it
     append(&t.path("live.ndjson.1"), &tagged("late", 4));
     // the rotated file's new name matches no pattern: found again by its first bytes
     stop_having_read(
@@ -522,6 +529,31 @@ fn a_rotation_while_sluice_is_stopped_loses_nothing() {
     fs::remove_file(t.path("app.log")).unwrap();
     stop_having_read(&t, &mut follow(&t, "app.log", ""), 13, 2, std::time::Duration::from_millis(500));
     assert_eq!(messages(&t, "zipped"), serde_json::json!(["zipped 0", "zipped 1"]));
+}
+
+#[test]
+fn two_files_rotated_from_one_path_are_each_read_once_after_a_restart() {
+    let t = TestDir::new();
+    killed_while_a_rotated_file_is_read(&t);
+    // both files get more lines, and a second rotation moves them on before sluice starts again
+    append(&t.path("live.ndjson.1"), &tagged("a late", 2));
+    append(&t.path("live.ndjson"), &tagged("b late", 2));
+    fs::rename(t.path("live.ndjson.1"), t.path("live.ndjson.2")).unwrap();
+    fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
+    t.write("live.ndjson", &tagged("c", 1));
+    // the older file touched last (as compressing it would): its age is not in its time
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    fs::File::options().append(true).open(t.path("live.ndjson.2")).unwrap().set_modified(later).unwrap();
+    let options = "rotate_wait_secs = 1\n";
+    stop_having_read(&t, &mut follow(&t, "live.ndjson", options), 10, 5, std::time::Duration::from_millis(1500));
+    // each once, the older file's lines first
+    let order = duckdb(&format!(
+        "SELECT list(message ORDER BY seq) FROM read_parquet('{}/a/**/*.parquet') WHERE message LIKE '% late %'",
+        t.path("out").display()
+    ));
+    assert_eq!(order, serde_json::json!([[["a late 0", "a late 1", "b late 0", "b late 1"]]]));
+    // and nothing again at the next start
+    stop_having_read(&t, &mut follow(&t, "live.ndjson", options), 10, 0, std::time::Duration::from_secs(1));
 }
 
 #[test]
