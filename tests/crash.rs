@@ -228,9 +228,7 @@ fn crash_positions_live_with_the_output() {
         (from..to).map(|i| format!("{{\"time\":\"2026-11-01T00:00:00Z\",\"message\":\"m{i}\"}}\n")).collect()
     };
     t.write("plain.ndjson", &lines(0, 100));
-    let mut gz = gzip_writer(&t.path("packed.ndjson.gz"));
-    std::io::Write::write_all(&mut gz, lines(100, 150).as_bytes()).unwrap();
-    gz.finish().unwrap();
+    write_gzip(&t.path("packed.ndjson.gz"), lines(100, 150).as_bytes());
     let pipeline = "[sources.a]\ntype = \"file\"\npaths = [\"*.ndjson*\"]\nchain = [\"json\"]\n\
         [stages.json]\nplugin = \"parse-json\"\nconfig = { time_field = \"time\", fields = { message = \"message\" } }\n\
         [sink]\nurl = \"${OUT}\"\n";

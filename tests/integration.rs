@@ -347,12 +347,9 @@ fn quarantined_records_are_redacted_fail_closed() {
 
 #[test]
 fn gzip_and_globs_are_read_transparently() {
-    use std::io::Write;
     let t = TestDir::new();
     t.write("logs/a.ndjson", &events(7, None));
-    let mut gz = gzip_writer(&t.path("logs/b.ndjson.gz"));
-    gz.write_all(events(11, None).as_bytes()).unwrap();
-    gz.finish().unwrap();
+    write_gzip(&t.path("logs/b.ndjson.gz"), events(11, None).as_bytes());
     let pipeline = format!(
         "[sources.a]\ntype = \"file\"\npaths = [\"logs/*\"]\nchain = [\"json\"]\n{JSON_PARSER}\n[sink]\nurl = \"out\"\n"
     );
@@ -473,9 +470,7 @@ fn messages(t: &TestDir, prefix: &str) -> serde_json::Value {
 /// with a new `live.ndjson` (`b 0..1`), waits until all 5 are committed, and
 /// kills sluice while it still reads the rotated file (a 120 s wait).
 fn killed_while_a_rotated_file_is_read(t: &TestDir) {
-    t.write("live.ndjson", &tagged("a", 3));
-    let mut child = follow(t, "live.ndjson", "rotate_wait_secs = 120\n");
-    wait_for("the first lines", || committed(t) >= 3);
+    let mut child = following(t, "live.ndjson", &tagged("a", 3), "live.ndjson", "rotate_wait_secs = 120\n");
     fs::rename(t.path("live.ndjson"), t.path("live.ndjson.1")).unwrap();
     t.write("live.ndjson", &tagged("b", 2));
     wait_for("the successor's lines", || committed(t) >= 5);
@@ -520,12 +515,7 @@ fn a_rotation_while_sluice_is_stopped_loses_nothing() {
     assert_eq!(messages(&t, "copied"), serde_json::json!(["copied 0", "copied 1"]));
     // rotated and compressed at once (`compress` without `delaycompress`), no successor yet
     append(&t.path("app.log"), &tagged("zipped", 2));
-    {
-        use std::io::Write;
-        let mut gz = gzip_writer(&t.path("app.log.2.gz"));
-        gz.write_all(&fs::read(t.path("app.log")).unwrap()).unwrap();
-        gz.finish().unwrap();
-    }
+    write_gzip(&t.path("app.log.2.gz"), &fs::read(t.path("app.log")).unwrap());
     fs::remove_file(t.path("app.log")).unwrap();
     stop_having_read(&t, &mut follow(&t, "app.log", ""), 13, 2, std::time::Duration::from_millis(500));
     assert_eq!(messages(&t, "zipped"), serde_json::json!(["zipped 0", "zipped 1"]));
@@ -575,6 +565,16 @@ fn a_restart_reads_only_rotated_files_of_its_own_paths() {
     assert_eq!(messages(&t, "more"), serde_json::json!(null));
 }
 
+/// Writes `text` to `file`, starts sluice following `paths`, and waits
+/// until its lines are committed.
+fn following(t: &TestDir, file: &str, text: &str, paths: &str, options: &str) -> std::process::Child {
+    t.write(file, text);
+    let child = follow(t, paths, options);
+    let n = text.lines().count() as u64;
+    wait_for("the first lines", || committed(t) >= n);
+    child
+}
+
 /// How many events source `a` has committed.
 fn committed(t: &TestDir) -> u64 {
     if files(t) == 0 { 0 } else { duckdb_count(&format!("read_parquet('{}/a/**/*.parquet')", t.path("out").display())) }
@@ -601,9 +601,7 @@ fn stop_having_read(t: &TestDir, child: &mut std::process::Child, n: u64, read: 
 #[test]
 fn numbered_rotation_under_a_glob_reads_nothing_twice() {
     let t = TestDir::new();
-    t.write("app.log", &events(3, None));
-    let mut child = follow(&t, "app.log*", "");
-    wait_for("the first file", || committed(&t) >= 3);
+    let mut child = following(&t, "app.log", &events(3, None), "app.log*", "");
     // logrotate's numbered names: each rotation shifts `.1` to `.2` and the
     // live file to `.1`; the new names sort after the old, so sluice meets
     // each file's successor before the file under its new name
@@ -624,19 +622,12 @@ fn a_rotated_file_compressed_later_is_not_read_again() {
     let t = TestDir::new();
     // over 1 KiB, so that its fingerprint is whole and can name it under another name
     let first = events(20, None);
-    t.write("auth.log", &first);
-    let mut child = follow(&t, "auth.log*", "rotate_wait_secs = 1\n");
-    wait_for("the first lines", || committed(&t) >= 20);
+    let mut child = following(&t, "auth.log", &first, "auth.log*", "rotate_wait_secs = 1\n");
     fs::rename(t.path("auth.log"), t.path("auth.log.1")).unwrap();
     t.write("auth.log", &events(2, None));
     wait_for("the successor's lines", || committed(&t) >= 22);
     // the next rotation compresses it (logrotate's `delaycompress`)
-    {
-        use std::io::Write;
-        let mut gz = gzip_writer(&t.path("auth.log.2.gz"));
-        gz.write_all(first.as_bytes()).unwrap();
-        gz.finish().unwrap();
-    }
+    write_gzip(&t.path("auth.log.2.gz"), first.as_bytes());
     fs::remove_file(t.path("auth.log.1")).unwrap();
     append(&t.path("auth.log"), &events(3, None));
     stop_at(&t, &mut child, 25, std::time::Duration::from_secs(2));
@@ -645,9 +636,7 @@ fn a_rotated_file_compressed_later_is_not_read_again() {
 #[test]
 fn copytruncate_rotation_reads_each_line_once() {
     let t = TestDir::new();
-    t.write("app.log", &events(20, None));
-    let mut child = follow(&t, "app.log*", "");
-    wait_for("the first lines", || committed(&t) >= 20);
+    let mut child = following(&t, "app.log", &events(20, None), "app.log*", "");
     // logrotate's `copytruncate`: lines sluice may not have read yet, a copy, then the file emptied
     append(&t.path("app.log"), &events(2, None));
     fs::copy(t.path("app.log"), t.path("app.log.1")).unwrap();

@@ -231,6 +231,13 @@ pub fn gzip_writer(path: &Path) -> flate2::write::GzEncoder<fs::File> {
     flate2::write::GzEncoder::new(fs::File::create(path).unwrap(), flate2::Compression::default())
 }
 
+/// Writes `bytes` as a gzip file.
+pub fn write_gzip(path: &Path, bytes: &[u8]) {
+    let mut gz = gzip_writer(path);
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap();
+}
+
 const DUCKDB: &str = r#"
 import duckdb, json, sys
 con = duckdb.connect()

@@ -129,28 +129,28 @@ pub fn encode(event: &Event) -> String {
 pub fn encode_with(event: &Event, key: &str, value: &crate::tree::Node) -> String {
     let mut out = Vec::with_capacity(1024);
     out.push(b'{');
-    let mut extra = Some(value);
-    let mut first = true;
-    let mut member = |out: &mut Vec<u8>, name: &str, write: &dyn Fn(&mut Vec<u8>)| {
-        if !first {
+    // `"name":`, after a comma unless it is the first member
+    let start = |out: &mut Vec<u8>, name: &str| {
+        if out.len() > 1 {
             out.push(b',');
         }
-        first = false;
         write_str(out, name);
         out.push(b':');
-        write(out);
     };
-    for (name, v) in event {
-        if extra.is_some() && name.as_str() >= key {
-            member(&mut out, key, &|out| value.write_json(out));
-            extra = None;
+    let mut extra = Some(value);
+    for (name, v) in event.iter().filter(|(name, _)| *name != key) {
+        if name.as_str() > key
+            && let Some(value) = extra.take()
+        {
+            start(&mut out, key);
+            value.write_json(&mut out);
         }
-        if name != key {
-            member(&mut out, name, &|out| write_value(out, v));
-        }
+        start(&mut out, name);
+        write_value(&mut out, v);
     }
-    if extra.is_some() {
-        member(&mut out, key, &|out| value.write_json(out));
+    if let Some(value) = extra {
+        start(&mut out, key);
+        value.write_json(&mut out);
     }
     out.push(b'}');
     String::from_utf8(out).expect("strings and serde_json's output are UTF-8")

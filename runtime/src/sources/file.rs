@@ -123,23 +123,16 @@ fn same_file(head: &[u8], position: &FilePosition) -> bool {
 /// compressed), else at its start.
 fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> anyhow::Result<Opened> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut head = Vec::with_capacity(FINGERPRINT_BYTES as usize);
-    (&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut head)?;
-    let gz = head.starts_with(&[0x1f, 0x8b]);
+    let head = Head::of(&mut file)?;
+    let gz = head.plain.is_some();
     let len = file.metadata()?.len();
     let renamed = |head: &[u8]| {
         known.iter().filter(|k| k.fingerprint_len == FINGERPRINT_BYTES && same_file(head, k)).map(|k| k.offset).max()
     };
-    let resumed = resume.filter(|r| same_file(&head, r)).map(|r| r.offset);
-    let mut other = if resumed.is_none() { renamed(&head) } else { None };
-    if resumed.is_none() && other.is_none() && gz {
-        // `app.log.1` compressed into `app.log.2.gz`: known by what it decompresses to
-        // (a damaged stream is read, and reported, below)
-        file.seek(SeekFrom::Start(0))?;
-        let mut plain = Vec::with_capacity(FINGERPRINT_BYTES as usize);
-        let _ = MultiGzDecoder::new(&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut plain);
-        other = resume.filter(|r| same_file(&plain, r)).map(|r| r.offset).or_else(|| renamed(&plain));
-    }
+    let resumed = resume.filter(|r| head.is(r)).map(|r| r.offset);
+    // `app.log.1` compressed into `app.log.2.gz`: known by what it decompresses to
+    let other =
+        resumed.is_none().then(|| renamed(&head.raw).or_else(|| head.plain.as_deref().and_then(renamed))).flatten();
     // a copy of a file read further than the copy reaches (`copytruncate`, a
     // copy still being written) holds nothing new up to there: it is read
     // only past that offset, if it grows so far
@@ -163,6 +156,7 @@ fn open(path: &Path, resume: Option<&FilePosition>, known: &[FilePosition]) -> a
     if offset > 0 {
         tracing::info!(path = %path.display(), offset, "Resuming where the last commit left off.");
     }
+    let head = head.raw;
     let position =
         FilePosition { fingerprint: hex::encode(Sha256::digest(&head)), fingerprint_len: head.len() as u64, offset };
     let growing = !gz && head.len() < FINGERPRINT_BYTES as usize;
@@ -202,17 +196,18 @@ fn finish_partial(partial: Vec<u8>, cursor: &mut Cursor, batcher: &mut Batcher) 
     batcher.push(partial, cursor.position.offset)
 }
 
-/// A file's first bytes as they are and, for gzip, as they decompress.
+/// A file's first bytes as they are and, for gzip, as they decompress (as
+/// far as they do: a damaged stream is read, and reported, when the file is).
 struct Head {
     raw: Vec<u8>,
     plain: Option<Vec<u8>>,
 }
 
 impl Head {
-    fn read(path: &Path) -> std::io::Result<Head> {
-        let mut file = File::open(path)?;
+    /// The head of `file`, read from its start (the file is left anywhere).
+    fn of(file: &mut File) -> std::io::Result<Head> {
         let mut raw = Vec::with_capacity(FINGERPRINT_BYTES as usize);
-        (&mut file).take(FINGERPRINT_BYTES).read_to_end(&mut raw)?;
+        file.take(FINGERPRINT_BYTES).read_to_end(&mut raw)?;
         let plain = if raw.starts_with(&[0x1f, 0x8b]) {
             file.seek(SeekFrom::Start(0))?;
             let mut plain = Vec::with_capacity(FINGERPRINT_BYTES as usize);
@@ -222,6 +217,10 @@ impl Head {
             None
         };
         Ok(Head { raw, plain })
+    }
+
+    fn read(path: &Path) -> std::io::Result<Head> {
+        Head::of(&mut File::open(path)?)
     }
 
     /// Whether this is the file `position` was taken from (or it compressed).
@@ -257,8 +256,10 @@ impl FileSource {
             })
             .collect();
         positions.sort_by_key(|(path, current, _)| (*path, *current));
-        // each directory's files the patterns do not match, by name, read once
-        let mut dirs: BTreeMap<PathBuf, Vec<(PathBuf, std::fs::Metadata, Head)>> = BTreeMap::new();
+        // each directory's files the patterns do not match, by name, listed
+        // once; a file's head is read when a position's name fits it
+        type Listed = (PathBuf, std::fs::Metadata, std::cell::OnceCell<Option<Head>>);
+        let mut dirs: BTreeMap<PathBuf, Vec<Listed>> = BTreeMap::new();
         let mut found = Vec::new();
         let mut taken: Vec<(u64, u64)> = Vec::new();
         for (path, current, position) in positions {
@@ -282,20 +283,17 @@ impl FileSource {
                     .filter_map(|entry| {
                         let path = entry.ok()?.path();
                         let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
-                        if named.contains(&file_id(&meta)) {
-                            return None;
-                        }
-                        let head = Head::read(&path).ok()?;
-                        Some((path, meta, head))
+                        (!named.contains(&file_id(&meta))).then(|| (path, meta, std::cell::OnceCell::new()))
                     })
                     .collect();
                 files.sort_by(|a, b| a.0.cmp(&b.0));
                 files
             });
-            let Some((file, meta, head)) = files.iter().find(|(file, meta, head)| {
-                !taken.contains(&file_id(meta))
-                    && file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(stem))
-                    && head.is(position)
+            let Some((file, meta, head)) = files.iter().find_map(|(file, meta, head)| {
+                let fits = !taken.contains(&file_id(meta))
+                    && file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(stem));
+                let head = fits.then(|| head.get_or_init(|| Head::read(file).ok()).as_ref()).flatten()?;
+                head.is(position).then_some((file, meta, head))
             }) else {
                 continue;
             };
