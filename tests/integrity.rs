@@ -178,6 +178,95 @@ fn integrity_attacks_on_files_are_detected() {
 }
 
 #[test]
+fn integrity_quarantine_files_are_logged_and_attacks_on_them_detected() {
+    let s = Signed::new();
+    // a third run quarantines two records of `a`
+    append(&s.t.path("a.ndjson"), "not json\n{\"message\":\"no time\"}\n");
+    let run = s.t.run_pipeline(PIPELINE);
+    run.assert_success();
+    assert_eq!(run.summary().quarantined, 2, "{run}");
+    let quarantine = |x: &Path| list_files(&x.join("_quarantine/a"));
+    let out = s.t.path("out");
+    assert_eq!(quarantine(&out).len(), 1);
+    let run = s.verify(&out, &[]);
+    run.assert_success();
+    assert!(run.stdout.contains("1 quarantine files"), "{run}");
+
+    // a record taken out of the quarantine file
+    let x = s.copy("q-line");
+    let f = quarantine(&x)[0].clone();
+    let text = fs::read_to_string(&f).unwrap();
+    fs::write(&f, text.lines().next().unwrap().to_string() + "\n").unwrap();
+    detected(&s.verify(&x, &[]), &["[sha256]", "[records] 1 records, the log says 2"]);
+
+    // a record's reason edited
+    let x = s.copy("q-edit");
+    let f = quarantine(&x)[0].clone();
+    let text = fs::read_to_string(&f).unwrap();
+    assert!(text.contains("\"reason\":\""), "{text}");
+    fs::write(&f, text.replacen("\"reason\":\"", "\"reason\":\"x", 1)).unwrap();
+    let run = s.verify(&x, &[]);
+    detected(&run, &["[sha256]"]);
+    assert!(!run.stdout.contains("[records]"), "{run}");
+
+    // the file deleted
+    let x = s.copy("q-delete");
+    fs::remove_file(&quarantine(&x)[0]).unwrap();
+    detected(&s.verify(&x, &[]), &["[file] deleted"]);
+
+    // a file slipped in
+    let x = s.copy("q-inject");
+    let f = quarantine(&x)[0].clone();
+    fs::copy(&f, f.with_file_name("a-0190a3b4-0000-7000-8000-000000000000.ndjson")).unwrap();
+    detected(&s.verify(&x, &[]), &["[injected]"]);
+
+    // a replay refuses a quarantine file that is not the one logged, and one
+    // the log does not name
+    let f = quarantine(&out)[0].clone();
+    let original = fs::read(&f).unwrap();
+    fs::write(&f, [&original[..], b"{}\n"].concat()).unwrap();
+    let refused = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("does not match its integrity log entry"), "{refused}");
+    fs::write(&f, &original).unwrap();
+    let slipped = f.with_file_name("a-0190a3b4-0000-7000-8000-000000000000.ndjson");
+    fs::write(&slipped, &original).unwrap();
+    let refused = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
+    refused.assert_failure();
+    assert!(refused.stderr.contains("is not in its stream's integrity log"), "{refused}");
+    fs::remove_file(&slipped).unwrap();
+
+    // a replay takes the file out (its records fail again and come back in a
+    // new file): the old file's entry is retired, the new file logged
+    let replay = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
+    replay.assert_success();
+    let files = quarantine(&out);
+    assert_eq!(files.len(), 1, "{replay}");
+    assert_eq!(fs::read_to_string(&files[0]).unwrap().lines().count(), 2);
+    let entries = list_files(&out.join("_integrity/a/entries"));
+    let tail: Vec<serde_json::Value> = entries[entries.len() - 2..]
+        .iter()
+        .map(|e| serde_json::from_str(&fs::read_to_string(e).unwrap()).unwrap())
+        .collect();
+    assert_eq!(tail[0]["reason"], "replay", "{tail:?}");
+    assert_eq!(tail[0]["records"], 2);
+    assert_eq!(tail[1]["records"], 2);
+    assert_eq!(out.join(tail[1]["path"].as_str().unwrap()), files[0]);
+    let run = s.verify(&out, &[]);
+    run.assert_success();
+    assert!(run.stdout.contains("1 quarantine files"), "{run}");
+
+    // a retirement forged to name a Parquet file's entry is refused
+    let x = s.copy("q-retire-forged");
+    let e = list_files(&x.join("_integrity/a/entries"));
+    let retired = &e[e.len() - 2];
+    let text = fs::read_to_string(retired).unwrap();
+    let retires = tail[0]["retires"].as_u64().unwrap();
+    fs::write(retired, text.replacen(&format!("\"retires\":{retires},"), "\"retires\":0,", 1)).unwrap();
+    detected(&s.verify(&x, &[]), &["[quarantine] retires entry 0, which is not an earlier quarantine file"]);
+}
+
+#[test]
 fn integrity_attacks_on_the_log_are_detected() {
     let s = Signed::new();
     let entries = |x: &Path| list_files(&x.join("_integrity/a/entries"));

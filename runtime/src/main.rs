@@ -65,8 +65,8 @@ enum Command {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
     },
-    /// Re-derive an archive's integrity from its bytes: every file against its
-    /// stream's integrity log, every event against its hash, the log against
+    /// Re-derive an archive's integrity from its bytes: every file (Parquet and
+    /// quarantine) against its stream's integrity log, every event against its hash, the log against
     /// its signed checkpoints. Exits 0 only when the archive is whole; otherwise
     /// names each problem (stream, file/entry/checkpoint, check).
     Verify {
@@ -674,12 +674,13 @@ fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) 
     let c = &report.counts;
     let verdict = if report.problems.is_empty() { "ok" } else { "FAILED" };
     println!(
-        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} retired files, {} problems",
+        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} quarantine files, {} retired files, {} problems",
         c.streams,
         c.entries,
         c.files,
         c.events,
         c.checkpoints,
+        c.quarantine,
         c.retired,
         report.problems.len()
     );

@@ -6,11 +6,11 @@
 //! retired — deleted after the commit record, or by recovery if a crash comes
 //! first. A crash before that commit leaves the quarantine as it was.
 
+use crate::integrity::log::{logged_quarantine, read_quarantine};
 use crate::sinks::Archive;
 use crate::sources::{Batcher, Source};
 use anyhow::Context;
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,8 +46,9 @@ pub async fn collect(
         let prefix = archive.path_of(["_quarantine", stream.as_str()]);
         let mut files: Vec<_> = archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
         files.sort();
+        let logged = if files.is_empty() { Default::default() } else { logged_quarantine(archive, stream).await? };
         for file in files {
-            let bytes = archive.store.get(&file).await?.bytes().await?;
+            let bytes = read_quarantine(archive, &logged, &file).await?;
             let text = std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {file} is not UTF-8"))?;
             input.retire.push(archive.relative(&file));
             for line in text.lines().filter(|l| !l.is_empty()) {

@@ -306,7 +306,7 @@ pub async fn plan(archive: &Archive, policies: &BTreeMap<String, Policy>, now: D
 
 /// When a quarantine file was written: the time in its UUIDv7 name
 /// (`<stream>-<uuid>.ndjson`), in µs.
-fn quarantine_written(name: &str) -> Option<i64> {
+pub fn quarantine_written(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(".ndjson")?;
     let uuid = uuid::Uuid::parse_str(stem.get(stem.len().checked_sub(36)?..)?).ok()?;
     let (secs, nanos) = uuid.get_timestamp()?.to_unix();

@@ -1,7 +1,7 @@
 //! The per-stream integrity log, as the sink writes it:
 //!
 //! ```text
-//! <out>/_integrity/<stream>/entries/<index, 20 digits>.json      one per committed file
+//! <out>/_integrity/<stream>/entries/<index, 20 digits>.json      one per committed file (Parquet or quarantine)
 //! <out>/_integrity/<stream>/checkpoints/<size, 20 digits>-<µs>.note   signed checkpoints
 //! ```
 //!
@@ -79,12 +79,57 @@ pub struct RetiredEntry {
     pub committed: String,
 }
 
-/// An entry of the log: a committed file, or the retirement of one.
+/// A committed quarantine file (`_quarantine/<stream>/...ndjson`): the
+/// records of the stream that could not be archived, each with its reason.
+/// Logged like the stream's Parquet files, so that `verify` finds one that
+/// was altered, deleted or slipped in. Field order is fixed, as for [`LogEntry`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineEntry {
+    pub index: u64,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Its lines: one quarantined record each.
+    pub records: u64,
+    pub committed: String,
+}
+
+/// A quarantine file taken out of the archive: replayed (`sluice quarantine
+/// replay` sent its records through the chain again, to the archive or back
+/// to quarantine, in the same commit) or past its stream's retention.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineRetiredEntry {
+    pub index: u64,
+    /// Index of the retired file's [`QuarantineEntry`].
+    pub retires: u64,
+    pub path: String,
+    pub sha256: String,
+    pub records: u64,
+    /// `replay` or `retention`.
+    pub reason: String,
+    /// For `retention`: the policy and period, and the cutoff (µs) that the
+    /// file's write time (its name's UUIDv7) is older than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutoff: Option<i64>,
+    pub committed: String,
+}
+
+/// An entry of the log: a committed file, or the retirement of one; a
+/// committed quarantine file, or the retirement of one. (Each kind has its
+/// own set of fields, which tells them apart.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Entry {
     File(LogEntry),
     Retired(RetiredEntry),
+    Quarantine(QuarantineEntry),
+    QuarantineRetired(QuarantineRetiredEntry),
 }
 
 impl Entry {
@@ -92,13 +137,17 @@ impl Entry {
         match self {
             Entry::File(e) => e.index,
             Entry::Retired(e) => e.index,
+            Entry::Quarantine(e) => e.index,
+            Entry::QuarantineRetired(e) => e.index,
         }
     }
 
-    pub fn seq_last(&self) -> i64 {
+    /// The last `seq` of the events the entry covers (quarantine has none).
+    pub fn seq_last(&self) -> Option<i64> {
         match self {
-            Entry::File(e) => e.seq_last,
-            Entry::Retired(e) => e.seq_last,
+            Entry::File(e) => Some(e.seq_last),
+            Entry::Retired(e) => Some(e.seq_last),
+            Entry::Quarantine(_) | Entry::QuarantineRetired(_) => None,
         }
     }
 }
@@ -129,13 +178,69 @@ pub async fn read_entries(archive: &Archive, stream: &str) -> anyhow::Result<Vec
     Ok(entries)
 }
 
+/// A stream's quarantine files that are in the archive now, by path: logged,
+/// and not retired since.
+pub fn live_quarantine(entries: &[(Entry, bytes::Bytes)]) -> std::collections::BTreeMap<String, QuarantineEntry> {
+    let mut live = std::collections::BTreeMap::new();
+    for (entry, _) in entries {
+        match entry {
+            Entry::Quarantine(q) => {
+                live.insert(q.path.clone(), q.clone());
+            }
+            Entry::QuarantineRetired(r) => {
+                live.remove(&r.path);
+            }
+            _ => {}
+        }
+    }
+    live
+}
+
+/// A stream's quarantine files as logged (by path) for [`read_quarantine`].
+pub async fn logged_quarantine(
+    archive: &Archive,
+    stream: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, QuarantineEntry>> {
+    let entries = read_entries(archive, stream)
+        .await
+        .with_context(|| format!("the integrity log of stream `{stream}` in {}", archive.location))?;
+    Ok(live_quarantine(&entries))
+}
+
+/// Reads a quarantine file to use its records (a replay, an archive source),
+/// refusing one that its stream's log does not name, or names with other bytes.
+pub async fn read_quarantine(
+    archive: &Archive,
+    logged: &std::collections::BTreeMap<String, QuarantineEntry>,
+    location: &object_store::path::Path,
+) -> anyhow::Result<bytes::Bytes> {
+    use sha2::Digest;
+    let path = archive.relative(location);
+    let Some(entry) = logged.get(&path) else {
+        anyhow::bail!(
+            "quarantine file {path} is not in its stream's integrity log (slipped in, or written before sluice \
+             logged quarantine files): move it out of the archive to go on, and run `sluice verify`"
+        );
+    };
+    let bytes = archive.store.get(location).await?.bytes().await.with_context(|| format!("cannot read {path}"))?;
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    anyhow::ensure!(
+        digest == entry.sha256 && bytes.len() as u64 == entry.size,
+        "quarantine file {path} does not match its integrity log entry {} (sha256 {digest}, {} bytes): \
+         run `sluice verify` on the archive",
+        entry.index,
+        bytes.len()
+    );
+    Ok(bytes)
+}
+
 /// A stream's files that are in the archive now: logged, and not retired since.
 pub fn live_files(entries: Vec<(Entry, bytes::Bytes)>) -> Vec<LogEntry> {
     let retired: std::collections::BTreeSet<u64> = entries
         .iter()
         .filter_map(|(e, _)| match e {
             Entry::Retired(r) => Some(r.retires),
-            Entry::File(_) => None,
+            _ => None,
         })
         .collect();
     entries
@@ -178,6 +283,8 @@ pub struct StreamLog {
     leaves: Vec<Hash>,
     /// The next event's `seq`.
     pub next_seq: i64,
+    /// The stream's quarantine files in the archive, by path, as logged.
+    pub quarantine: std::collections::BTreeMap<String, QuarantineEntry>,
     checkpointed: u64,
     last_checkpoint: Option<std::time::Instant>,
 }
@@ -188,12 +295,23 @@ impl StreamLog {
     pub async fn load(archive: &Archive, stream: &str, origin: String) -> anyhow::Result<StreamLog> {
         let mut leaves = Vec::new();
         let mut next_seq = 0;
-        for (entry, bytes) in read_entries(archive, stream).await? {
-            next_seq = next_seq.max(entry.seq_last() + 1);
-            leaves.push(merkle::leaf_hash(&bytes));
+        let entries = read_entries(archive, stream).await?;
+        for (entry, bytes) in &entries {
+            if let Some(last) = entry.seq_last() {
+                next_seq = next_seq.max(last + 1);
+            }
+            leaves.push(merkle::leaf_hash(bytes));
         }
         let checkpointed = leaves.len() as u64;
-        Ok(StreamLog { stream: stream.to_string(), origin, leaves, next_seq, checkpointed, last_checkpoint: None })
+        Ok(StreamLog {
+            stream: stream.to_string(),
+            origin,
+            leaves,
+            next_seq,
+            quarantine: live_quarantine(&entries),
+            checkpointed,
+            last_checkpoint: None,
+        })
     }
 
     pub fn size(&self) -> u64 {

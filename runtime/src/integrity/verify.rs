@@ -2,7 +2,10 @@
 //! every problem: which stream, which file or entry or checkpoint, which check.
 
 use super::canonical::{EVENT_HASH, event_hashes};
-use super::log::{Entry, LogEntry, RetiredEntry, checkpoints_prefix, entries_prefix, entry_index};
+use super::log::{
+    Entry, LogEntry, QuarantineEntry, QuarantineRetiredEntry, RetiredEntry, checkpoints_prefix, entries_prefix,
+    entry_index,
+};
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteVerifier};
 use crate::sinks::Archive;
@@ -56,6 +59,8 @@ pub struct Counts {
     pub checkpoints: u64,
     /// Files retention took out (each a retired entry in its log).
     pub retired: u64,
+    /// Quarantine files checked against their entries.
+    pub quarantine: u64,
 }
 
 struct Ctx<'a> {
@@ -83,6 +88,9 @@ pub async fn verify(archive: &Archive, options: &Options) -> anyhow::Result<Repo
         }
     }
     for dir in list_dirs(archive, &archive.path_of(["_integrity"])).await? {
+        streams.insert(dir);
+    }
+    for dir in list_dirs(archive, &archive.path_of(["_quarantine"])).await? {
         streams.insert(dir);
     }
     let mut trusted: Vec<(Checkpoint, String)> = Vec::new();
@@ -299,17 +307,8 @@ async fn verify_stream(
         if let Some(period) = expiry_problem(r) {
             ctx.problem(subject.clone(), "retention", period);
         }
-        // its time is taken on trust only up to the first signed checkpoint
-        // that covers it: a retirement cannot have been decided after that
-        let covering = timed.iter().filter(|(_, size, _)| *size > r.index).map(|(t, _, _)| *t).min();
-        if let (Some(signed), Ok(decided)) = (covering, chrono::DateTime::parse_from_rfc3339(&r.committed))
-            && decided > signed
-        {
-            ctx.problem(
-                subject.clone(),
-                "retention",
-                format!("dated {decided}, after the checkpoint of {signed} that covers it"),
-            );
+        if let Some(late) = dated_after_its_checkpoint(&timed, r.index, &r.committed) {
+            ctx.problem(subject.clone(), "retention", late);
         }
         if retired.insert(r.retires, r).is_some() {
             ctx.problem(subject, "retention", format!("entry {} is retired twice", r.retires));
@@ -370,12 +369,145 @@ async fn verify_stream(
     }
     check_sequence(all_seqs, retired_ranges, ctx);
 
-    // 5. files in the stream that the log does not name
-    for path in list_all(archive, &archive.path_of([stream.as_str()])).await? {
+    // 5. quarantine files: each logged one present with its bytes and count
+    // of records, unless retired (by a replay, or by retention in time)
+    let retired_quarantine = check_quarantine_retirements(&entries, &timed, ctx);
+    for (entry, _) in &entries {
+        let Entry::Quarantine(q) = entry else { continue };
+        named.insert(q.path.clone());
+        check_quarantine_file(archive, &stream, q, retired_quarantine.contains(&q.index), ctx, counts).await?;
+    }
+
+    // 6. files in the stream, and in its quarantine, that the log does not name
+    let mut present = list_all(archive, &archive.path_of([stream.as_str()])).await?;
+    present.extend(list_all(archive, &archive.path_of(["_quarantine", stream.as_str()])).await?);
+    for path in present {
         let rel = archive.relative(&path);
         if !named.contains(&rel) {
             ctx.problem(rel, "injected", "file is not in the integrity log");
         }
+    }
+    Ok(())
+}
+
+/// Checks that each quarantine retirement names an earlier quarantine entry
+/// exactly, once, and (for retention) that the file was written before the
+/// cutoff and the cutoff respects the period. Returns the retired entries' indices.
+fn check_quarantine_retirements(
+    entries: &[(Entry, Hash)],
+    timed: &[(chrono::DateTime<chrono::Utc>, u64, &str)],
+    ctx: &mut Ctx<'_>,
+) -> BTreeSet<u64> {
+    let mut retired = BTreeSet::new();
+    for (entry, _) in entries {
+        let Entry::QuarantineRetired(r) = entry else { continue };
+        let subject = format!("{} (entry {})", r.path, r.index);
+        let file = match entries.get(r.retires as usize) {
+            Some((Entry::Quarantine(q), _)) if r.retires < r.index => q,
+            _ => {
+                ctx.problem(
+                    subject,
+                    "quarantine",
+                    format!("retires entry {}, which is not an earlier quarantine file", r.retires),
+                );
+                continue;
+            }
+        };
+        if (&file.path, &file.sha256, file.records) != (&r.path, &r.sha256, r.records) {
+            ctx.problem(subject.clone(), "quarantine", format!("does not describe the file of entry {}", r.retires));
+        }
+        match r.reason.as_str() {
+            "replay" => {}
+            "retention" => {
+                if let Some(why) = quarantine_expiry_problem(r) {
+                    ctx.problem(subject.clone(), "retention", why);
+                }
+            }
+            other => ctx.problem(subject.clone(), "quarantine", format!("unknown reason `{other}`")),
+        }
+        if let Some(late) = dated_after_its_checkpoint(timed, r.index, &r.committed) {
+            ctx.problem(subject.clone(), "quarantine", late);
+        }
+        if !retired.insert(r.retires) {
+            ctx.problem(subject, "quarantine", format!("entry {} is retired twice", r.retires));
+        }
+    }
+    retired
+}
+
+/// A retirement's time is taken on trust only up to the first signed
+/// checkpoint that covers its entry: it cannot have been decided after that.
+fn dated_after_its_checkpoint(
+    timed: &[(chrono::DateTime<chrono::Utc>, u64, &str)],
+    index: u64,
+    committed: &str,
+) -> Option<String> {
+    let covering = timed.iter().filter(|(_, size, _)| *size > index).map(|(t, _, _)| *t).min()?;
+    let decided = chrono::DateTime::parse_from_rfc3339(committed).ok()?;
+    (decided > covering).then(|| format!("dated {decided}, after the checkpoint of {covering} that covers it"))
+}
+
+/// Why a quarantine file's retention came before its period allowed, if it
+/// did: the cutoff must be at least the period before the retirement, and
+/// the file written (the UUIDv7 in its name) before the cutoff.
+fn quarantine_expiry_problem(r: &QuarantineRetiredEntry) -> Option<String> {
+    let (Some(period), Some(cutoff)) = (&r.period, r.cutoff) else {
+        return Some("a retention without its period and cutoff".into());
+    };
+    let period = match crate::retention::Period::parse(period) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("names no valid period: {e}")),
+    };
+    let committed = match chrono::DateTime::parse_from_rfc3339(&r.committed) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(e) => return Some(format!("commit time `{}` is not a time: {e}", r.committed)),
+    };
+    if cutoff > period.cutoff(committed).timestamp_micros() {
+        return Some(format!("cutoff is later than {period} before its commit: expired early"));
+    }
+    let name = r.path.rsplit('/').next().unwrap_or_default();
+    match crate::retention::quarantine_written(name) {
+        Some(written) if written < cutoff => None,
+        Some(_) => Some("the file was not written before the cutoff: expired early".into()),
+        None => Some("the file's name carries no write time".into()),
+    }
+}
+
+/// Checks one logged quarantine file: its bytes, and one record per line.
+async fn check_quarantine_file(
+    archive: &Archive,
+    stream: &str,
+    q: &QuarantineEntry,
+    retired: bool,
+    ctx: &mut Ctx<'_>,
+    counts: &mut Counts,
+) -> anyhow::Result<()> {
+    let subject = format!("{} (entry {})", q.path, q.index);
+    let prefix = format!("_quarantine/{stream}/");
+    let path = match archive.path_from_relative(&q.path) {
+        Ok(path) if q.path.starts_with(&prefix) => path,
+        _ => {
+            ctx.problem(subject, "log", "entry names no quarantine file of this stream");
+            return Ok(());
+        }
+    };
+    let bytes = match archive.store.get(&path).await {
+        Ok(r) => r.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) if retired => return Ok(()),
+        Err(object_store::Error::NotFound { .. }) => {
+            ctx.problem(subject, "file", "deleted");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    counts.quarantine += 1;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != q.sha256 || bytes.len() as u64 != q.size {
+        ctx.problem(subject.clone(), "sha256", format!("file bytes changed (sha256 {digest}, {} bytes)", bytes.len()));
+    }
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+    if lines != q.records {
+        ctx.problem(subject, "records", format!("{lines} records, the log says {}", q.records));
     }
     Ok(())
 }
@@ -557,6 +689,38 @@ mod tests {
         assert!(recent.contains("newest event is not older than the cutoff"), "{recent}");
         let bad = expiry_problem(&retired("soon", "2026-10-27T00:00:00Z", 1)).unwrap();
         assert!(bad.contains("names no valid period"), "{bad}");
+    }
+
+    /// A quarantine file named as written at `written`, retired by retention
+    /// on 2026-11-26 with `period` and `cutoff`.
+    fn quarantine_retired(period: Option<&str>, cutoff: &str, written: &str) -> QuarantineRetiredEntry {
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+        let written = at(written);
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, written.timestamp() as u64, 0);
+        QuarantineRetiredEntry {
+            index: 9,
+            retires: 1,
+            path: format!("_quarantine/a/a-{}.ndjson", uuid::Uuid::new_v7(ts)),
+            sha256: String::new(),
+            records: 1,
+            reason: "retention".into(),
+            policy: period.map(str::to_string),
+            period: period.map(str::to_string),
+            cutoff: Some(at(cutoff).timestamp_micros()),
+            committed: "2026-11-26T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_quarantine_expiry_before_its_period_is_reported() {
+        let check = |period, cutoff, written| quarantine_expiry_problem(&quarantine_retired(period, cutoff, written));
+        assert_eq!(check(Some("30d"), "2026-10-27T00:00:00Z", "2026-10-26T23:59:59Z"), None);
+        let early = check(Some("30d"), "2026-10-28T00:00:00Z", "2026-10-01T00:00:00Z").unwrap();
+        assert!(early.contains("cutoff is later than 30d before its commit"), "{early}");
+        let recent = check(Some("30d"), "2026-10-27T00:00:00Z", "2026-10-27T00:00:00Z").unwrap();
+        assert!(recent.contains("not written before the cutoff"), "{recent}");
+        let bare = check(None, "2026-10-27T00:00:00Z", "2026-10-01T00:00:00Z").unwrap();
+        assert!(bare.contains("without its period and cutoff"), "{bare}");
     }
 
     #[test]

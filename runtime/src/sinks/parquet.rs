@@ -13,7 +13,7 @@
 
 use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file, commit_staged};
-use crate::integrity::log::{LogEntry, PluginRef, RetiredEntry, StreamLog};
+use crate::integrity::log::{LogEntry, PluginRef, QuarantineEntry, QuarantineRetiredEntry, RetiredEntry, StreamLog};
 use crate::integrity::merkle;
 use crate::integrity::note::NoteSigner;
 use crate::retention::{self, Plan, Policy};
@@ -29,6 +29,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -306,7 +307,7 @@ pub struct Sink {
     /// Files retention takes out in the next commit: per stream, their
     /// retired entries (indexed at the commit), and quarantine files.
     retiring: Vec<(usize, RetiredEntry)>,
-    expiring_quarantine: Vec<String>,
+    expiring_quarantine: Vec<retention::ExpiredQuarantine>,
     last_retention: Option<Instant>,
     volume: Option<super::volume::Volume>,
     /// Per source.
@@ -594,7 +595,7 @@ impl Sink {
                 },
             ));
         }
-        self.expiring_quarantine.extend(plan.quarantine.iter().map(|q| q.path.clone()));
+        self.expiring_quarantine.extend(plan.quarantine.iter().cloned());
         self.record_self(self_audit::retention_events(now.timestamp_micros(), &plan))?;
         self.commit()?;
         Ok(plan)
@@ -664,6 +665,12 @@ impl Sink {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// The stream (index) of a quarantine file, by its path `_quarantine/<stream>/...`.
+    fn quarantine_stream(&self, path: &str) -> Option<usize> {
+        let name = path.strip_prefix("_quarantine/")?.split('/').next()?;
+        self.settings.streams.iter().position(|s| s == name)
     }
 
     /// Adds one line to the stream's open quarantine file.
@@ -896,7 +903,7 @@ impl Sink {
             let file = self.open.remove(&key).expect("listed");
             self.seal(key.0, &key.1, file)?;
         }
-        let mut retire = match &mut self.replay {
+        let replayed = match &mut self.replay {
             Some(replay) if self.stopping => {
                 let (keep, retire) = (std::mem::take(&mut replay.keep), std::mem::take(&mut replay.retire));
                 for (stream, line) in keep {
@@ -908,7 +915,8 @@ impl Sink {
         };
         let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
         quarantine.sort_by_key(|(stream, _)| *stream);
-        retire.append(&mut self.expiring_quarantine);
+        let expiring = std::mem::take(&mut self.expiring_quarantine);
+        let retire: Vec<String> = replayed.iter().cloned().chain(expiring.iter().map(|q| q.path.clone())).collect();
         let retiring = std::mem::take(&mut self.retiring);
         if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() && retiring.is_empty() {
             return Ok(());
@@ -916,15 +924,15 @@ impl Sink {
         let n = self.commit_no + 1;
         let started = Instant::now();
         let bytes_before = self.stats.bytes;
-        let mut quarantine: Vec<(ObjectPath, OpenQuarantine)> = quarantine
+        let mut quarantine: Vec<(usize, ObjectPath, OpenQuarantine)> = quarantine
             .into_iter()
             .map(|(stream, q)| {
                 let name = &self.settings.streams[stream];
                 let file_name = format!("{name}-{}.ndjson", uuid::Uuid::now_v7());
-                (self.archive.path_of(["_quarantine", name.as_str(), file_name.as_str()]), q)
+                (stream, self.archive.path_of(["_quarantine", name.as_str(), file_name.as_str()]), q)
             })
             .collect();
-        let quarantine_paths: Vec<String> = quarantine.iter().map(|(p, _)| self.archive.relative(p)).collect();
+        let quarantine_paths: Vec<String> = quarantine.iter().map(|(_, p, _)| self.archive.relative(p)).collect();
         let mut paths: Vec<String> = self.sealed.iter().map(|s| s.entry.path.clone()).collect();
         paths.extend(quarantine_paths.iter().cloned());
 
@@ -962,10 +970,43 @@ impl Sink {
             expired.push(entry.path.clone());
             entries.push((stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
         }
-        for (path, q) in &mut quarantine {
-            self.stats.bytes += q.lines.len() as u64;
+        // quarantine files taken out, each retired in its stream's log (one
+        // written before quarantine was logged has no entry to retire)
+        let retiring_quarantine =
+            replayed.iter().map(|path| (path, None)).chain(expiring.iter().map(|q| (&q.path, Some(q))));
+        for (path, expired) in retiring_quarantine {
+            let Some(stream) = self.quarantine_stream(path) else { continue };
+            let Some(q) = self.logs[stream].quarantine.remove(path) else { continue };
+            let entry = QuarantineRetiredEntry {
+                index: next_index[stream],
+                retires: q.index,
+                path: q.path,
+                sha256: q.sha256,
+                records: q.records,
+                reason: if expired.is_some() { "retention" } else { "replay" }.into(),
+                policy: expired.map(|e| e.policy.to_string()),
+                period: expired.map(|e| e.policy.period.to_string()),
+                cutoff: expired.map(|e| e.cutoff),
+                committed: committed.clone(),
+            };
+            next_index[stream] += 1;
+            entries.push((stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
+        }
+        for ((stream, path, q), relative) in quarantine.iter_mut().zip(&quarantine_paths) {
             let lines = std::mem::take(&mut q.lines);
+            let entry = QuarantineEntry {
+                index: next_index[*stream],
+                path: relative.clone(),
+                sha256: hex::encode(sha2::Sha256::digest(&lines)),
+                size: lines.len() as u64,
+                records: q.count,
+                committed: committed.clone(),
+            };
+            next_index[*stream] += 1;
+            self.stats.bytes += entry.size;
             self.runtime.block_on(commit_file(archive, path, lines.into()))?;
+            entries.push((*stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
+            self.logs[*stream].quarantine.insert(entry.path.clone(), entry);
         }
 
         let mut record = CommitRecord {
@@ -1012,7 +1053,7 @@ impl Sink {
             std::fs::remove_file(&sealed.staging).ok();
             tracing::info!(path = %sealed.path, rows = sealed.entry.rows, bytes = sealed.entry.size, "File committed.");
         }
-        for (path, q) in &quarantine {
+        for (_, path, q) in &quarantine {
             tracing::info!(%path, records = q.count, "Quarantine file committed.");
         }
         let (secs, bytes) = (started.elapsed().as_secs_f64(), self.stats.bytes - bytes_before);

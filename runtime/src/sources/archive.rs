@@ -14,7 +14,7 @@
 use super::{Batcher, FilePosition, Positions, Source};
 use crate::config::ArchiveRecord;
 use crate::integrity::canonical::Canonical;
-use crate::integrity::log::{LogEntry, live_files, read_entries};
+use crate::integrity::log::{LogEntry, QuarantineEntry, live_files, logged_quarantine, read_entries, read_quarantine};
 use crate::route::{Expr, RowView};
 use crate::schema::{StreamSchema, check_event};
 use crate::sinks::Archive;
@@ -66,19 +66,18 @@ impl ArchiveSource {
     /// Reads one quarantine file (NDJSON) from line `start` on: each record
     /// whose `observed_time` is in range, with its tenant. A line's position
     /// is its number; the file's size is its fingerprint (quarantine files are
-    /// never rewritten, only deleted by `sluice quarantine replay`).
+    /// never rewritten, only deleted by `sluice quarantine replay`). It must be
+    /// the file its stream's integrity log names.
     fn read_quarantine(
         &self,
         location: &object_store::path::Path,
+        logged: &std::collections::BTreeMap<String, QuarantineEntry>,
         batcher: &mut Batcher,
         stop: &AtomicBool,
         report: &mut ArchiveReport,
     ) -> anyhow::Result<bool> {
         let path = self.archive.relative(location);
-        let bytes = self
-            .runtime
-            .block_on(async { self.archive.store.get(location).await?.bytes().await })
-            .with_context(|| format!("cannot read {path}"))?;
+        let bytes = self.runtime.block_on(read_quarantine(&self.archive, logged, location))?;
         let fingerprint = bytes.len().to_string();
         let start = match self.resume.get(&path) {
             Some(p) if p.fingerprint == fingerprint => p.offset,
@@ -293,8 +292,12 @@ impl Source for ArchiveSource {
                         .block_on(self.archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect())
                         .with_context(|| format!("the quarantine of stream `{stream}` in {}", self.archive.location))?;
                     files.sort();
+                    let logged = match files.is_empty() {
+                        true => Default::default(),
+                        false => self.runtime.block_on(logged_quarantine(&self.archive, stream))?,
+                    };
                     for file in files {
-                        if !self.read_quarantine(&file, &mut batcher, &stop, &mut report)? {
+                        if !self.read_quarantine(&file, &logged, &mut batcher, &stop, &mut report)? {
                             return Ok(());
                         }
                     }
