@@ -220,8 +220,7 @@ fn integrity_quarantine_files_are_logged_and_attacks_on_them_detected() {
     fs::copy(&f, f.with_file_name("a-0190a3b4-0000-7000-8000-000000000000.ndjson")).unwrap();
     detected(&s.verify(&x, &[]), &["[injected]"]);
 
-    // a replay refuses a quarantine file that is not the one logged, and one
-    // the log does not name
+    // a replay refuses a quarantine file whose bytes are not the logged ones
     let f = quarantine(&out)[0].clone();
     let original = fs::read(&f).unwrap();
     fs::write(&f, [&original[..], b"{}\n"].concat()).unwrap();
@@ -229,17 +228,16 @@ fn integrity_quarantine_files_are_logged_and_attacks_on_them_detected() {
     refused.assert_failure();
     assert!(refused.stderr.contains("does not match its integrity log entry"), "{refused}");
     fs::write(&f, &original).unwrap();
-    let slipped = f.with_file_name("a-0190a3b4-0000-7000-8000-000000000000.ndjson");
-    fs::write(&slipped, &original).unwrap();
-    let refused = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
-    refused.assert_failure();
-    assert!(refused.stderr.contains("is not in its stream's integrity log"), "{refused}");
-    fs::remove_file(&slipped).unwrap();
 
     // a replay takes the file out (its records fail again and come back in a
-    // new file): the old file's entry is retired, the new file logged
+    // new file): the old file's entry is retired, the new file logged; a
+    // file the log does not name is left alone
+    let slipped = f.with_file_name("a-0190a3b4-0000-7000-8000-000000000000.ndjson");
+    fs::write(&slipped, &original).unwrap();
     let replay = sluice_in(s.t.root(), &["quarantine", "replay", "pipeline.toml"], &[]);
     replay.assert_success();
+    assert!(replay.stderr.contains("not in its stream's integrity log: not used"), "{replay}");
+    fs::remove_file(&slipped).unwrap();
     let files = quarantine(&out);
     assert_eq!(files.len(), 1, "{replay}");
     assert_eq!(fs::read_to_string(&files[0]).unwrap().lines().count(), 2);
@@ -256,6 +254,11 @@ fn integrity_quarantine_files_are_logged_and_attacks_on_them_detected() {
     run.assert_success();
     assert!(run.stdout.contains("1 quarantine files"), "{run}");
 
+    // a replayed file put back: its records would be both archived and quarantined
+    let x = s.copy("q-restored");
+    fs::write(x.join("_quarantine/a").join(f.file_name().unwrap()), &original).unwrap();
+    detected(&s.verify(&x, &[]), &[&format!("[quarantine] retired by entry {}, but still present", tail[0]["index"])]);
+
     // a retirement forged to name a Parquet file's entry is refused
     let x = s.copy("q-retire-forged");
     let e = list_files(&x.join("_integrity/a/entries"));
@@ -264,6 +267,56 @@ fn integrity_quarantine_files_are_logged_and_attacks_on_them_detected() {
     let retires = tail[0]["retires"].as_u64().unwrap();
     fs::write(retired, text.replacen(&format!("\"retires\":{retires},"), "\"retires\":0,", 1)).unwrap();
     detected(&s.verify(&x, &[]), &["[quarantine] retires entry 0, which is not an earlier quarantine file"]);
+}
+
+#[test]
+fn integrity_a_start_reads_the_log_from_its_state() {
+    let s = Signed::new();
+    let out = s.t.path("out");
+    let state_path = out.join("_integrity/a/state.json");
+    let entries = |out: &Path| list_files(&out.join("_integrity/a/entries"));
+    let state = || -> serde_json::Value { serde_json::from_str(&fs::read_to_string(&state_path).unwrap()).unwrap() };
+    assert_eq!(state()["size"], entries(&out).len(), "{}", state());
+    let run = |from: usize| {
+        write_inputs(&s.t, from);
+        let run = s.t.run_pipeline(PIPELINE);
+        run.assert_success();
+        assert_eq!(run.summary().read, 300, "{run}");
+        run
+    };
+
+    // the start reads the entries after the state only: one it would need
+    // to read the whole log is missing, and the run goes on
+    let first = entries(&out)[0].clone();
+    let aside = s.t.path("entry-0.json");
+    fs::rename(&first, &aside).unwrap();
+    let stale = fs::read(&state_path).unwrap();
+    run(600);
+    fs::rename(&aside, &first).unwrap();
+    s.verify(&out, &[]).assert_success();
+    assert_eq!(state()["size"], entries(&out).len());
+
+    // an older state that still fits the log (its write failed since): the
+    // start reads more entries, and seq and the tree go on right
+    fs::write(&state_path, &stale).unwrap();
+    run(900);
+    s.verify(&out, &[]).assert_success();
+
+    // a state that does not fit the log is not used
+    let mut wrong = state();
+    wrong["last_leaf"] = serde_json::json!("00".repeat(32));
+    fs::write(&state_path, wrong.to_string()).unwrap();
+    let fallback = run(1200);
+    assert!(fallback.stderr.contains("does not fit the log; reading the whole log"), "{fallback}");
+    s.verify(&out, &[]).assert_success();
+
+    // a forged tree that fits: the sink signs roots that verify finds
+    // inconsistent with the log
+    let mut forged = state();
+    forged["frontier"][0][1] = serde_json::json!("11".repeat(32));
+    fs::write(&state_path, forged.to_string()).unwrap();
+    run(1500);
+    detected(&s.verify(&out, &[]), &["a: checkpoint", "[consistency]"]);
 }
 
 #[test]

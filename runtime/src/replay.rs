@@ -10,7 +10,6 @@ use crate::integrity::log::{logged_quarantine, read_quarantine};
 use crate::sinks::Archive;
 use crate::sources::{Batcher, Source};
 use anyhow::Context;
-use futures::TryStreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -43,14 +42,11 @@ pub async fn collect(
 ) -> anyhow::Result<ReplayInput> {
     let mut input = ReplayInput { records: vec![Vec::new(); sources.len()], ..ReplayInput::default() };
     for (stream_index, stream) in streams.iter().enumerate() {
-        let prefix = archive.path_of(["_quarantine", stream.as_str()]);
-        let mut files: Vec<_> = archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
-        files.sort();
-        let logged = if files.is_empty() { Default::default() } else { logged_quarantine(archive, stream).await? };
-        for file in files {
-            let bytes = read_quarantine(archive, &logged, &file).await?;
-            let text = std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {file} is not UTF-8"))?;
-            input.retire.push(archive.relative(&file));
+        for file in logged_quarantine(archive, stream).await? {
+            let bytes = read_quarantine(archive, &file).await?;
+            let text =
+                std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {} is not UTF-8", file.path))?;
+            input.retire.push(file.path);
             for line in text.lines().filter(|l| !l.is_empty()) {
                 let mut keep = |why: &str| {
                     input.keep.push((stream_index, line.to_string()));

@@ -8,6 +8,11 @@
 //! An entry's exact bytes are a leaf of the stream's RFC 9162 tree; a
 //! checkpoint signs the tree's size and root. Entries are written with
 //! `PutMode::Create` under their index, so two writers cannot both claim one.
+//!
+//! `<out>/_integrity/<stream>/state.json` ([`LogState`]) is what the sink
+//! needs of the log to go on with it, as of some entry: a start reads it and
+//! the entries after it, not the whole log. It proves nothing; `verify`
+//! never reads it.
 
 use super::merkle::{self, Hash};
 use super::note::{Checkpoint, NoteSigner};
@@ -155,10 +160,27 @@ impl Entry {
 /// Reads a stream's log: every entry, parsed, with its exact bytes, in index
 /// order; fails on a hole or an entry that is not valid.
 pub async fn read_entries(archive: &Archive, stream: &str) -> anyhow::Result<Vec<(Entry, bytes::Bytes)>> {
+    read_entries_from(archive, stream, 0).await
+}
+
+/// [`read_entries`] from entry `from` on (listed after entry `from - 1`: an
+/// object store lists only those).
+pub async fn read_entries_from(
+    archive: &Archive,
+    stream: &str,
+    from: u64,
+) -> anyhow::Result<Vec<(Entry, bytes::Bytes)>> {
+    use futures::TryStreamExt;
     let prefix = archive.path_of(entries_prefix(stream).split('/'));
     let mut names: Vec<(u64, object_store::path::Path)> = Vec::new();
-    let listing = archive.store.list_with_delimiter(Some(&prefix)).await?;
-    for meta in listing.objects {
+    let listing: Vec<object_store::ObjectMeta> = match from {
+        0 => archive.store.list(Some(&prefix)).try_collect().await?,
+        _ => {
+            let after = archive.path_of(entries_prefix(stream).split('/').chain([entry_name(from - 1).as_str()]));
+            archive.store.list_with_offset(Some(&prefix), &after).try_collect().await?
+        }
+    };
+    for meta in listing {
         let name = meta.location.filename().unwrap_or_default().to_string();
         let index =
             entry_index(&name).with_context(|| format!("unexpected object {} in the integrity log", meta.location))?;
@@ -166,9 +188,9 @@ pub async fn read_entries(archive: &Archive, stream: &str) -> anyhow::Result<Vec
     }
     names.sort();
     let mut entries = Vec::with_capacity(names.len());
-    for (expected, (index, location)) in names.iter().enumerate() {
+    for ((index, location), expected) in names.iter().zip(from..) {
         anyhow::ensure!(
-            *index == expected as u64,
+            *index == expected,
             "the integrity log of stream `{stream}` has no entry {expected}; run `sluice verify` on the archive"
         );
         let bytes = archive.store.get(location).await?.bytes().await?;
@@ -196,33 +218,41 @@ pub fn live_quarantine(entries: &[(Entry, bytes::Bytes)]) -> std::collections::B
     live
 }
 
-/// A stream's quarantine files as logged (by path) for [`read_quarantine`].
-pub async fn logged_quarantine(
-    archive: &Archive,
-    stream: &str,
-) -> anyhow::Result<std::collections::BTreeMap<String, QuarantineEntry>> {
+/// A stream's quarantine files to use their records (a replay, an archive
+/// source): those its log names and has not retired, by path. Files in its
+/// `_quarantine/<stream>/` folder that the log does not name (slipped in,
+/// left by an unfinished commit, or written before sluice logged quarantine
+/// files) are not used: each is named in a warning.
+pub async fn logged_quarantine(archive: &Archive, stream: &str) -> anyhow::Result<Vec<QuarantineEntry>> {
+    use futures::TryStreamExt;
     let entries = read_entries(archive, stream)
         .await
         .with_context(|| format!("the integrity log of stream `{stream}` in {}", archive.location))?;
-    Ok(live_quarantine(&entries))
+    let live = live_quarantine(&entries);
+    let prefix = archive.path_of(["_quarantine", stream]);
+    let present: Vec<object_store::ObjectMeta> = archive.store.list(Some(&prefix)).try_collect().await?;
+    for meta in present {
+        let path = archive.relative(&meta.location);
+        if !live.contains_key(&path) {
+            tracing::warn!(%path, "Quarantine file not in its stream's integrity log: not used (run `sluice verify`).");
+        }
+    }
+    Ok(live.into_values().collect())
 }
 
-/// Reads a quarantine file to use its records (a replay, an archive source),
-/// refusing one that its stream's log does not name, or names with other bytes.
-pub async fn read_quarantine(
-    archive: &Archive,
-    logged: &std::collections::BTreeMap<String, QuarantineEntry>,
-    location: &object_store::path::Path,
-) -> anyhow::Result<bytes::Bytes> {
+/// Reads a logged quarantine file, refusing one that is gone or whose bytes
+/// are not those its entry names.
+pub async fn read_quarantine(archive: &Archive, entry: &QuarantineEntry) -> anyhow::Result<bytes::Bytes> {
     use sha2::Digest;
-    let path = archive.relative(location);
-    let Some(entry) = logged.get(&path) else {
-        anyhow::bail!(
-            "quarantine file {path} is not in its stream's integrity log (slipped in, or written before sluice \
-             logged quarantine files): move it out of the archive to go on, and run `sluice verify`"
-        );
+    let path = &entry.path;
+    let location = archive.path_from_relative(path)?;
+    let bytes = match archive.store.get(&location).await {
+        Ok(r) => r.bytes().await.with_context(|| format!("cannot read {path}"))?,
+        Err(object_store::Error::NotFound { .. }) => {
+            anyhow::bail!("quarantine file {path} (integrity log entry {}) is gone: run `sluice verify`", entry.index)
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {path}")),
     };
-    let bytes = archive.store.get(location).await?.bytes().await.with_context(|| format!("cannot read {path}"))?;
     let digest = hex::encode(sha2::Sha256::digest(&bytes));
     anyhow::ensure!(
         digest == entry.sha256 && bytes.len() as u64 == entry.size,
@@ -276,11 +306,37 @@ pub fn default_origin(location: &str, stream: &str) -> String {
     format!("sluice:{}/{stream}", location.trim_end_matches('/'))
 }
 
+/// What the sink keeps of a stream's log, as of entry `size - 1`, written
+/// after each commit that adds entries. A start that finds it reads only the
+/// entries after it, so it does not take longer as the archive grows (one
+/// read per committed file, which on an object store is minutes per 100k
+/// files). It is only used when entry `size - 1` is still there with the
+/// bytes it names; otherwise the start reads the whole log. A state that was
+/// forged (another tree) would make the sink sign roots that `verify` finds
+/// inconsistent with the log.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogState {
+    pub size: u64,
+    /// Hex leaf hash of entry `size - 1`.
+    pub last_leaf: String,
+    /// The tree's perfect subtrees, largest first: (leaves, hex root).
+    pub frontier: Vec<(u64, String)>,
+    pub next_seq: i64,
+    pub quarantine: std::collections::BTreeMap<String, QuarantineEntry>,
+}
+
+pub fn state_path(stream: &str) -> String {
+    format!("_integrity/{stream}/state.json")
+}
+
 /// What the sink keeps of one stream's log while it runs.
 pub struct StreamLog {
     pub stream: String,
     origin: String,
-    leaves: Vec<Hash>,
+    tree: merkle::RootBuilder,
+    /// The leaf hash of the newest entry.
+    last_leaf: Option<Hash>,
     /// The next event's `seq`.
     pub next_seq: i64,
     /// The stream's quarantine files in the archive, by path, as logged.
@@ -291,31 +347,101 @@ pub struct StreamLog {
 
 impl StreamLog {
     /// Reads what the archive already holds for `stream`, so that indices and
-    /// `seq` go on where they stopped.
+    /// `seq` go on where they stopped: its state and the entries after it, or
+    /// the whole log when there is no state that fits it.
     pub async fn load(archive: &Archive, stream: &str, origin: String) -> anyhow::Result<StreamLog> {
-        let mut leaves = Vec::new();
-        let mut next_seq = 0;
-        let entries = read_entries(archive, stream).await?;
-        for (entry, bytes) in &entries {
-            if let Some(last) = entry.seq_last() {
-                next_seq = next_seq.max(last + 1);
-            }
-            leaves.push(merkle::leaf_hash(bytes));
-        }
-        let checkpointed = leaves.len() as u64;
-        Ok(StreamLog {
+        let mut log = StreamLog {
             stream: stream.to_string(),
             origin,
-            leaves,
-            next_seq,
-            quarantine: live_quarantine(&entries),
-            checkpointed,
+            tree: merkle::RootBuilder::default(),
+            last_leaf: None,
+            next_seq: 0,
+            quarantine: Default::default(),
+            checkpointed: 0,
             last_checkpoint: None,
-        })
+        };
+        if let Err(e) = log.resume(archive).await {
+            tracing::warn!(stream, error = %format!("{e:#}"), "The integrity log's state does not fit the log; reading the whole log.");
+        }
+        let from = log.size();
+        let entries = read_entries_from(archive, stream, from).await?;
+        let read = entries.len();
+        for (entry, bytes) in &entries {
+            log.add(entry, bytes);
+        }
+        log.checkpointed = log.size();
+        tracing::info!(stream, entries = log.size(), from_state = from, read, "Integrity log loaded.");
+        Ok(log)
+    }
+
+    /// Takes the stream's state if there is one and it fits the log (else
+    /// changes nothing).
+    async fn resume(&mut self, archive: &Archive) -> anyhow::Result<()> {
+        let path = archive.path_of(state_path(&self.stream).split('/'));
+        let bytes = match archive.store.get(&path).await {
+            Ok(r) => r.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let state: LogState = serde_json::from_slice(&bytes).context("not a log state")?;
+        let hash = |hex: &str| -> anyhow::Result<Hash> {
+            hex::decode(hex)?.try_into().map_err(|_| anyhow::anyhow!("a hash of other than 32 bytes"))
+        };
+        let frontier = state.frontier.iter().map(|(n, h)| Ok((*n, hash(h)?))).collect::<anyhow::Result<_>>()?;
+        let tree = merkle::RootBuilder::from_frontier(state.size, frontier)
+            .context("its frontier is not a tree of its size")?;
+        anyhow::ensure!(state.size > 0, "it covers no entry");
+        let last =
+            archive.path_of(entries_prefix(&self.stream).split('/').chain([entry_name(state.size - 1).as_str()]));
+        let entry = archive.store.get(&last).await.with_context(|| format!("its last entry {last}"))?.bytes().await?;
+        let leaf = merkle::leaf_hash(&entry);
+        anyhow::ensure!(leaf == hash(&state.last_leaf)?, "its last entry {last} has other bytes");
+        self.tree = tree;
+        self.last_leaf = Some(leaf);
+        self.next_seq = state.next_seq;
+        self.quarantine = state.quarantine;
+        Ok(())
+    }
+
+    /// Takes in one entry (the next), as load reads it or a commit writes it.
+    fn add(&mut self, entry: &Entry, bytes: &[u8]) {
+        if let Some(last) = entry.seq_last() {
+            self.next_seq = self.next_seq.max(last + 1);
+        }
+        match entry {
+            Entry::Quarantine(q) => {
+                self.quarantine.insert(q.path.clone(), q.clone());
+            }
+            Entry::QuarantineRetired(r) => {
+                self.quarantine.remove(&r.path);
+            }
+            _ => {}
+        }
+        let leaf = merkle::leaf_hash(bytes);
+        self.tree.push(leaf);
+        self.last_leaf = Some(leaf);
+    }
+
+    /// Writes the state (after a commit added entries). A failure is only
+    /// logged: the next start then reads more of the log.
+    pub async fn save_state(&self, archive: &Archive) {
+        let Some(last_leaf) = self.last_leaf else { return };
+        let state = LogState {
+            size: self.size(),
+            last_leaf: hex::encode(last_leaf),
+            frontier: self.tree.frontier().iter().map(|(n, h)| (*n, hex::encode(h))).collect(),
+            next_seq: self.next_seq,
+            quarantine: self.quarantine.clone(),
+        };
+        let path = archive.path_of(state_path(&self.stream).split('/'));
+        let bytes = serde_json::to_vec(&state).expect("a state serializes");
+        if let Err(e) = archive.store.put(&path, bytes.into()).await {
+            tracing::warn!(stream = %self.stream, error = %e, "Cannot write the integrity log's state; the next start reads more of the log.");
+        }
     }
 
     pub fn size(&self) -> u64 {
-        self.leaves.len() as u64
+        self.tree.len()
     }
 
     /// Writes the next entry, given as its exact bytes (which a commit record
@@ -324,9 +450,11 @@ impl StreamLog {
         anyhow::ensure!(index == self.size(), "log entry {index} of `{}` is out of order", self.stream);
         let name = entry_name(index);
         let path = archive.path_of(entries_prefix(&self.stream).split('/').chain([name.as_str()]));
-        let leaf = merkle::leaf_hash(&bytes);
-        commit_file(archive, &path, bytes.into()).await.with_context(|| format!("integrity log entry {path}"))?;
-        self.leaves.push(leaf);
+        let entry: Entry = serde_json::from_slice(&bytes).context("a log entry")?;
+        commit_file(archive, &path, bytes.clone().into())
+            .await
+            .with_context(|| format!("integrity log entry {path}"))?;
+        self.add(&entry, &bytes);
         Ok(())
     }
 
@@ -352,7 +480,7 @@ impl StreamLog {
         let checkpoint = Checkpoint {
             origin: self.origin.clone(),
             size: self.size(),
-            root: merkle::root(&self.leaves),
+            root: self.tree.root(),
             extensions: vec![format!("time {}", now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))],
         };
         let note = signer.sign(&checkpoint.body());

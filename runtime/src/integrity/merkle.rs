@@ -81,6 +81,27 @@ impl RootBuilder {
         self.len == 0
     }
 
+    /// The roots of the perfect subtrees, largest first, with their sizes in
+    /// leaves: all that appending and the root need.
+    pub fn frontier(&self) -> &[(u64, Hash)] {
+        &self.stack
+    }
+
+    /// The builder of a tree of `len` leaves whose perfect subtrees are
+    /// `frontier` ([`RootBuilder::frontier`]); `None` when they cannot be
+    /// (their sizes are the powers of two that make up `len`, largest first).
+    pub fn from_frontier(len: u64, frontier: Vec<(u64, Hash)>) -> Option<Self> {
+        let mut rest = len;
+        for &(size, _) in &frontier {
+            // each the highest bit left of `len`
+            if size == 0 || !size.is_power_of_two() || rest & size == 0 || rest >= size * 2 {
+                return None;
+            }
+            rest -= size;
+        }
+        (rest == 0).then_some(RootBuilder { stack: frontier, len })
+    }
+
     pub fn root(&self) -> Hash {
         let mut nodes = self.stack.iter().rev();
         let Some(&(_, mut acc)) = nodes.next() else { return empty_root() };
@@ -210,6 +231,26 @@ pub fn verify_consistency(old: u64, new: u64, old_root: &Hash, new_root: &Hash, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builder_rebuilt_from_its_frontier_goes_on_as_the_tree() {
+        let all = leaves(23);
+        for cut in 0..all.len() {
+            let mut b = RootBuilder::default();
+            all[..cut].iter().for_each(|l| b.push(*l));
+            let mut again = RootBuilder::from_frontier(cut as u64, b.frontier().to_vec()).unwrap();
+            all[cut..].iter().for_each(|l| again.push(*l));
+            assert_eq!(again.root(), root(&all), "cut at {cut}");
+        }
+        let mut b = RootBuilder::default();
+        all[..6].iter().for_each(|l| b.push(*l)); // subtrees of 4 and 2
+        let f = b.frontier().to_vec();
+        assert!(RootBuilder::from_frontier(6, f.clone()).is_some());
+        assert!(RootBuilder::from_frontier(7, f.clone()).is_none());
+        assert!(RootBuilder::from_frontier(5, f.clone()).is_none());
+        assert!(RootBuilder::from_frontier(6, f.into_iter().rev().collect()).is_none());
+        assert!(RootBuilder::from_frontier(0, Vec::new()).is_some());
+    }
 
     fn leaves(n: usize) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(format!("leaf {i}").as_bytes())).collect()

@@ -374,8 +374,10 @@ async fn verify_stream(
     let retired_quarantine = check_quarantine_retirements(&entries, &timed, ctx);
     for (entry, _) in &entries {
         let Entry::Quarantine(q) = entry else { continue };
-        named.insert(q.path.clone());
-        check_quarantine_file(archive, &stream, q, retired_quarantine.contains(&q.index), ctx, counts).await?;
+        let retired = retired_quarantine.get(&q.index).copied();
+        if check_quarantine_file(archive, &stream, q, retired, ctx, counts).await? {
+            named.insert(q.path.clone());
+        }
     }
 
     // 6. files in the stream, and in its quarantine, that the log does not name
@@ -392,13 +394,14 @@ async fn verify_stream(
 
 /// Checks that each quarantine retirement names an earlier quarantine entry
 /// exactly, once, and (for retention) that the file was written before the
-/// cutoff and the cutoff respects the period. Returns the retired entries' indices.
+/// cutoff and the cutoff respects the period. Returns which entry retires
+/// each retired one.
 fn check_quarantine_retirements(
     entries: &[(Entry, Hash)],
     timed: &[(chrono::DateTime<chrono::Utc>, u64, &str)],
     ctx: &mut Ctx<'_>,
-) -> BTreeSet<u64> {
-    let mut retired = BTreeSet::new();
+) -> BTreeMap<u64, u64> {
+    let mut retired = BTreeMap::new();
     for (entry, _) in entries {
         let Entry::QuarantineRetired(r) = entry else { continue };
         let subject = format!("{} (entry {})", r.path, r.index);
@@ -428,7 +431,7 @@ fn check_quarantine_retirements(
         if let Some(late) = dated_after_its_checkpoint(timed, r.index, &r.committed) {
             ctx.problem(subject.clone(), "quarantine", late);
         }
-        if !retired.insert(r.retires) {
+        if retired.insert(r.retires, r.index).is_some() {
             ctx.problem(subject, "quarantine", format!("entry {} is retired twice", r.retires));
         }
     }
@@ -473,32 +476,39 @@ fn quarantine_expiry_problem(r: &QuarantineRetiredEntry) -> Option<String> {
     }
 }
 
-/// Checks one logged quarantine file: its bytes, and one record per line.
+/// Checks one logged quarantine file (`retired`: by which entry, if it was):
+/// its bytes, and one record per line; a retired one must be gone. Returns
+/// whether the entry names a quarantine file of this stream.
 async fn check_quarantine_file(
     archive: &Archive,
     stream: &str,
     q: &QuarantineEntry,
-    retired: bool,
+    retired: Option<u64>,
     ctx: &mut Ctx<'_>,
     counts: &mut Counts,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let subject = format!("{} (entry {})", q.path, q.index);
     let prefix = format!("_quarantine/{stream}/");
     let path = match archive.path_from_relative(&q.path) {
         Ok(path) if q.path.starts_with(&prefix) => path,
         _ => {
             ctx.problem(subject, "log", "entry names no quarantine file of this stream");
-            return Ok(());
+            return Ok(false);
         }
     };
-    let bytes = match archive.store.get(&path).await {
-        Ok(r) => r.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) if retired => return Ok(()),
-        Err(object_store::Error::NotFound { .. }) => {
-            ctx.problem(subject, "file", "deleted");
-            return Ok(());
+    let bytes = match (archive.store.get(&path).await, retired) {
+        (Ok(_), Some(by)) => {
+            // its records went back to the archive or past their retention
+            ctx.problem(subject, "quarantine", format!("retired by entry {by}, but still present"));
+            return Ok(true);
         }
-        Err(e) => return Err(e.into()),
+        (Ok(r), None) => r.bytes().await?,
+        (Err(object_store::Error::NotFound { .. }), Some(_)) => return Ok(true),
+        (Err(object_store::Error::NotFound { .. }), None) => {
+            ctx.problem(subject, "file", "deleted");
+            return Ok(true);
+        }
+        (Err(e), _) => return Err(e.into()),
     };
     counts.quarantine += 1;
     let digest = hex::encode(Sha256::digest(&bytes));
@@ -509,7 +519,7 @@ async fn check_quarantine_file(
     if lines != q.records {
         ctx.problem(subject, "records", format!("{lines} records, the log says {}", q.records));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Why a retirement came before its period allowed, if it did: its cutoff

@@ -976,7 +976,7 @@ impl Sink {
             replayed.iter().map(|path| (path, None)).chain(expiring.iter().map(|q| (&q.path, Some(q))));
         for (path, expired) in retiring_quarantine {
             let Some(stream) = self.quarantine_stream(path) else { continue };
-            let Some(q) = self.logs[stream].quarantine.remove(path) else { continue };
+            let Some(q) = self.logs[stream].quarantine.get(path).cloned() else { continue };
             let entry = QuarantineRetiredEntry {
                 index: next_index[stream],
                 retires: q.index,
@@ -1006,7 +1006,6 @@ impl Sink {
             self.stats.bytes += entry.size;
             self.runtime.block_on(commit_file(archive, path, lines.into()))?;
             entries.push((*stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
-            self.logs[*stream].quarantine.insert(entry.path.clone(), entry);
         }
 
         let mut record = CommitRecord {
@@ -1037,11 +1036,16 @@ impl Sink {
             }
         }
 
+        let mut grown = std::collections::BTreeSet::new();
         for (i, (stream, index, bytes)) in entries.into_iter().enumerate() {
             self.runtime.block_on(self.logs[stream].append_exact(archive, index, bytes))?;
+            grown.insert(stream);
             if i == 0 {
                 Self::failpoint(&self.failpoint, "after-first-entry");
             }
+        }
+        for stream in grown {
+            self.runtime.block_on(self.logs[stream].save_state(archive));
         }
         self.runtime.block_on(commit::delete_retired(archive, &record.retired_quarantine))?;
         self.runtime.block_on(commit::delete_retired(archive, &record.expired))?;

@@ -14,7 +14,9 @@
 use super::{Batcher, FilePosition, Positions, Source};
 use crate::config::ArchiveRecord;
 use crate::integrity::canonical::Canonical;
-use crate::integrity::log::{LogEntry, QuarantineEntry, live_files, logged_quarantine, read_entries, read_quarantine};
+use crate::integrity::log::{
+    Entry, LogEntry, QuarantineEntry, live_files, logged_quarantine, read_entries, read_quarantine,
+};
 use crate::route::{Expr, RowView};
 use crate::schema::{StreamSchema, check_event};
 use crate::sinks::Archive;
@@ -22,7 +24,6 @@ use anyhow::Context;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, RecordBatch};
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
@@ -70,14 +71,13 @@ impl ArchiveSource {
     /// the file its stream's integrity log names.
     fn read_quarantine(
         &self,
-        location: &object_store::path::Path,
-        logged: &std::collections::BTreeMap<String, QuarantineEntry>,
+        file: &QuarantineEntry,
         batcher: &mut Batcher,
         stop: &AtomicBool,
         report: &mut ArchiveReport,
     ) -> anyhow::Result<bool> {
-        let path = self.archive.relative(location);
-        let bytes = self.runtime.block_on(read_quarantine(&self.archive, logged, location))?;
+        let path = file.path.clone();
+        let bytes = self.runtime.block_on(read_quarantine(&self.archive, file))?;
         let fingerprint = bytes.len().to_string();
         let start = match self.resume.get(&path) {
             Some(p) if p.fingerprint == fingerprint => p.offset,
@@ -286,18 +286,12 @@ impl Source for ArchiveSource {
         let result = (|| {
             if self.record == ArchiveRecord::Quarantine {
                 for stream in &self.streams {
-                    let prefix = self.archive.path_of(["_quarantine", stream.as_str()]);
-                    let mut files: Vec<object_store::path::Path> = self
+                    let files = self
                         .runtime
-                        .block_on(self.archive.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect())
+                        .block_on(logged_quarantine(&self.archive, stream))
                         .with_context(|| format!("the quarantine of stream `{stream}` in {}", self.archive.location))?;
-                    files.sort();
-                    let logged = match files.is_empty() {
-                        true => Default::default(),
-                        false => self.runtime.block_on(logged_quarantine(&self.archive, stream))?,
-                    };
-                    for file in files {
-                        if !self.read_quarantine(&file, &logged, &mut batcher, &stop, &mut report)? {
+                    for file in &files {
+                        if !self.read_quarantine(file, &mut batcher, &stop, &mut report)? {
                             return Ok(());
                         }
                     }
@@ -309,7 +303,11 @@ impl Source for ArchiveSource {
                     .runtime
                     .block_on(read_entries(&self.archive, stream))
                     .with_context(|| format!("the integrity log of stream `{stream}` in {}", self.archive.location))?;
-                anyhow::ensure!(!entries.is_empty(), "stream `{stream}` has no files in {}", self.archive.location);
+                anyhow::ensure!(
+                    entries.iter().any(|(e, _)| matches!(e, Entry::File(_))),
+                    "stream `{stream}` has no files in {}",
+                    self.archive.location
+                );
                 for file in live_files(entries) {
                     if !self.read_file(&file, &mut batcher, &stop, &mut report)? {
                         return Ok(());
