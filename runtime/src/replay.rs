@@ -6,7 +6,7 @@
 //! retired — deleted after the commit record, or by recovery if a crash comes
 //! first. A crash before that commit leaves the quarantine as it was.
 
-use crate::integrity::log::{logged_quarantine, read_quarantine};
+use crate::integrity::log::{QuarantineEntry, logged_quarantine, read_quarantine};
 use crate::sinks::Archive;
 use crate::sources::{Batcher, Source};
 use anyhow::Context;
@@ -19,8 +19,8 @@ pub struct ReplayInput {
     /// Per source (pipeline order): the original records to run again, with
     /// the tenant they were sent for (http sources).
     pub records: Vec<Vec<(Option<String>, Vec<u8>)>>,
-    /// Quarantine files read (relative paths): retired by the replay's commit.
-    pub retire: Vec<String>,
+    /// Quarantine files read (their log entries): retired by the replay's commit.
+    pub retire: Vec<QuarantineEntry>,
     /// Lines of those files that are not replayed, per stream index.
     pub keep: Vec<(usize, String)>,
     /// Why lines were kept, with counts.
@@ -46,7 +46,7 @@ pub async fn collect(
             let bytes = read_quarantine(archive, &file).await?;
             let text =
                 std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {} is not UTF-8", file.path))?;
-            input.retire.push(file.path);
+            input.retire.push(file.clone());
             for line in text.lines().filter(|l| !l.is_empty()) {
                 let mut keep = |why: &str| {
                     input.keep.push((stream_index, line.to_string()));

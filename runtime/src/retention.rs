@@ -16,7 +16,7 @@
 //! never changed; releasing one writes `_state/holds/<id>.released.json`. They
 //! need no lock, so a hold can be placed while a pipeline runs.
 
-use crate::integrity::log::{LogEntry, live_files, read_entries};
+use crate::integrity::log::{LogEntry, QuarantineEntry, live_files, live_quarantine, read_entries};
 use crate::sinks::{Archive, commit_single};
 use anyhow::Context;
 use chrono::{DateTime, Months, TimeDelta, Utc};
@@ -240,6 +240,8 @@ pub struct Expired {
 pub struct ExpiredQuarantine {
     pub stream: String,
     pub path: String,
+    /// Its entry in the stream's log (none for a file the log does not name).
+    pub entry: Option<QuarantineEntry>,
     pub written: i64,
     pub policy: Policy,
     pub cutoff: i64,
@@ -268,7 +270,9 @@ pub async fn plan(archive: &Archive, policies: &BTreeMap<String, Policy>, now: D
     let mut plan = Plan::default();
     for (stream, policy) in policies {
         let cutoff = policy.period.cutoff(now).timestamp_micros();
-        for file in live_files(read_entries(archive, stream).await?) {
+        let entries = read_entries(archive, stream).await?;
+        let mut logged = live_quarantine(&entries);
+        for file in live_files(entries) {
             if file.time_max >= cutoff {
                 continue;
             }
@@ -292,6 +296,7 @@ pub async fn plan(archive: &Archive, policies: &BTreeMap<String, Policy>, now: D
                 Some(hold) => plan.held.push((path, hold.id.clone())),
                 None => plan.quarantine.push(ExpiredQuarantine {
                     stream: stream.clone(),
+                    entry: logged.remove(&path),
                     path,
                     written,
                     policy: policy.clone(),

@@ -15,7 +15,7 @@
 //! never reads it.
 
 use super::merkle::{self, Hash};
-use super::note::{Checkpoint, NoteSigner};
+use super::note::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::sinks::{Archive, commit_file};
 use anyhow::Context;
 use object_store::ObjectStoreExt;
@@ -186,6 +186,8 @@ pub async fn read_entries_from(
             entry_index(&name).with_context(|| format!("unexpected object {} in the integrity log", meta.location))?;
         names.push((index, meta.location));
     }
+    // a store that takes the offset as inclusive, or ignores it
+    names.retain(|(index, _)| *index >= from);
     names.sort();
     let mut entries = Vec::with_capacity(names.len());
     for ((index, location), expected) in names.iter().zip(from..) {
@@ -310,10 +312,10 @@ pub fn default_origin(location: &str, stream: &str) -> String {
 /// after each commit that adds entries. A start that finds it reads only the
 /// entries after it, so it does not take longer as the archive grows (one
 /// read per committed file, which on an object store is minutes per 100k
-/// files). It is only used when entry `size - 1` is still there with the
-/// bytes it names; otherwise the start reads the whole log. A state that was
-/// forged (another tree) would make the sink sign roots that `verify` finds
-/// inconsistent with the log.
+/// files). It is only used when it fits the log (see `StreamLog::resume`);
+/// otherwise the start reads the whole log. A forged state that passes those
+/// checks would make the sink sign roots that `verify` finds inconsistent
+/// with the log.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogState {
@@ -323,11 +325,27 @@ pub struct LogState {
     /// The tree's perfect subtrees, largest first: (leaves, hex root).
     pub frontier: Vec<(u64, String)>,
     pub next_seq: i64,
-    pub quarantine: std::collections::BTreeMap<String, QuarantineEntry>,
 }
 
 pub fn state_path(stream: &str) -> String {
     format!("_integrity/{stream}/state.json")
+}
+
+/// The text of a checkpoint of `size` entries of `stream`, if there is one
+/// (the first listed: names are `<size>-<µs>.note`, listed from that size on).
+async fn checkpoint_of_size(archive: &Archive, stream: &str, size: u64) -> anyhow::Result<Option<String>> {
+    use futures::TryStreamExt;
+    let prefix = archive.path_of(checkpoints_prefix(stream).split('/'));
+    let name = format!("{size:020}-");
+    let after = archive.path_of(checkpoints_prefix(stream).split('/').chain([format!("{:020}", size).as_str()]));
+    let mut listing = archive.store.list_with_offset(Some(&prefix), &after);
+    while let Some(meta) = listing.try_next().await? {
+        if meta.location.filename().is_some_and(|f| f.starts_with(&name)) {
+            let bytes = archive.store.get(&meta.location).await?.bytes().await?;
+            return Ok(Some(String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    Ok(None)
 }
 
 /// What the sink keeps of one stream's log while it runs.
@@ -339,8 +357,6 @@ pub struct StreamLog {
     last_leaf: Option<Hash>,
     /// The next event's `seq`.
     pub next_seq: i64,
-    /// The stream's quarantine files in the archive, by path, as logged.
-    pub quarantine: std::collections::BTreeMap<String, QuarantineEntry>,
     checkpointed: u64,
     last_checkpoint: Option<std::time::Instant>,
 }
@@ -348,19 +364,25 @@ pub struct StreamLog {
 impl StreamLog {
     /// Reads what the archive already holds for `stream`, so that indices and
     /// `seq` go on where they stopped: its state and the entries after it, or
-    /// the whole log when there is no state that fits it.
-    pub async fn load(archive: &Archive, stream: &str, origin: String) -> anyhow::Result<StreamLog> {
+    /// the whole log when there is no state that fits it. `verifier`: the
+    /// key the sink signs checkpoints with (a state must agree with the
+    /// checkpoint of its size, if there is one).
+    pub async fn load(
+        archive: &Archive,
+        stream: &str,
+        origin: String,
+        verifier: Option<&NoteVerifier>,
+    ) -> anyhow::Result<StreamLog> {
         let mut log = StreamLog {
             stream: stream.to_string(),
             origin,
             tree: merkle::RootBuilder::default(),
             last_leaf: None,
             next_seq: 0,
-            quarantine: Default::default(),
             checkpointed: 0,
             last_checkpoint: None,
         };
-        if let Err(e) = log.resume(archive).await {
+        if let Err(e) = log.resume(archive, verifier).await {
             tracing::warn!(stream, error = %format!("{e:#}"), "The integrity log's state does not fit the log; reading the whole log.");
         }
         let from = log.size();
@@ -375,8 +397,11 @@ impl StreamLog {
     }
 
     /// Takes the stream's state if there is one and it fits the log (else
-    /// changes nothing).
-    async fn resume(&mut self, archive: &Archive) -> anyhow::Result<()> {
+    /// changes nothing): the entry it ends at is there with the bytes it
+    /// names, that entry is the last leaf of its tree (when the tree's size
+    /// is odd) and under its next `seq`, and a signed checkpoint of its size
+    /// (a stop writes one) has its tree's root.
+    async fn resume(&mut self, archive: &Archive, verifier: Option<&NoteVerifier>) -> anyhow::Result<()> {
         let path = archive.path_of(state_path(&self.stream).split('/'));
         let bytes = match archive.store.get(&path).await {
             Ok(r) => r.bytes().await?,
@@ -396,10 +421,27 @@ impl StreamLog {
         let entry = archive.store.get(&last).await.with_context(|| format!("its last entry {last}"))?.bytes().await?;
         let leaf = merkle::leaf_hash(&entry);
         anyhow::ensure!(leaf == hash(&state.last_leaf)?, "its last entry {last} has other bytes");
+        if state.size % 2 == 1 {
+            anyhow::ensure!(tree.frontier().last() == Some(&(1, leaf)), "its tree does not end in its last entry");
+        }
+        let parsed: Entry = serde_json::from_slice(&entry).with_context(|| format!("entry {last}"))?;
+        anyhow::ensure!(
+            parsed.seq_last().is_none_or(|s| s < state.next_seq),
+            "its next seq {} is not past its last entry's",
+            state.next_seq
+        );
+        if let Some(verifier) = verifier
+            && let Some(text) = checkpoint_of_size(archive, &self.stream, state.size).await?
+            && let Ok((checkpoint, _)) = Checkpoint::open(&text, std::slice::from_ref(verifier))
+        {
+            anyhow::ensure!(
+                checkpoint.root == tree.root(),
+                "its tree's root is not that of the checkpoint of its size"
+            );
+        }
         self.tree = tree;
         self.last_leaf = Some(leaf);
         self.next_seq = state.next_seq;
-        self.quarantine = state.quarantine;
         Ok(())
     }
 
@@ -407,15 +449,6 @@ impl StreamLog {
     fn add(&mut self, entry: &Entry, bytes: &[u8]) {
         if let Some(last) = entry.seq_last() {
             self.next_seq = self.next_seq.max(last + 1);
-        }
-        match entry {
-            Entry::Quarantine(q) => {
-                self.quarantine.insert(q.path.clone(), q.clone());
-            }
-            Entry::QuarantineRetired(r) => {
-                self.quarantine.remove(&r.path);
-            }
-            _ => {}
         }
         let leaf = merkle::leaf_hash(bytes);
         self.tree.push(leaf);
@@ -431,7 +464,6 @@ impl StreamLog {
             last_leaf: hex::encode(last_leaf),
             frontier: self.tree.frontier().iter().map(|(n, h)| (*n, hex::encode(h))).collect(),
             next_seq: self.next_seq,
-            quarantine: self.quarantine.clone(),
         };
         let path = archive.path_of(state_path(&self.stream).split('/'));
         let bytes = serde_json::to_vec(&state).expect("a state serializes");

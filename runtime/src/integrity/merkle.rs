@@ -94,7 +94,7 @@ impl RootBuilder {
         let mut rest = len;
         for &(size, _) in &frontier {
             // each the highest bit left of `len`
-            if size == 0 || !size.is_power_of_two() || rest & size == 0 || rest >= size * 2 {
+            if rest == 0 || size != 1u64 << rest.ilog2() {
                 return None;
             }
             rest -= size;

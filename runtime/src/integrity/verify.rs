@@ -499,7 +499,11 @@ async fn check_quarantine_file(
     let bytes = match (archive.store.get(&path).await, retired) {
         (Ok(_), Some(by)) => {
             // its records went back to the archive or past their retention
-            ctx.problem(subject, "quarantine", format!("retired by entry {by}, but still present"));
+            ctx.problem(
+                subject,
+                "quarantine",
+                format!("retired by entry {by}, but still present (unless a crash cut its commit short: the next start deletes it)"),
+            );
             return Ok(true);
         }
         (Ok(r), None) => r.bytes().await?,

@@ -259,7 +259,7 @@ struct Sealed {
 /// A quarantine replay: the files it takes out, and the lines of them that
 /// are not replayed (written again, in the replay's commit).
 struct Replay {
-    retire: Vec<String>,
+    retire: Vec<QuarantineEntry>,
     keep: Vec<(usize, String)>,
 }
 
@@ -349,7 +349,8 @@ impl Sink {
                 Some(o) => format!("{o}/{stream}"),
                 None => crate::integrity::log::default_origin(&archive.location, stream),
             };
-            logs.push(runtime.block_on(StreamLog::load(&archive, stream, origin))?);
+            let verifier = settings.integrity.signer.as_ref().map(NoteSigner::verifier);
+            logs.push(runtime.block_on(StreamLog::load(&archive, stream, origin, verifier.as_ref()))?);
         }
         let previous = Previous {
             identity: recovered.record.as_ref().and_then(|r| r.pipeline.clone()),
@@ -430,7 +431,7 @@ impl Sink {
     /// `read`; nothing is committed before the end, and the one commit at the
     /// end takes the `retire` files out of quarantine and writes `keep` (per
     /// stream, the lines not replayed) back.
-    pub fn replay(&mut self, retire: Vec<String>, keep: Vec<(usize, String)>) {
+    pub fn replay(&mut self, retire: Vec<QuarantineEntry>, keep: Vec<(usize, String)>) {
         self.replay = Some(Replay { retire, keep });
     }
 
@@ -916,7 +917,8 @@ impl Sink {
         let mut quarantine: Vec<(usize, OpenQuarantine)> = self.quarantine.drain().collect();
         quarantine.sort_by_key(|(stream, _)| *stream);
         let expiring = std::mem::take(&mut self.expiring_quarantine);
-        let retire: Vec<String> = replayed.iter().cloned().chain(expiring.iter().map(|q| q.path.clone())).collect();
+        let retire: Vec<String> =
+            replayed.iter().map(|q| q.path.clone()).chain(expiring.iter().map(|q| q.path.clone())).collect();
         let retiring = std::mem::take(&mut self.retiring);
         if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() && retiring.is_empty() {
             return Ok(());
@@ -971,12 +973,18 @@ impl Sink {
             entries.push((stream, entry.index, serde_json::to_vec(&entry).expect("entries serialize")));
         }
         // quarantine files taken out, each retired in its stream's log (one
-        // written before quarantine was logged has no entry to retire)
-        let retiring_quarantine =
-            replayed.iter().map(|path| (path, None)).chain(expiring.iter().map(|q| (&q.path, Some(q))));
-        for (path, expired) in retiring_quarantine {
-            let Some(stream) = self.quarantine_stream(path) else { continue };
-            let Some(q) = self.logs[stream].quarantine.get(path).cloned() else { continue };
+        // the log does not name has no entry to retire), once
+        let retiring_quarantine = replayed
+            .iter()
+            .map(|q| (q, None))
+            .chain(expiring.iter().filter_map(|e| Some((e.entry.as_ref()?, Some(e)))));
+        let mut retired_now = std::collections::BTreeSet::new();
+        for (q, expired) in retiring_quarantine {
+            let Some(stream) = self.quarantine_stream(&q.path) else { continue };
+            if !retired_now.insert(q.path.clone()) {
+                continue;
+            }
+            let q = q.clone();
             let entry = QuarantineRetiredEntry {
                 index: next_index[stream],
                 retires: q.index,
