@@ -312,19 +312,20 @@ fn integrity_a_start_reads_the_log_from_its_state() {
 
     // a forged tree is not used when a signed checkpoint of its size (a
     // stop writes one) has another root
-    let mut forged = state();
-    forged["frontier"][0][1] = serde_json::json!("11".repeat(32));
-    fs::write(&state_path, forged.to_string()).unwrap();
+    let forge = || {
+        let mut forged = state();
+        forged["frontier"][0][1] = serde_json::json!("11".repeat(32));
+        fs::write(&state_path, forged.to_string()).unwrap();
+        forged
+    };
+    forge();
     let refused = run(1500);
     assert!(refused.stderr.contains("is not that of the checkpoint of its size"), "{refused}");
     s.verify(&out, &[]).assert_success();
 
     // without that checkpoint, it would be: the sink then signs roots that
     // verify finds inconsistent with the log
-    let mut forged = state();
-    forged["frontier"][0][1] = serde_json::json!("11".repeat(32));
-    fs::write(&state_path, forged.to_string()).unwrap();
-    let size = format!("{:020}-", forged["size"].as_u64().unwrap());
+    let size = format!("{:020}-", forge()["size"].as_u64().unwrap());
     for c in list_files(&out.join("_integrity/a/checkpoints")) {
         if c.file_name().unwrap().to_str().unwrap().starts_with(&size) {
             fs::remove_file(c).unwrap();

@@ -91,6 +91,7 @@ use keys::KeyClass;
 use rules::{Action, Redacted, Replacement, RuleSet, RuleSpec};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use sluice_plugin_sdk::tree::{self, Node, Object};
 use sluice_plugin_sdk::{Event, Outcome, Transform, export_transform};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -307,8 +308,37 @@ impl Transform for Redact {
         scan::Scan::unchanged(self, text)
     }
 
-    fn process(&mut self, mut event: Event) -> Outcome {
-        let tenant = event.get(&self.tenant_field).and_then(Value::as_str);
+    /// The SDK calls [`Transform::process_text`]; this serves callers that
+    /// hold a decoded event, through the same code.
+    fn process(&mut self, event: Event) -> Outcome {
+        let text = serde_json::to_string(&event).expect("a JSON map serializes");
+        match self.redact_text(&text) {
+            Outcome::Text(out) => match serde_json::from_str(&out) {
+                Ok(event) => Outcome::Keep(event),
+                Err(e) => Outcome::error(format!("redact wrote an event that is not JSON: {e}")),
+            },
+            other => other,
+        }
+    }
+
+    /// An event the scan could not call unchanged: decoded into a tree that
+    /// borrows from its text, walked, and written again if anything changed.
+    fn process_text(&mut self, text: &str) -> Option<Outcome> {
+        Some(self.redact_text(text))
+    }
+}
+
+impl Redact {
+    /// Redacts one event's text (see the module docs): `Unchanged` when
+    /// nothing was found and no object named a key twice, else the event
+    /// written again with what was found in `redactions`.
+    fn redact_text(&self, text: &str) -> Outcome {
+        let (mut event, repeated) = match tree::decode(text) {
+            Ok((Node::Object(event), repeated)) => (event, repeated),
+            Ok(_) => return Outcome::Error("event is not a JSON object".into()),
+            Err(e) => return Outcome::Error(format!("event is not valid JSON: {e}")),
+        };
+        let tenant = event.get(&self.tenant_field).and_then(Node::as_str);
         let hmac_key = tenant.and_then(|t| self.tenant_keys.get(t)).or(self.default_key.as_ref());
         let mut walk = Walk {
             path: String::new(),
@@ -319,32 +349,42 @@ impl Transform for Redact {
             secret_depth: 0,
             hmac_key: hmac_key.map(Vec::as_slice),
         };
-        let mut drops = Vec::new();
-        for (key, value) in event.iter_mut() {
-            if self.visit_field(key, value, None, &mut walk) {
-                drops.push(key.clone());
-            }
-        }
-        if walk.found.is_empty() && drops.is_empty() {
-            // every change is recorded, so nothing changed: no need to encode it again
+        let drops = self.visit_members(&mut event, None, &mut walk);
+        if walk.found.is_empty() && drops == 0 && !repeated {
+            // every change is recorded, so nothing changed
             return Outcome::Unchanged;
         }
-        for key in drops {
-            event.remove(&key);
-        }
         if !walk.found.is_empty() {
-            match event.get_mut("redactions") {
-                Some(Value::Array(existing)) => existing.extend(walk.found),
-                _ => {
-                    event.insert("redactions".into(), Value::Array(walk.found));
-                }
+            let found: Vec<Node> = walk.found.iter().map(Node::from).collect();
+            match event.find("redactions") {
+                Ok(i) => match &mut event.members_mut()[i].1 {
+                    Node::Array(existing) => existing.extend(found),
+                    other => *other = Node::Array(found),
+                },
+                Err(_) => event.insert("redactions", Node::Array(found)),
             }
         }
-        Outcome::Keep(event)
+        let mut out = Vec::with_capacity(text.len() + 128);
+        event.write_json(&mut out);
+        Outcome::Text(String::from_utf8(out).expect("JSON text is UTF-8"))
     }
-}
 
-impl Redact {
+    /// Visits each member of an object (the name/value pair's class for its
+    /// value key, if any) and removes those to drop; returns how many.
+    fn visit_members(&self, map: &mut Object, pair: Option<(String, KeyClass)>, walk: &mut Walk) -> usize {
+        let mut drops = Vec::new();
+        for (i, (key, value)) in map.members_mut().iter_mut().enumerate() {
+            let class = pair.as_ref().filter(|(value_key, _)| value_key == key).map(|(_, class)| *class);
+            if self.visit_field(key, value, class, walk) {
+                drops.push(i);
+            }
+        }
+        for &i in drops.iter().rev() {
+            map.members_mut().remove(i);
+        }
+        drops.len()
+    }
+
     pub fn build(config: RedactConfig) -> Result<Self, String> {
         let file = rules::default_file();
         let mut defaults = file.rules;
@@ -475,7 +515,7 @@ impl Redact {
 
     /// Visits `key: value`; returns whether the field is to be dropped.
     /// `class`: the class of the key, when a name/value pair decided it.
-    fn visit_field(&self, key: &str, value: &mut Value, class: Option<KeyClass>, walk: &mut Walk) -> bool {
+    fn visit_field(&self, key: &str, value: &mut Node, class: Option<KeyClass>, walk: &mut Walk) -> bool {
         if self.preserve.contains(key) {
             return false;
         }
@@ -501,10 +541,10 @@ impl Redact {
 
     /// The value of a sensitive key: an object is entered (its ids, names and
     /// times stay, everything else is masked), anything else replaced whole.
-    fn redact_secret(&self, value: &mut Value, walk: &mut Walk) -> bool {
+    fn redact_secret(&self, value: &mut Node, walk: &mut Walk) -> bool {
         let entered = match value {
-            Value::Object(_) => true,
-            Value::Array(items) => items.iter().any(|i| i.is_object() || i.is_array()),
+            Node::Object(_) => true,
+            Node::Array(items) => items.iter().any(|i| matches!(i, Node::Object(_) | Node::Array(_))),
             _ => false,
         };
         if !entered {
@@ -512,22 +552,14 @@ impl Redact {
         }
         walk.secret_depth += 1;
         match value {
-            Value::Object(map) => {
-                let mut drops = Vec::new();
-                for (key, value) in map.iter_mut() {
-                    if self.visit_field(key, value, None, walk) {
-                        drops.push(key.clone());
-                    }
-                }
-                for key in drops {
-                    map.remove(&key);
-                }
+            Node::Object(map) => {
+                self.visit_members(map, None, walk);
             }
-            Value::Array(items) => {
+            Node::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     let parent = walk.enter_index(index);
                     if self.redact_secret(item, walk) {
-                        *item = Value::Null;
+                        *item = Node::Null;
                     }
                     walk.path.truncate(parent);
                 }
@@ -539,13 +571,17 @@ impl Redact {
     }
 
     /// Replaces a sensitive key's whole value; returns whether to drop it.
-    fn redact_whole(&self, value: &mut Value, walk: &mut Walk) -> bool {
+    fn redact_whole(&self, value: &mut Node, walk: &mut Walk) -> bool {
         let text = match value {
-            Value::Null | Value::Bool(_) => return false,
-            Value::String(s) if already_masked(s) => return false,
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Array(_) | Value::Object(_) => value.to_string(),
+            Node::Null | Node::Bool(_) => return false,
+            Node::String(s) if already_masked(s) => return false,
+            Node::String(s) => s.to_string(),
+            Node::Number(n) => n.to_string(),
+            Node::Array(_) | Node::Object(_) => {
+                let mut json = Vec::new();
+                value.write_json(&mut json);
+                String::from_utf8(json).expect("JSON text is UTF-8")
+            }
         };
         let action = self.key_action.unwrap_or_default();
         let index = usize::MAX;
@@ -555,7 +591,7 @@ impl Redact {
                 true
             }
             (Replacement::Text(t), used) => {
-                *value = Value::String(t);
+                *value = Node::String(t.into());
                 walk.record(index, SENSITIVE_KEY, used);
                 false
             }
@@ -592,56 +628,52 @@ impl Redact {
     }
 
     /// Walks a value that is not under a sensitive key; returns whether to drop it.
-    fn walk(&self, value: &mut Value, walk: &mut Walk) -> bool {
+    fn walk(&self, value: &mut Node, walk: &mut Walk) -> bool {
         match value {
-            Value::String(text) => self.redact_string(text, None, walk).is_some_and(|drop| drop),
-            Value::Number(n) => {
+            Node::String(text) => match self.redact_string(text, None, walk) {
+                Some(Some(new)) => {
+                    *text = new.into();
+                    false
+                }
+                found => found.is_some(),
+            },
+            Node::Number(n) => {
                 // a card number written as a JSON number
                 let Some(card) = self.card_rule else { return false };
                 // text only for the integers that may be cards
                 let Some(digits) = n.as_u64().filter(|v| CARD_RANGE.contains(v)) else {
                     return false;
                 };
-                let mut text = digits.to_string();
-                match self.redact_string(&mut text, Some(card), walk) {
-                    Some(drop) => {
-                        *value = Value::String(text);
-                        drop
+                match self.redact_string(&digits.to_string(), Some(card), walk) {
+                    Some(Some(new)) => {
+                        *value = Node::String(new.into());
+                        false
                     }
-                    None => false,
+                    found => found.is_some(),
                 }
             }
-            Value::Array(items) => {
+            Node::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     let parent = walk.enter_index(index);
                     if self.walk(item, walk) {
-                        *item = Value::Null;
+                        *item = Node::Null;
                     }
                     walk.path.truncate(parent);
                 }
                 false
             }
-            Value::Object(map) => {
+            Node::Object(map) => {
                 let pair = self.name_value_pair(map);
-                let mut drops = Vec::new();
-                for (key, value) in map.iter_mut() {
-                    let class = pair.as_ref().filter(|(value_key, _)| value_key == key).map(|(_, class)| *class);
-                    if self.visit_field(key, value, class, walk) {
-                        drops.push(key.clone());
-                    }
-                }
-                for key in drops {
-                    map.remove(&key);
-                }
+                self.visit_members(map, pair, walk);
                 false
             }
-            Value::Null | Value::Bool(_) => false,
+            Node::Null | Node::Bool(_) => false,
         }
     }
 
     /// In `{"name": "DB_PASSWORD", "value": "..."}`, the value field's key and
     /// the class the name gives it.
-    fn name_value_pair(&self, map: &Map<String, Value>) -> Option<(String, KeyClass)> {
+    fn name_value_pair(&self, map: &Object) -> Option<(String, KeyClass)> {
         if map.len() > 8 || self.key_action.is_none() {
             return None;
         }
@@ -651,8 +683,8 @@ impl Redact {
         if class == KeyClass::Plain {
             return None;
         }
-        let value_key = map.keys().find(|k| keys.is_pair_value(&self.key_info(k).norm))?;
-        Some((value_key.clone(), class))
+        let (value_key, _) = map.iter().find(|(k, _)| keys.is_pair_value(&self.key_info(k).norm))?;
+        Some((value_key.to_string(), class))
     }
 
     /// Whether rule `index` runs on a string (only rule `only` if given) whose
@@ -712,8 +744,8 @@ impl Redact {
     }
 
     /// Runs the value rules over one string (only rule `only` if given).
-    /// `None`: nothing found; `Some(true)`: drop the field; `Some(false)`: changed.
-    fn redact_string(&self, text: &mut String, only: Option<usize>, walk: &mut Walk) -> Option<bool> {
+    /// `None`: nothing found; `Some(None)`: drop the field; `Some(Some(new))`: changed.
+    fn redact_string(&self, text: &str, only: Option<usize>, walk: &mut Walk) -> Option<Option<String>> {
         let hmac_key = walk.hmac_key;
         let mut hits: Vec<(usize, Action)> = Vec::new();
         let mut replace = |index: usize, secret: &str| {
@@ -729,14 +761,13 @@ impl Redact {
             Redacted::Unchanged => None,
             Redacted::Drop(index) => {
                 walk.record(index, &self.rules.rules[index].id, Action::Drop);
-                Some(true)
+                Some(None)
             }
             Redacted::Changed(new, _) => {
-                *text = new;
                 for (index, action) in hits {
                     walk.record(index, &self.rules.rules[index].id, action);
                 }
-                Some(false)
+                Some(Some(new))
             }
         }
     }

@@ -12,7 +12,8 @@
 //! when it is not sure (a sensitive key whose value is an object, a
 //! name/value pair whose name is sensitive, a key given twice in one object,
 //! text that is not a JSON object), it says "may change", and the event goes
-//! through the full walk.
+//! through the full walk: decoded into a tree that borrows from its text
+//! (`sluice_plugin_sdk::tree`), walked, and written again if anything changed.
 
 use crate::keys::KeyClass;
 use crate::{Redact, already_masked, checks};
