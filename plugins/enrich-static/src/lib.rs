@@ -141,15 +141,7 @@ impl Transform for EnrichStatic {
     /// The SDK calls [`Transform::process_text`]; this serves callers that
     /// hold a decoded event, through the same code.
     fn process(&mut self, event: Event) -> Outcome {
-        let text = serde_json::to_string(&event).expect("a JSON map serializes");
-        match self.enrich(&text) {
-            Outcome::Unchanged => Outcome::Keep(event),
-            Outcome::Text(out) => match serde_json::from_str(&out) {
-                Ok(event) => Outcome::Keep(event),
-                Err(e) => Outcome::error(format!("enrich-static wrote an event that is not JSON: {e}")),
-            },
-            other => other,
-        }
+        sluice_plugin_sdk::process_as_text(event, |text| self.enrich(text))
     }
 
     fn process_text(&mut self, text: &str) -> Option<Outcome> {

@@ -5,7 +5,8 @@ fn run(config: Value, event: Value) -> Value {
     let mut p = EnrichStatic::init(config).expect("valid config");
     match p.process(event.as_object().cloned().expect("object")) {
         Outcome::Keep(e) => Value::Object(e),
-        other => panic!("expected Keep, got {other:?}"),
+        Outcome::Unchanged => event,
+        other => panic!("expected Keep or Unchanged, got {other:?}"),
     }
 }
 

@@ -311,14 +311,7 @@ impl Transform for Redact {
     /// The SDK calls [`Transform::process_text`]; this serves callers that
     /// hold a decoded event, through the same code.
     fn process(&mut self, event: Event) -> Outcome {
-        let text = serde_json::to_string(&event).expect("a JSON map serializes");
-        match self.redact_text(&text) {
-            Outcome::Text(out) => match serde_json::from_str(&out) {
-                Ok(event) => Outcome::Keep(event),
-                Err(e) => Outcome::error(format!("redact wrote an event that is not JSON: {e}")),
-            },
-            other => other,
-        }
+        sluice_plugin_sdk::process_as_text(event, |text| self.redact_text(text))
     }
 
     /// An event the scan could not call unchanged: decoded into a tree that

@@ -145,6 +145,20 @@ pub fn record_text(record: &[u8]) -> Result<&str, Outcome> {
     Ok(text)
 }
 
+/// [`Transform::process`] for a transform that reads events as text (its
+/// [`Transform::process_text`] does the work): encodes the event, runs
+/// `on_text` on the text, and decodes what it wrote back into an event.
+pub fn process_as_text(event: Event, on_text: impl FnOnce(&str) -> Outcome) -> Outcome {
+    let text = serde_json::to_string(&event).expect("a JSON map serializes");
+    match on_text(&text) {
+        Outcome::Text(out) => match serde_json::from_str(&out) {
+            Ok(event) => Outcome::Keep(event),
+            Err(e) => Outcome::error(format!("the plugin wrote an event that is not JSON: {e}")),
+        },
+        other => other,
+    }
+}
+
 /// Sets the OCSF class columns: `class_uid`, `category_uid` (the class's
 /// thousands), `activity_id` and `type_uid` (class × 100 + activity).
 pub fn set_class(event: &mut Event, class_uid: i64, activity_id: i64) {
