@@ -849,3 +849,19 @@ fn the_scan_passes_clean_events_and_sends_everything_it_is_unsure_of_to_the_walk
         assert!(!plugin.unchanged(&text), "{text}");
     }
 }
+
+#[test]
+fn an_event_that_repeats_a_key_is_written_as_decoded_even_with_nothing_found() {
+    // the text path answers for the text as it came: an `Unchanged` would
+    // pass on the first `password` value, which the decoded event (last
+    // value wins) never showed the rules
+    let mut plugin = Redact::init(json!({})).unwrap();
+    let text = r#"{"password":"hunter2","password":null,"message":"ok"}"#;
+    assert!(!plugin.unchanged(text));
+    match plugin.process_text(text) {
+        Some(Outcome::Text(out)) => assert_eq!(out, r#"{"message":"ok","password":null}"#),
+        other => panic!("expected the decoded event as text, got {other:?}"),
+    }
+    // no repeated key and nothing found: passed on as it came
+    assert_eq!(plugin.process_text(r#"{"message":"ok"}"#), Some(Outcome::Unchanged));
+}
