@@ -19,8 +19,8 @@ pub struct ReplayInput {
     /// Per source (pipeline order): the original records to run again, with
     /// the tenant they were sent for (http sources).
     pub records: Vec<Vec<(Option<String>, Vec<u8>)>>,
-    /// Quarantine files read (their log entries): retired by the replay's commit.
-    pub retire: Vec<QuarantineEntry>,
+    /// Quarantine files read (their log entries, per stream index): retired by the replay's commit.
+    pub retire: Vec<(usize, QuarantineEntry)>,
     /// Lines of those files that are not replayed, per stream index.
     pub keep: Vec<(usize, String)>,
     /// Why lines were kept, with counts.
@@ -46,7 +46,7 @@ pub async fn collect(
             let bytes = read_quarantine(archive, &file).await?;
             let text =
                 std::str::from_utf8(&bytes).with_context(|| format!("quarantine file {} is not UTF-8", file.path))?;
-            input.retire.push(file.clone());
+            input.retire.push((stream_index, file));
             for line in text.lines().filter(|l| !l.is_empty()) {
                 let mut keep = |why: &str| {
                     input.keep.push((stream_index, line.to_string()));

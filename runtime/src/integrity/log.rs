@@ -205,19 +205,20 @@ pub async fn read_entries_from(
 /// A stream's quarantine files that are in the archive now, by path: logged,
 /// and not retired since.
 pub fn live_quarantine(entries: &[(Entry, bytes::Bytes)]) -> std::collections::BTreeMap<String, QuarantineEntry> {
-    let mut live = std::collections::BTreeMap::new();
-    for (entry, _) in entries {
-        match entry {
-            Entry::Quarantine(q) => {
-                live.insert(q.path.clone(), q.clone());
-            }
-            Entry::QuarantineRetired(r) => {
-                live.remove(&r.path);
-            }
-            _ => {}
-        }
-    }
-    live
+    let retired: std::collections::BTreeSet<u64> = entries
+        .iter()
+        .filter_map(|(e, _)| match e {
+            Entry::QuarantineRetired(r) => Some(r.retires),
+            _ => None,
+        })
+        .collect();
+    entries
+        .iter()
+        .filter_map(|(e, _)| match e {
+            Entry::Quarantine(q) if !retired.contains(&q.index) => Some((q.path.clone(), q.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A stream's quarantine files to use their records (a replay, an archive
@@ -389,7 +390,10 @@ impl StreamLog {
         let entries = read_entries_from(archive, stream, from).await?;
         let read = entries.len();
         for (entry, bytes) in &entries {
-            log.add(entry, bytes);
+            if let Some(last) = entry.seq_last() {
+                log.next_seq = log.next_seq.max(last + 1);
+            }
+            log.push_leaf(bytes);
         }
         log.checkpointed = log.size();
         tracing::info!(stream, entries = log.size(), from_state = from, read, "Integrity log loaded.");
@@ -445,11 +449,8 @@ impl StreamLog {
         Ok(())
     }
 
-    /// Takes in one entry (the next), as load reads it or a commit writes it.
-    fn add(&mut self, entry: &Entry, bytes: &[u8]) {
-        if let Some(last) = entry.seq_last() {
-            self.next_seq = self.next_seq.max(last + 1);
-        }
+    /// Adds the next entry's exact bytes to the tree.
+    fn push_leaf(&mut self, bytes: &[u8]) {
         let leaf = merkle::leaf_hash(bytes);
         self.tree.push(leaf);
         self.last_leaf = Some(leaf);
@@ -477,16 +478,15 @@ impl StreamLog {
     }
 
     /// Writes the next entry, given as its exact bytes (which a commit record
-    /// also holds); `index` must be the log's size.
+    /// also holds); `index` must be the log's size. (`next_seq` is the
+    /// sink's to keep: it numbered the entry's events.)
     pub async fn append_exact(&mut self, archive: &Archive, index: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
         anyhow::ensure!(index == self.size(), "log entry {index} of `{}` is out of order", self.stream);
         let name = entry_name(index);
         let path = archive.path_of(entries_prefix(&self.stream).split('/').chain([name.as_str()]));
-        let entry: Entry = serde_json::from_slice(&bytes).context("a log entry")?;
-        commit_file(archive, &path, bytes.clone().into())
-            .await
-            .with_context(|| format!("integrity log entry {path}"))?;
-        self.add(&entry, &bytes);
+        let bytes = bytes::Bytes::from(bytes);
+        commit_file(archive, &path, bytes.clone()).await.with_context(|| format!("integrity log entry {path}"))?;
+        self.push_leaf(&bytes);
         Ok(())
     }
 

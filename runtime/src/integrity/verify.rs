@@ -457,16 +457,8 @@ fn quarantine_expiry_problem(r: &QuarantineRetiredEntry) -> Option<String> {
     let (Some(period), Some(cutoff)) = (&r.period, r.cutoff) else {
         return Some("a retention without its period and cutoff".into());
     };
-    let period = match crate::retention::Period::parse(period) {
-        Ok(p) => p,
-        Err(e) => return Some(format!("names no valid period: {e}")),
-    };
-    let committed = match chrono::DateTime::parse_from_rfc3339(&r.committed) {
-        Ok(t) => t.with_timezone(&chrono::Utc),
-        Err(e) => return Some(format!("commit time `{}` is not a time: {e}", r.committed)),
-    };
-    if cutoff > period.cutoff(committed).timestamp_micros() {
-        return Some(format!("cutoff is later than {period} before its commit: expired early"));
+    if let Some(early) = cutoff_problem(period, cutoff, &r.committed) {
+        return Some(early);
     }
     let name = r.path.rsplit('/').next().unwrap_or_default();
     match crate::retention::quarantine_written(name) {
@@ -530,22 +522,25 @@ async fn check_quarantine_file(
 /// must be at least the period before the time it was committed, and the
 /// file's newest event older than the cutoff.
 fn expiry_problem(r: &RetiredEntry) -> Option<String> {
-    let period = match crate::retention::Period::parse(&r.period) {
+    if let Some(early) = cutoff_problem(&r.period, r.cutoff, &r.committed) {
+        return Some(early);
+    }
+    (r.time_max >= r.cutoff).then(|| "the file's newest event is not older than the cutoff: expired early".into())
+}
+
+/// Why a retirement's `cutoff` is not one its `period` allows when it was
+/// `committed`, if it is not: it must be at least the period before.
+fn cutoff_problem(period: &str, cutoff: i64, committed: &str) -> Option<String> {
+    let parsed = match crate::retention::Period::parse(period) {
         Ok(p) => p,
         Err(e) => return Some(format!("names no valid period: {e}")),
     };
-    let committed = match chrono::DateTime::parse_from_rfc3339(&r.committed) {
+    let committed = match chrono::DateTime::parse_from_rfc3339(committed) {
         Ok(t) => t.with_timezone(&chrono::Utc),
-        Err(e) => return Some(format!("commit time `{}` is not a time: {e}", r.committed)),
+        Err(e) => return Some(format!("commit time `{committed}` is not a time: {e}")),
     };
-    let latest = period.cutoff(committed).timestamp_micros();
-    if r.cutoff > latest {
-        return Some(format!("cutoff is later than {} before its commit: expired early", r.period));
-    }
-    if r.time_max >= r.cutoff {
-        return Some("the file's newest event is not older than the cutoff: expired early".into());
-    }
-    None
+    (cutoff > parsed.cutoff(committed).timestamp_micros())
+        .then(|| format!("cutoff is later than {period} before its commit: expired early"))
 }
 
 /// The stream's `seq` values over all its files must be exactly 0..N (files

@@ -259,7 +259,7 @@ struct Sealed {
 /// A quarantine replay: the files it takes out, and the lines of them that
 /// are not replayed (written again, in the replay's commit).
 struct Replay {
-    retire: Vec<QuarantineEntry>,
+    retire: Vec<(usize, QuarantineEntry)>,
     keep: Vec<(usize, String)>,
 }
 
@@ -431,7 +431,7 @@ impl Sink {
     /// `read`; nothing is committed before the end, and the one commit at the
     /// end takes the `retire` files out of quarantine and writes `keep` (per
     /// stream, the lines not replayed) back.
-    pub fn replay(&mut self, retire: Vec<QuarantineEntry>, keep: Vec<(usize, String)>) {
+    pub fn replay(&mut self, retire: Vec<(usize, QuarantineEntry)>, keep: Vec<(usize, String)>) {
         self.replay = Some(Replay { retire, keep });
     }
 
@@ -666,12 +666,6 @@ impl Sink {
         }
         self.dirty = true;
         Ok(())
-    }
-
-    /// The stream (index) of a quarantine file, by its path `_quarantine/<stream>/...`.
-    fn quarantine_stream(&self, path: &str) -> Option<usize> {
-        let name = path.strip_prefix("_quarantine/")?.split('/').next()?;
-        self.settings.streams.iter().position(|s| s == name)
     }
 
     /// Adds one line to the stream's open quarantine file.
@@ -918,7 +912,7 @@ impl Sink {
         quarantine.sort_by_key(|(stream, _)| *stream);
         let expiring = std::mem::take(&mut self.expiring_quarantine);
         let retire: Vec<String> =
-            replayed.iter().map(|q| q.path.clone()).chain(expiring.iter().map(|q| q.path.clone())).collect();
+            replayed.iter().map(|(_, q)| q.path.clone()).chain(expiring.iter().map(|q| q.path.clone())).collect();
         let retiring = std::mem::take(&mut self.retiring);
         if self.sealed.is_empty() && quarantine.is_empty() && !self.dirty && retire.is_empty() && retiring.is_empty() {
             return Ok(());
@@ -974,13 +968,14 @@ impl Sink {
         }
         // quarantine files taken out, each retired in its stream's log (one
         // the log does not name has no entry to retire), once
-        let retiring_quarantine = replayed
-            .iter()
-            .map(|q| (q, None))
-            .chain(expiring.iter().filter_map(|e| Some((e.entry.as_ref()?, Some(e)))));
+        let streams = &self.settings.streams;
+        let retiring_quarantine = replayed.iter().map(|(stream, q)| (*stream, q, None)).chain(
+            expiring
+                .iter()
+                .filter_map(|e| Some((streams.iter().position(|s| *s == e.stream)?, e.entry.as_ref()?, Some(e)))),
+        );
         let mut retired_now = std::collections::BTreeSet::new();
-        for (q, expired) in retiring_quarantine {
-            let Some(stream) = self.quarantine_stream(&q.path) else { continue };
+        for (stream, q, expired) in retiring_quarantine {
             if !retired_now.insert(q.path.clone()) {
                 continue;
             }
