@@ -27,7 +27,11 @@ process, `--runs` times, alternating; the table gives medians:
 
 Per pipeline: events/s (wall), MB/s of input per core (input bytes / CPU
 seconds, user + system), CPU seconds, peak RSS, output bytes. CPU and RSS come
-from wait4() on the child, so they are the pipeline's own.
+from wait4() on the child, so they are the pipeline's own. For (a), the CPU
+time of each kind of thread too (read from /proc every 0.1 s while it runs,
+so the last tenth of a second is missed): the sink's own thread is the one
+part of the pipeline that more cores do not spread, so its time per event
+bounds (a)'s throughput on any machine.
 """
 import argparse
 import os
@@ -37,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -106,21 +111,55 @@ COPY (
 """
 
 
+def thread_cpu(pid, done, found):
+    """Until `done` is set, reads the CPU seconds of each of `pid`'s threads
+    into `found` (thread id -> (name, seconds))."""
+    tick = os.sysconf("SC_CLK_TCK")
+    while not done.wait(0.1):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            found[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+
+
+def thread_kinds(found):
+    """CPU seconds by kind of thread: the name without its number."""
+    kinds = {}
+    for name, cpu in found.values():
+        kind = re.sub(r"-?\d+$", "", name)
+        kinds[kind] = kinds.get(kind, 0.0) + cpu
+    return kinds
+
+
 def run(cmd, env=None, cpus=None):
     """Runs a command to completion (on the CPUs `cpus` if given); returns
-    (wall s, cpu s, peak RSS bytes, stdout)."""
+    (wall s, cpu s, peak RSS bytes, stdout, CPU s by kind of thread)."""
     start = time.monotonic()
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     # stderr to a file: a pipe nobody reads while stdout is read could fill and block
     with tempfile.TemporaryFile() as err:
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, preexec_fn=pin)
+        done, found = threading.Event(), {}
+        sampler = threading.Thread(target=thread_cpu, args=(child.pid, done, found))
+        sampler.start()
         out = child.stdout.read()
+        done.set()
+        sampler.join()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.monotonic() - start
         if status != 0:
             err.seek(0)
             sys.exit(f"{cmd[0]} failed: {err.read().decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode()
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, out.decode(), thread_kinds(found)
 
 
 A = "(a) sluice, Wasm plugins"
@@ -183,6 +222,7 @@ def main():
     }
     one_core = {min(os.sched_getaffinity(0))}
     results = {A: [], A1: [], A0: [], A2: [], B: [], C: []}
+    threads = []  # (a)'s CPU s by kind of thread, per run
     try:
         for i in range(args.runs):
             for name in results:
@@ -191,10 +231,12 @@ def main():
                 if name in sluice_runs:
                     env = dict(os.environ, SLUICE_BENCH_DIR=cache, SLUICE_OUT=out, SLUICE_SIGNING_KEY="")
                     cpus = one_core if name == A0 else None
-                    wall, cpu, rss, stdout = run([args.sluice, *sluice_runs[name]], env, cpus)
+                    wall, cpu, rss, stdout, kinds = run([args.sluice, *sluice_runs[name]], env, cpus)
                     events = int(stdout.split("wrote ")[1].split()[0])
+                    if name == A:
+                        threads.append(kinds)
                 else:
-                    wall, cpu, rss, _ = run([sys.executable, script, cache, out])
+                    wall, cpu, rss, _, _ = run([sys.executable, script, cache, out])
                     events = count_rows(out)
                 results[name].append((wall, cpu, rss, size(out), events))
                 shutil.rmtree(out, ignore_errors=True)
@@ -215,6 +257,14 @@ def main():
     print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
     print(f"(a)/(a1): {os.cpu_count()} workers run {wa1 / wa:.2f}x as fast as one (wall)")
     print(f"(a)/(a0): on {len(os.sched_getaffinity(0))} cores (a) runs {wa0 / wa:.2f}x as fast as on one (wall)")
+    events = args.events
+    kinds = {k: statistics.median(t.get(k, 0.0) for t in threads) for k in threads[0]}
+    per_event = lambda prefix: sum(v for k, v in kinds.items() if k.startswith(prefix)) / events * 1e6
+    sink = kinds.get("sluice", 0.0) / events * 1e6  # the main thread
+    print(f"(a) CPU per event by thread: workers {per_event('worker'):.1f} us, the sink's pool "
+          f"{per_event('sluice-sink'):.1f} us, the sink's own thread {sink:.2f} us "
+          f"(one thread: (a) cannot pass {1e6 / sink:,.0f} events/s on any number of cores), "
+          f"sources {per_event('source-'):.2f} us")
 
 
 if __name__ == "__main__":

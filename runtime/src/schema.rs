@@ -9,7 +9,7 @@ use crate::integrity::merkle::Hash;
 use arrow_array::builder::{
     ArrayBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -906,13 +906,31 @@ impl BatchBuilder {
 
 /// Adds `seq` (first_seq, first_seq+1, ...) and `event_hash` to finished
 /// columns: the batch as it goes into a file, and its event hashes.
-pub fn file_batch(mut columns: Vec<ArrayRef>, first_seq: i64, schema: &StreamSchema) -> (RecordBatch, Vec<Hash>) {
+pub fn file_batch(columns: Vec<ArrayRef>, first_seq: i64, schema: &StreamSchema) -> (RecordBatch, Vec<Hash>) {
+    hash_batch(seq_batch(columns, first_seq, schema), schema)
+}
+
+/// Adds `seq` (first_seq, first_seq+1, ...) to finished columns: the batch
+/// that its events' hashes are taken over.
+pub fn seq_batch(mut columns: Vec<ArrayRef>, first_seq: i64, schema: &StreamSchema) -> RecordBatch {
     let rows = columns.first().map_or(0, |c| c.len());
     columns.push(Arc::new(Int64Array::from_iter_values(first_seq..first_seq + rows as i64)));
-    let hashed = RecordBatch::try_new(schema.hashed.clone(), columns).expect("builders follow the schema");
+    RecordBatch::try_new(schema.hashed.clone(), columns).expect("builders follow the schema")
+}
+
+/// Adds `event_hash` to a batch from [`seq_batch`]: the batch as it goes
+/// into a file, and its event hashes.
+pub fn hash_batch(hashed: RecordBatch, schema: &StreamSchema) -> (RecordBatch, Vec<Hash>) {
+    let rows = hashed.num_rows();
     let hashes = crate::integrity::canonical::event_hashes(&hashed);
     let mut columns = hashed.columns().to_vec();
-    columns.push(Arc::new(StringArray::from_iter_values(hashes.iter().map(hex::encode))));
+    let mut hex = StringBuilder::with_capacity(rows, rows * 64);
+    let mut text = [0u8; 64];
+    for hash in &hashes {
+        hex::encode_to_slice(hash, &mut text).expect("64 hex digits");
+        hex.append_value(std::str::from_utf8(&text).expect("hex is ASCII"));
+    }
+    columns.push(Arc::new(hex.finish()));
     (RecordBatch::try_new(schema.file.clone(), columns).expect("builders follow the file schema"), hashes)
 }
 
@@ -1112,7 +1130,7 @@ mod tests {
             1250
         );
         let unmapped = batch.column_by_name("unmapped").unwrap();
-        assert_eq!(unmapped.as_any().downcast_ref::<StringArray>().unwrap().value(0), r#"{"other":1}"#);
+        assert_eq!(unmapped.as_any().downcast_ref::<arrow_array::StringArray>().unwrap().value(0), r#"{"other":1}"#);
         let e = check_event(r#"{"time":1,"amount_cents":"lots"}"#, 0, "s", &schema).err().unwrap();
         assert_eq!(e, "field `amount_cents`: expected an integer, got string");
         assert_ne!(schema_hash(&schema.file), schema_hash(&CORE.file));

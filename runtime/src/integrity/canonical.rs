@@ -158,16 +158,25 @@ fn write_struct(out: &mut Vec<u8>, fields: &[(Vec<u8>, &StringArray)], item: usi
     out.push(b'}');
 }
 
-/// The RFC 9162 leaf hash of every row's canonical text, in row order.
+/// Rows hashed together by one thread of the pool.
+const HASH_CHUNK_ROWS: usize = 128;
+
+/// The RFC 9162 leaf hash of every row's canonical text, in row order; on
+/// the threads of the current rayon pool when there are many rows.
 pub fn event_hashes(batch: &RecordBatch) -> Vec<Hash> {
+    use rayon::prelude::*;
     let canonical = Canonical::new(batch);
-    let mut text = Vec::with_capacity(2048);
     (0..batch.num_rows())
-        .map(|row| {
-            text.clear();
-            canonical.write(row, &mut text);
-            leaf_hash(&text)
-        })
+        .into_par_iter()
+        .with_min_len(HASH_CHUNK_ROWS)
+        .map_init(
+            || Vec::with_capacity(2048),
+            |text, row| {
+                text.clear();
+                canonical.write(row, text);
+                leaf_hash(text)
+            },
+        )
         .collect()
 }
 

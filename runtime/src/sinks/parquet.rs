@@ -6,10 +6,12 @@
 //!
 //! Files are encoded into a local staging file while open, and stay there,
 //! closed, until the commit uploads them. The rows of a file's next row group
-//! are held as Arrow batches and encoded together when the row group is
-//! written: an encoder in progress holds a zstd context pair per column
-//! (about 200 KB), which over 50 open partitions cost more memory than the
-//! rows themselves (measured with heaptrack; `docs/performance.md`).
+//! are held as Arrow batches and hashed and encoded together when the row
+//! group is written: an encoder in progress holds a zstd context pair per
+//! column (about 200 KB), which over 50 open partitions cost more memory than
+//! the rows themselves (measured with heaptrack; `docs/performance.md`). The
+//! hashing and encoding run on the sink's pool of threads, so that the sink's
+//! own thread, which every event passes, keeps only the bookkeeping.
 
 use super::commit::{self, CommitRecord, Counts, SourceState};
 use super::store::{Archive, commit_file, commit_staged};
@@ -26,9 +28,12 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 use object_store::path::Path as ObjectPath;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -184,8 +189,14 @@ pub struct SinkStats {
 }
 
 struct OpenFile {
-    writer: ArrowWriter<BufWriter<File>>,
-    /// The rows of the next row group.
+    writer: SerializedFileWriter<BufWriter<File>>,
+    /// Column encoders for each row group.
+    columns: ArrowRowGroupWriterFactory,
+    schema: Arc<StreamSchema>,
+    /// Where its row groups are hashed and encoded.
+    pool: Arc<rayon::ThreadPool>,
+    /// The rows of the next row group, with `seq` (`schema::seq_batch`), not
+    /// yet hashed.
     pending: Vec<arrow_array::RecordBatch>,
     pending_rows: usize,
     pending_memory: usize,
@@ -205,14 +216,19 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    /// Encodes up to [`ROW_GROUP_ROWS`] of the pending rows as one row group
-    /// (its encoders, and their zstd contexts, are freed when it is written);
-    /// the rest stay pending.
+    /// Hashes and encodes up to [`ROW_GROUP_ROWS`] of the pending rows as one
+    /// row group (its encoders, and their zstd contexts, are freed when it is
+    /// written); the rest stay pending. The hashing (by batch) and the
+    /// encoding (by column) run on the pool while the sink's thread waits:
+    /// only the pool's threads spread the sink's work over the cores, since
+    /// the sink assigns `seq`, which is part of each hash, and so cannot hand
+    /// hashing to the workers.
     fn write_row_group(&mut self) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let mut rows = 0;
+        let mut group = Vec::new();
         let mut rest = Vec::new();
         for batch in std::mem::take(&mut self.pending) {
             let room = ROW_GROUP_ROWS - rows;
@@ -220,14 +236,35 @@ impl OpenFile {
                 rest.push(batch);
             } else if batch.num_rows() <= room {
                 rows += batch.num_rows();
-                self.writer.write(&batch)?;
+                group.push(batch);
             } else {
-                self.writer.write(&batch.slice(0, room))?;
+                group.push(batch.slice(0, room));
                 rest.push(batch.slice(room, batch.num_rows() - room));
                 rows = ROW_GROUP_ROWS;
             }
         }
-        self.writer.flush()?;
+        let (schema, columns, index) = (&self.schema, &self.columns, self.row_groups);
+        let (chunks, hashes) = self.pool.install(|| -> anyhow::Result<_> {
+            let (group, hashes): (Vec<_>, Vec<_>) =
+                group.into_par_iter().map(|batch| schema::hash_batch(batch, schema)).unzip();
+            let encoders = columns.create_column_writers(index)?;
+            Ok((encode_columns(&schema.file, encoders, group)?, hashes))
+        })?;
+        for hash in hashes.into_iter().flatten() {
+            self.events.push(hash);
+        }
+        let mut row_group = self.writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        // The pool's threads allocated the encoded chunks that were just
+        // freed here, and the allocator takes such frees back, and returns
+        // pages to the system, only when the thread that allocated them next
+        // allocates or collects: idle until the next row group, the threads
+        // held 15-40 MiB more at the peak (1 M events; docs/performance.md).
+        // The sink does not wait for it.
+        self.pool.spawn_broadcast(|_| collect_freed_memory());
         self.row_groups += 1;
         let rest_memory: usize = rest.iter().map(|b| b.get_array_memory_size()).sum();
         self.written_memory += self.pending_memory.saturating_sub(rest_memory);
@@ -244,6 +281,77 @@ impl OpenFile {
         let fraction =
             if self.written_memory > 0 { written / self.written_memory as f64 } else { FIRST_ENCODED_FRACTION };
         (written + self.pending_memory as f64 * fraction) as usize
+    }
+}
+
+/// Encodes one row group's columns, each on whichever thread of the pool is
+/// free: the same column chunks, page for page, as `ArrowWriter` writes
+/// encoding them one after the other on the sink's thread, which would then
+/// carry the whole Parquet and zstd cost of the pipeline alone (a unit test
+/// compares the bytes).
+///
+/// Each column's arrays are freed as soon as they are encoded, as
+/// `ArrowWriter` frees each batch once written: the rows and their encoded
+/// form are not held whole at the same time.
+fn encode_columns(
+    schema: &arrow_schema::Schema,
+    encoders: Vec<ArrowColumnWriter>,
+    batches: Vec<arrow_array::RecordBatch>,
+) -> anyhow::Result<Vec<ArrowColumnChunk>> {
+    let mut arrays: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (column, array) in arrays.iter_mut().zip(batch.columns()) {
+            column.push(array.clone());
+        }
+    }
+    // a column's encoders: one per leaf (a list of structs has one per field)
+    let mut encoders = encoders.into_iter();
+    let columns: Vec<(usize, Vec<ArrowColumnWriter>, Vec<ArrayRef>)> = schema
+        .fields()
+        .iter()
+        .zip(arrays)
+        .enumerate()
+        .map(|(i, (field, arrays))| (i, encoders.by_ref().take(leaves(field.data_type())).collect(), arrays))
+        .collect();
+    anyhow::ensure!(encoders.next().is_none(), "the file schema has more leaf columns than its fields");
+    let chunks = columns
+        .into_par_iter()
+        .map(|(i, mut encoders, arrays)| {
+            let field = schema.field(i);
+            for array in arrays {
+                let leaves = compute_leaves(field, &array)?;
+                anyhow::ensure!(
+                    leaves.len() == encoders.len(),
+                    "column `{}`: leaves and encoders differ",
+                    field.name()
+                );
+                for (encoder, leaf) in encoders.iter_mut().zip(&leaves) {
+                    encoder.write(leaf)?;
+                }
+            }
+            encoders.into_iter().map(|e| Ok(e.close()?)).collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(chunks.into_iter().flatten().collect())
+}
+
+/// Has the calling thread's allocator heap take back the blocks other
+/// threads freed and return empty pages to the system.
+#[allow(unsafe_code)]
+fn collect_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers and has no preconditions; it
+    // acts on the calling thread's own heap (and is harmless where mimalloc
+    // is not the global allocator: that heap is then empty).
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// How many Parquet leaf columns an Arrow column of this type makes.
+fn leaves(data_type: &arrow_schema::DataType) -> usize {
+    use arrow_schema::DataType;
+    match data_type {
+        DataType::List(item) | DataType::LargeList(item) => leaves(item.data_type()),
+        DataType::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
+        _ => 1,
     }
 }
 
@@ -284,6 +392,8 @@ pub struct Sink {
     runtime: tokio::runtime::Handle,
     settings: SinkSettings,
     props: WriterProperties,
+    /// Hashes events and encodes Parquet columns (`OpenFile::write_row_group`).
+    pool: Arc<rayon::ThreadPool>,
     logs: Vec<StreamLog>,
     open: HashMap<(usize, Vec<String>), OpenFile>,
     sealed: Vec<Sealed>,
@@ -342,6 +452,11 @@ impl Sink {
             }
         }
         let props = writer_properties(settings.zstd_level)?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name(|i| format!("sluice-sink-{i}"))
+            .build()
+            .context("cannot start the sink's threads")?;
         let recovered = runtime.block_on(commit::recover(&archive))?;
         let mut logs = Vec::new();
         for stream in &settings.streams {
@@ -394,6 +509,7 @@ impl Sink {
             runtime,
             settings,
             props,
+            pool: Arc::new(pool),
             logs,
             open: HashMap::new(),
             sealed: Vec::new(),
@@ -684,20 +800,27 @@ impl Sink {
         let rows = columns.first().map_or(0, |c| c.len()) as i64;
         let first_seq = self.logs[stream].next_seq;
         self.logs[stream].next_seq += rows;
-        let (batch, hashes) = schema::file_batch(columns, first_seq, &self.settings.schemas[stream]);
+        let batch = schema::seq_batch(columns, first_seq, &self.settings.schemas[stream]);
         let times = batch.column_by_name("time").expect("time column").as_primitive::<TimestampMicrosecondType>();
         let (tmin, tmax) = times.values().iter().fold((i64::MAX, i64::MIN), |(a, b), &t| (a.min(t), b.max(t)));
         let key = (stream, partition);
         if !self.open.contains_key(&key) {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
             let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+            let schema = self.settings.schemas[stream].clone();
             let writer = ArrowWriter::try_new(
                 BufWriter::with_capacity(64 << 10, file),
-                self.settings.schemas[stream].file.clone(),
+                schema.file.clone(),
                 Some(self.props.clone()),
             )?;
+            // the file's metadata (with the Arrow schema) as `ArrowWriter` writes
+            // it; the row groups are encoded here (`encode_columns`)
+            let (writer, columns) = writer.into_serialized_writer()?;
             let file = OpenFile {
                 writer,
+                columns,
+                schema,
+                pool: self.pool.clone(),
                 pending: Vec::new(),
                 pending_rows: 0,
                 pending_memory: 0,
@@ -719,9 +842,6 @@ impl Sink {
         file.pending.push(batch);
         if file.pending_rows >= ROW_GROUP_ROWS {
             file.write_row_group()?;
-        }
-        for hash in hashes {
-            file.events.push(hash);
         }
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
@@ -1096,4 +1216,59 @@ async fn deliver(client: reqwest::Client, url: String, body: String) {
         }
     }
     tracing::error!("A finding did not reach the alert webhook after three tries (it is in _sluice).");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{BatchBuilder, check_event, file_batch};
+
+    /// Row groups whose columns were encoded on the pool are the bytes that
+    /// `ArrowWriter` writes from the same batches on one thread: every kind
+    /// of column, a list of structs (several leaves), nulls, dictionary and
+    /// plain columns, the `time` page index, the bloom filter, two row groups.
+    #[test]
+    fn row_groups_encoded_on_the_pool_are_what_arrow_writer_writes() {
+        let schema = StreamSchema::new(vec![("extra_n".into(), schema::Kind::Int64)]);
+        let batches: Vec<_> = (0..3i64)
+            .map(|b| {
+                let mut builder = BatchBuilder::new(&schema);
+                for i in 0..700i64 {
+                    let resources = if i % 3 == 0 { "[]".to_string() } else { format!(r#"[{{"type":"pod","name":"p{i}"}},{{"uid":"u{}"}}]"#, i % 5) };
+                    let extra = if i % 4 == 0 { String::new() } else { format!(r#","extra_n":{}"#, i * b) };
+                    let event = format!(
+                        r#"{{"time":{},"class_uid":300{},"actor_user_name":"user-{}","message":"event {b} {i}","resources":{resources},"unmapped":{{"k":{i}}},"metadata_uid":"id-{b}-{i}"{extra}}}"#,
+                        1_793_538_000_000_000 + b * 1_000_000 + i,
+                        i % 4,
+                        i % 7
+                    );
+                    builder.push(check_event(&event, 1_793_538_000_000_000, "auth", &schema).unwrap());
+                }
+                file_batch(builder.finish(), b * 700, &schema).0
+            })
+            .collect();
+        let props = writer_properties(3).unwrap();
+
+        let mut arrow_writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props.clone())).unwrap();
+        arrow_writer.write(&batches[0]).unwrap();
+        arrow_writer.write(&batches[1]).unwrap();
+        arrow_writer.flush().unwrap();
+        arrow_writer.write(&batches[2]).unwrap();
+        let expected = arrow_writer.into_inner().unwrap();
+
+        let writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props)).unwrap();
+        let (mut writer, columns) = writer.into_serialized_writer().unwrap();
+        for (i, group) in [&batches[..2], &batches[2..]].into_iter().enumerate() {
+            let chunks =
+                encode_columns(&schema.file, columns.create_column_writers(i).unwrap(), group.to_vec()).unwrap();
+            let mut row_group = writer.next_row_group().unwrap();
+            for chunk in chunks {
+                chunk.append_to_row_group(&mut row_group).unwrap();
+            }
+            row_group.close().unwrap();
+        }
+        let actual = writer.into_inner().unwrap();
+        assert_eq!(actual.len(), expected.len());
+        assert!(actual == expected, "the pool's file differs from ArrowWriter's");
+    }
 }
