@@ -29,9 +29,12 @@ Per pipeline: events/s (wall), MB/s of input per core (input bytes / CPU
 seconds, user + system), CPU seconds, peak RSS, output bytes. CPU and RSS come
 from wait4() on the child, so they are the pipeline's own. For (a), the CPU
 time of each kind of thread too (read from /proc every 0.1 s while it runs,
-so the last tenth of a second is missed): the sink's own thread is the one
-part of the pipeline that more cores do not spread, so its time per event
-bounds (a)'s throughput on any machine.
+so the last tenth of a second is missed, when the sink closes its files and
+the pool's share is largest; the main thread's time includes loading the
+plugins, which only long runs make small): the sink's own thread is the part
+of the pipeline that more cores do not spread, so its time per event bounds
+(a)'s throughput on any machine (a loose bound: it also waits while its
+pool hashes and encodes a row group).
 """
 import argparse
 import os
@@ -113,7 +116,8 @@ COPY (
 
 def thread_cpu(pid, done, found):
     """Until `done` is set, reads the CPU seconds of each of `pid`'s threads
-    into `found` (thread id -> (name, seconds))."""
+    into `found` (thread id -> (name, seconds)). The main thread is named
+    `main`: other threads that nobody names inherit its name."""
     tick = os.sysconf("SC_CLK_TCK")
     while not done.wait(0.1):
         try:
@@ -126,7 +130,7 @@ def thread_cpu(pid, done, found):
                     stat = f.read()
             except OSError:
                 continue
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            name = "main" if tid == str(pid) else stat[stat.index("(") + 1:stat.rindex(")")]
             fields = stat[stat.rindex(")") + 2:].split()
             found[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
 
@@ -257,13 +261,13 @@ def main():
     print(f"(a)/(c): throughput per core {cc / ca:.2f}x, wall {wc / wa:.2f}x (above 1: sluice is faster)")
     print(f"(a)/(a1): {os.cpu_count()} workers run {wa1 / wa:.2f}x as fast as one (wall)")
     print(f"(a)/(a0): on {len(os.sched_getaffinity(0))} cores (a) runs {wa0 / wa:.2f}x as fast as on one (wall)")
-    events = args.events
-    kinds = {k: statistics.median(t.get(k, 0.0) for t in threads) for k in threads[0]}
+    events = statistics.median(r[4] for r in results[A])
+    kinds = {k: statistics.median(t.get(k, 0.0) for t in threads) for k in set().union(*threads)}
     per_event = lambda prefix: sum(v for k, v in kinds.items() if k.startswith(prefix)) / events * 1e6
-    sink = kinds.get("sluice", 0.0) / events * 1e6  # the main thread
+    sink = per_event("main")  # the sink runs on the main thread
+    bound = f", which alone would hold (a) under {1e6 / sink:,.0f} events/s on any number of cores" if sink else ""
     print(f"(a) CPU per event by thread: workers {per_event('worker'):.1f} us, the sink's pool "
-          f"{per_event('sluice-sink'):.1f} us, the sink's own thread {sink:.2f} us "
-          f"(one thread: (a) cannot pass {1e6 / sink:,.0f} events/s on any number of cores), "
+          f"{per_event('sluice-sink'):.1f} us, the sink's own thread {sink:.2f} us (one thread{bound}), "
           f"sources {per_event('source-'):.2f} us")
 
 

@@ -194,7 +194,7 @@ struct OpenFile {
     columns: ArrowRowGroupWriterFactory,
     schema: Arc<StreamSchema>,
     /// Where its row groups are hashed and encoded.
-    pool: Arc<rayon::ThreadPool>,
+    pool: Arc<Pool>,
     /// The rows of the next row group, with `seq` (`schema::seq_batch`), not
     /// yet hashed.
     pending: Vec<arrow_array::RecordBatch>,
@@ -205,6 +205,8 @@ struct OpenFile {
     written_memory: usize,
     /// Row groups written so far.
     row_groups: usize,
+    /// Rows per row group at most ([`ROW_GROUP_ROWS`]; fewer in tests).
+    row_group_rows: usize,
     staging: PathBuf,
     first_seq: i64,
     opened: Instant,
@@ -215,7 +217,61 @@ struct OpenFile {
     time_max: i64,
 }
 
+/// Pending rows' share of the memory budget: their Arrow memory, and the
+/// `event_hash` text they will carry (64 hex digits and an offset per row).
+fn pending_memory(batch: &arrow_array::RecordBatch) -> usize {
+    batch.get_array_memory_size() + batch.num_rows() * 68
+}
+
 impl OpenFile {
+    /// A new file in staging, whose bytes start as `ArrowWriter` writes them
+    /// (the Parquet schema and the Arrow schema in its metadata); its row
+    /// groups are encoded here (`write_row_group`).
+    fn create(
+        staging: PathBuf,
+        schema: Arc<StreamSchema>,
+        props: &WriterProperties,
+        pool: Arc<Pool>,
+        first_seq: i64,
+        row_group_rows: usize,
+    ) -> anyhow::Result<Self> {
+        let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+        let writer =
+            ArrowWriter::try_new(BufWriter::with_capacity(64 << 10, file), schema.file.clone(), Some(props.clone()))?;
+        let (writer, columns) = writer.into_serialized_writer()?;
+        Ok(OpenFile {
+            writer,
+            columns,
+            schema,
+            pool,
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_memory: 0,
+            written_memory: 0,
+            row_groups: 0,
+            row_group_rows,
+            staging,
+            first_seq,
+            opened: Instant::now(),
+            events: merkle::RootBuilder::default(),
+            seq_last: first_seq,
+            time_min: i64::MAX,
+            time_max: i64::MIN,
+        })
+    }
+
+    /// Adds rows (a batch from `schema::seq_batch`, the next `seq` of the
+    /// file) and writes a row group once a whole one is pending.
+    fn push(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
+        self.pending_rows += batch.num_rows();
+        self.pending_memory += pending_memory(&batch);
+        self.pending.push(batch);
+        if self.pending_rows >= self.row_group_rows {
+            self.write_row_group()?;
+        }
+        Ok(())
+    }
+
     /// Hashes and encodes up to [`ROW_GROUP_ROWS`] of the pending rows as one
     /// row group (its encoders, and their zstd contexts, are freed when it is
     /// written); the rest stay pending. The hashing (by batch) and the
@@ -231,7 +287,7 @@ impl OpenFile {
         let mut group = Vec::new();
         let mut rest = Vec::new();
         for batch in std::mem::take(&mut self.pending) {
-            let room = ROW_GROUP_ROWS - rows;
+            let room = self.row_group_rows - rows;
             if room == 0 {
                 rest.push(batch);
             } else if batch.num_rows() <= room {
@@ -240,11 +296,11 @@ impl OpenFile {
             } else {
                 group.push(batch.slice(0, room));
                 rest.push(batch.slice(room, batch.num_rows() - room));
-                rows = ROW_GROUP_ROWS;
+                rows = self.row_group_rows;
             }
         }
         let (schema, columns, index) = (&self.schema, &self.columns, self.row_groups);
-        let (chunks, hashes) = self.pool.install(|| -> anyhow::Result<_> {
+        let (chunks, hashes) = self.pool.threads.install(|| -> anyhow::Result<_> {
             let (group, hashes): (Vec<_>, Vec<_>) =
                 group.into_par_iter().map(|batch| schema::hash_batch(batch, schema)).unzip();
             let encoders = columns.create_column_writers(index)?;
@@ -258,15 +314,9 @@ impl OpenFile {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
-        // The pool's threads allocated the encoded chunks that were just
-        // freed here, and the allocator takes such frees back, and returns
-        // pages to the system, only when the thread that allocated them next
-        // allocates or collects: idle until the next row group, the threads
-        // held 15-40 MiB more at the peak (1 M events; docs/performance.md).
-        // The sink does not wait for it.
-        self.pool.spawn_broadcast(|_| collect_freed_memory());
+        self.pool.collect();
         self.row_groups += 1;
-        let rest_memory: usize = rest.iter().map(|b| b.get_array_memory_size()).sum();
+        let rest_memory: usize = rest.iter().map(pending_memory).sum();
         self.written_memory += self.pending_memory.saturating_sub(rest_memory);
         self.pending_rows -= rows;
         self.pending_memory = rest_memory;
@@ -335,13 +385,53 @@ fn encode_columns(
     Ok(chunks.into_iter().flatten().collect())
 }
 
+/// The sink's pool of threads, one per core: it hashes and encodes row groups.
+struct Pool {
+    threads: rayon::ThreadPool,
+    /// When its threads last returned freed pages to the system.
+    collected: std::sync::Mutex<Instant>,
+}
+
+/// How often, at most, the pool's threads return freed pages.
+const COLLECT_EVERY: Duration = Duration::from_millis(250);
+
+impl Pool {
+    fn new() -> anyhow::Result<Self> {
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .thread_name(|i| format!("sluice-sink-{i}"))
+            .build()
+            .context("cannot start the sink's threads")?;
+        Ok(Pool { threads, collected: std::sync::Mutex::new(Instant::now()) })
+    }
+
+    /// Called after a row group is written. Its encoded chunks were
+    /// allocated on the pool's threads and freed on the sink's, and the
+    /// allocator takes such frees back, and returns pages to the system, only
+    /// when the thread that allocated them next allocates or collects: idle
+    /// between row groups, the threads held 20-50 MiB more at the peak (1 M
+    /// events). Collecting after every row group held least but cost ~2 % of
+    /// the CPU, in page faults on the memory given back; every 250 ms brings
+    /// the peak back to where it was with no pool, for a cost inside the
+    /// noise of whole runs (docs/performance.md, session 17). The sink does
+    /// not wait for it (though the next row group's tasks may queue behind it).
+    fn collect(&self) {
+        let mut collected = self.collected.lock().expect("not poisoned");
+        if collected.elapsed() >= COLLECT_EVERY {
+            *collected = Instant::now();
+            self.threads.spawn_broadcast(|_| collect_freed_memory());
+        }
+    }
+}
+
 /// Has the calling thread's allocator heap take back the blocks other
 /// threads freed and return empty pages to the system.
 #[allow(unsafe_code)]
 fn collect_freed_memory() {
-    // SAFETY: `mi_collect` takes no pointers and has no preconditions; it
-    // acts on the calling thread's own heap (and is harmless where mimalloc
-    // is not the global allocator: that heap is then empty).
+    // SAFETY: `mi_collect` takes no pointers and has no preconditions: it
+    // collects the calling thread's heap and, forced, purges freed memory
+    // process-wide; where mimalloc is not the global allocator it finds
+    // nothing to do.
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
@@ -393,7 +483,7 @@ pub struct Sink {
     settings: SinkSettings,
     props: WriterProperties,
     /// Hashes events and encodes Parquet columns (`OpenFile::write_row_group`).
-    pool: Arc<rayon::ThreadPool>,
+    pool: Arc<Pool>,
     logs: Vec<StreamLog>,
     open: HashMap<(usize, Vec<String>), OpenFile>,
     sealed: Vec<Sealed>,
@@ -452,11 +542,7 @@ impl Sink {
             }
         }
         let props = writer_properties(settings.zstd_level)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .thread_name(|i| format!("sluice-sink-{i}"))
-            .build()
-            .context("cannot start the sink's threads")?;
+        let pool = Pool::new()?;
         let recovered = runtime.block_on(commit::recover(&archive))?;
         let mut logs = Vec::new();
         for stream in &settings.streams {
@@ -798,6 +884,9 @@ impl Sink {
 
     fn append(&mut self, stream: usize, partition: Vec<String>, columns: Vec<ArrayRef>) -> anyhow::Result<()> {
         let rows = columns.first().map_or(0, |c| c.len()) as i64;
+        if rows == 0 {
+            return Ok(());
+        }
         let first_seq = self.logs[stream].next_seq;
         self.logs[stream].next_seq += rows;
         let batch = schema::seq_batch(columns, first_seq, &self.settings.schemas[stream]);
@@ -806,43 +895,12 @@ impl Sink {
         let key = (stream, partition);
         if !self.open.contains_key(&key) {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
-            let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
             let schema = self.settings.schemas[stream].clone();
-            let writer = ArrowWriter::try_new(
-                BufWriter::with_capacity(64 << 10, file),
-                schema.file.clone(),
-                Some(self.props.clone()),
-            )?;
-            // the file's metadata (with the Arrow schema) as `ArrowWriter` writes
-            // it; the row groups are encoded here (`encode_columns`)
-            let (writer, columns) = writer.into_serialized_writer()?;
-            let file = OpenFile {
-                writer,
-                columns,
-                schema,
-                pool: self.pool.clone(),
-                pending: Vec::new(),
-                pending_rows: 0,
-                pending_memory: 0,
-                written_memory: 0,
-                row_groups: 0,
-                staging,
-                first_seq,
-                opened: Instant::now(),
-                events: merkle::RootBuilder::default(),
-                seq_last: first_seq,
-                time_min: i64::MAX,
-                time_max: i64::MIN,
-            };
+            let file = OpenFile::create(staging, schema, &self.props, self.pool.clone(), first_seq, ROW_GROUP_ROWS)?;
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(&key).expect("opened above");
-        file.pending_rows += batch.num_rows();
-        file.pending_memory += batch.get_array_memory_size();
-        file.pending.push(batch);
-        if file.pending_rows >= ROW_GROUP_ROWS {
-            file.write_row_group()?;
-        }
+        file.push(batch)?;
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
@@ -1223,30 +1281,41 @@ mod tests {
     use super::*;
     use crate::schema::{BatchBuilder, check_event, file_batch};
 
+    /// Batch `b` of the test events: `rows` checked events, every kind of
+    /// column, a list of structs (several leaves), nulls, repeated and unique
+    /// values.
+    fn columns(schema: &StreamSchema, b: i64, rows: i64) -> Vec<ArrayRef> {
+        let mut builder = BatchBuilder::new(schema);
+        for i in 0..rows {
+            let resources = if i % 3 == 0 {
+                "[]".to_string()
+            } else {
+                format!(r#"[{{"type":"pod","name":"p{i}"}},{{"uid":"u{}"}}]"#, i % 5)
+            };
+            let extra = if i % 4 == 0 { String::new() } else { format!(r#","extra_n":{}"#, i * b) };
+            let event = format!(
+                r#"{{"time":{},"class_uid":300{},"actor_user_name":"user-{}","message":"event {b} {i}","resources":{resources},"unmapped":{{"k":{i}}},"metadata_uid":"id-{b}-{i}"{extra}}}"#,
+                1_793_538_000_000_000 + b * 1_000_000 + i,
+                i % 4,
+                i % 7
+            );
+            builder.push(check_event(&event, 1_793_538_000_000_000, "auth", schema).unwrap());
+        }
+        builder.finish()
+    }
+
+    fn test_schema() -> StreamSchema {
+        StreamSchema::new(vec![("extra_n".into(), schema::Kind::Int64)])
+    }
+
     /// Row groups whose columns were encoded on the pool are the bytes that
     /// `ArrowWriter` writes from the same batches on one thread: every kind
-    /// of column, a list of structs (several leaves), nulls, dictionary and
-    /// plain columns, the `time` page index, the bloom filter, two row groups.
+    /// of column, dictionary and plain columns, the `time` page index, the
+    /// bloom filter, two row groups.
     #[test]
     fn row_groups_encoded_on_the_pool_are_what_arrow_writer_writes() {
-        let schema = StreamSchema::new(vec![("extra_n".into(), schema::Kind::Int64)]);
-        let batches: Vec<_> = (0..3i64)
-            .map(|b| {
-                let mut builder = BatchBuilder::new(&schema);
-                for i in 0..700i64 {
-                    let resources = if i % 3 == 0 { "[]".to_string() } else { format!(r#"[{{"type":"pod","name":"p{i}"}},{{"uid":"u{}"}}]"#, i % 5) };
-                    let extra = if i % 4 == 0 { String::new() } else { format!(r#","extra_n":{}"#, i * b) };
-                    let event = format!(
-                        r#"{{"time":{},"class_uid":300{},"actor_user_name":"user-{}","message":"event {b} {i}","resources":{resources},"unmapped":{{"k":{i}}},"metadata_uid":"id-{b}-{i}"{extra}}}"#,
-                        1_793_538_000_000_000 + b * 1_000_000 + i,
-                        i % 4,
-                        i % 7
-                    );
-                    builder.push(check_event(&event, 1_793_538_000_000_000, "auth", &schema).unwrap());
-                }
-                file_batch(builder.finish(), b * 700, &schema).0
-            })
-            .collect();
+        let schema = test_schema();
+        let batches: Vec<_> = (0..3i64).map(|b| file_batch(columns(&schema, b, 700), b * 700, &schema).0).collect();
         let props = writer_properties(3).unwrap();
 
         let mut arrow_writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props.clone())).unwrap();
@@ -1270,5 +1339,46 @@ mod tests {
         let actual = writer.into_inner().unwrap();
         assert_eq!(actual.len(), expected.len());
         assert!(actual == expected, "the pool's file differs from ArrowWriter's");
+    }
+
+    /// A file written through `push` and `write_row_group`, whose row groups
+    /// cut batches in two (4 batches of 300 rows, row groups of 500): its
+    /// events root is over the hashes `file_batch` gives the same rows, in
+    /// row order, and its bytes are what `ArrowWriter` writes from those
+    /// batches with the same row-group size (so `seq` and `event_hash` too).
+    #[test]
+    fn a_file_written_by_row_groups_is_hashed_in_row_order() {
+        let schema = Arc::new(test_schema());
+        let props = writer_properties(3).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let staging = dir.path().join("file.parquet");
+        let pool = Arc::new(Pool::new().unwrap());
+        let mut file = OpenFile::create(staging.clone(), schema.clone(), &props, pool, 10, 500).unwrap();
+        let (mut batches, mut hashes) = (Vec::new(), Vec::new());
+        for b in 0..4i64 {
+            let (columns, seq) = (columns(&schema, b, 300), 10 + b * 300);
+            let (batch, batch_hashes) = file_batch(columns.clone(), seq, &schema);
+            batches.push(batch);
+            hashes.extend(batch_hashes);
+            file.push(schema::seq_batch(columns, seq, &schema)).unwrap();
+        }
+        assert_eq!((file.row_groups, file.pending_rows), (2, 200));
+        while !file.pending.is_empty() {
+            file.write_row_group().unwrap();
+        }
+        assert_eq!(file.row_groups, 3);
+        assert_eq!(file.events.len(), 1200);
+        assert_eq!(file.events.root(), merkle::root(&hashes));
+        file.writer.into_inner().unwrap().into_inner().unwrap();
+        let written = std::fs::read(&staging).unwrap();
+
+        let props = props.into_builder().set_max_row_group_row_count(Some(500)).build();
+        let mut arrow_writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props)).unwrap();
+        for batch in &batches {
+            arrow_writer.write(batch).unwrap();
+        }
+        let expected = arrow_writer.into_inner().unwrap();
+        assert_eq!(written.len(), expected.len());
+        assert!(written == expected, "the file differs from ArrowWriter's");
     }
 }
