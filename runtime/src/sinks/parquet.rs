@@ -412,9 +412,10 @@ impl Pool {
     /// between row groups, the threads held 20-50 MiB more at the peak (1 M
     /// events). Collecting after every row group held least but cost ~2 % of
     /// the CPU, in page faults on the memory given back; every 250 ms brings
-    /// the peak back to where it was with no pool, for a cost inside the
-    /// noise of whole runs (docs/performance.md, session 17). The sink does
-    /// not wait for it (though the next row group's tasks may queue behind it).
+    /// the peak back under where it was with no pool, for 1-2 % of the CPU
+    /// (unforced, the collect costs nothing measurable but leaves the peak
+    /// 10-20 MiB over: docs/performance.md, session 17). The sink does not
+    /// wait for it (though the next row group's tasks may queue behind it).
     fn collect(&self) {
         let mut collected = self.collected.lock().expect("not poisoned");
         if collected.elapsed() >= COLLECT_EVERY {
