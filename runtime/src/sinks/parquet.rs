@@ -272,7 +272,7 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Hashes and encodes up to [`ROW_GROUP_ROWS`] of the pending rows as one
+    /// Hashes and encodes up to `row_group_rows` of the pending rows as one
     /// row group (its encoders, and their zstd contexts, are freed when it is
     /// written); the rest stay pending. The hashing (by batch) and the
     /// encoding (by column) run on the pool while the sink's thread waits:
