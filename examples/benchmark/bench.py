@@ -144,20 +144,23 @@ def thread_kinds(found):
     return kinds
 
 
-def run(cmd, env=None, cpus=None):
+def run(cmd, env=None, cpus=None, threads=False):
     """Runs a command to completion (on the CPUs `cpus` if given); returns
-    (wall s, cpu s, peak RSS bytes, stdout, CPU s by kind of thread)."""
+    (wall s, cpu s, peak RSS bytes, stdout, and if `threads`, CPU s by kind
+    of thread)."""
     start = time.monotonic()
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     # stderr to a file: a pipe nobody reads while stdout is read could fill and block
     with tempfile.TemporaryFile() as err:
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, preexec_fn=pin)
         done, found = threading.Event(), {}
-        sampler = threading.Thread(target=thread_cpu, args=(child.pid, done, found))
-        sampler.start()
+        sampler = threading.Thread(target=thread_cpu, args=(child.pid, done, found)) if threads else None
+        if sampler:
+            sampler.start()
         out = child.stdout.read()
         done.set()
-        sampler.join()
+        if sampler:
+            sampler.join()
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.monotonic() - start
         if status != 0:
@@ -235,7 +238,7 @@ def main():
                 if name in sluice_runs:
                     env = dict(os.environ, SLUICE_BENCH_DIR=cache, SLUICE_OUT=out, SLUICE_SIGNING_KEY="")
                     cpus = one_core if name == A0 else None
-                    wall, cpu, rss, stdout, kinds = run([args.sluice, *sluice_runs[name]], env, cpus)
+                    wall, cpu, rss, stdout, kinds = run([args.sluice, *sluice_runs[name]], env, cpus, threads=name == A)
                     events = int(stdout.split("wrote ")[1].split()[0])
                     if name == A:
                         threads.append(kinds)

@@ -193,8 +193,6 @@ struct OpenFile {
     /// Column encoders for each row group.
     columns: ArrowRowGroupWriterFactory,
     schema: Arc<StreamSchema>,
-    /// Where its row groups are hashed and encoded.
-    pool: Arc<Pool>,
     /// The rows of the next row group, with `seq` (`schema::seq_batch`), not
     /// yet hashed.
     pending: Vec<arrow_array::RecordBatch>,
@@ -231,7 +229,6 @@ impl OpenFile {
         staging: PathBuf,
         schema: Arc<StreamSchema>,
         props: &WriterProperties,
-        pool: Arc<Pool>,
         first_seq: i64,
         row_group_rows: usize,
     ) -> anyhow::Result<Self> {
@@ -243,7 +240,6 @@ impl OpenFile {
             writer,
             columns,
             schema,
-            pool,
             pending: Vec::new(),
             pending_rows: 0,
             pending_memory: 0,
@@ -262,12 +258,12 @@ impl OpenFile {
 
     /// Adds rows (a batch from `schema::seq_batch`, the next `seq` of the
     /// file) and writes a row group once a whole one is pending.
-    fn push(&mut self, batch: arrow_array::RecordBatch) -> anyhow::Result<()> {
+    fn push(&mut self, batch: arrow_array::RecordBatch, pool: &Pool) -> anyhow::Result<()> {
         self.pending_rows += batch.num_rows();
         self.pending_memory += pending_memory(&batch);
         self.pending.push(batch);
         if self.pending_rows >= self.row_group_rows {
-            self.write_row_group()?;
+            self.write_row_group(pool)?;
         }
         Ok(())
     }
@@ -279,7 +275,7 @@ impl OpenFile {
     /// only the pool's threads spread the sink's work over the cores, since
     /// the sink assigns `seq`, which is part of each hash, and so cannot hand
     /// hashing to the workers.
-    fn write_row_group(&mut self) -> anyhow::Result<()> {
+    fn write_row_group(&mut self, pool: &Pool) -> anyhow::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -300,7 +296,7 @@ impl OpenFile {
             }
         }
         let (schema, columns, index) = (&self.schema, &self.columns, self.row_groups);
-        let (chunks, hashes) = self.pool.threads.install(|| -> anyhow::Result<_> {
+        let (chunks, hashes) = pool.threads.install(|| -> anyhow::Result<_> {
             let (group, hashes): (Vec<_>, Vec<_>) =
                 group.into_par_iter().map(|batch| schema::hash_batch(batch, schema)).unzip();
             let encoders = columns.create_column_writers(index)?;
@@ -314,7 +310,7 @@ impl OpenFile {
             chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
-        self.pool.collect();
+        pool.collect();
         self.row_groups += 1;
         let rest_memory: usize = rest.iter().map(pending_memory).sum();
         self.written_memory += self.pending_memory.saturating_sub(rest_memory);
@@ -484,7 +480,7 @@ pub struct Sink {
     settings: SinkSettings,
     props: WriterProperties,
     /// Hashes events and encodes Parquet columns (`OpenFile::write_row_group`).
-    pool: Arc<Pool>,
+    pool: Pool,
     logs: Vec<StreamLog>,
     open: HashMap<(usize, Vec<String>), OpenFile>,
     sealed: Vec<Sealed>,
@@ -596,7 +592,7 @@ impl Sink {
             runtime,
             settings,
             props,
-            pool: Arc::new(pool),
+            pool,
             logs,
             open: HashMap::new(),
             sealed: Vec::new(),
@@ -897,11 +893,11 @@ impl Sink {
         if !self.open.contains_key(&key) {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
             let schema = self.settings.schemas[stream].clone();
-            let file = OpenFile::create(staging, schema, &self.props, self.pool.clone(), first_seq, ROW_GROUP_ROWS)?;
+            let file = OpenFile::create(staging, schema, &self.props, first_seq, ROW_GROUP_ROWS)?;
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(&key).expect("opened above");
-        file.push(batch)?;
+        file.push(batch, &self.pool)?;
         file.seq_last = first_seq + rows - 1;
         file.time_min = file.time_min.min(tmin);
         file.time_max = file.time_max.max(tmax);
@@ -943,7 +939,7 @@ impl Sink {
                 return Ok(());
             }
             let largest = self.open.values_mut().max_by_key(|f| f.pending_memory).expect("total > 0");
-            largest.write_row_group()?;
+            largest.write_row_group(&self.pool)?;
         }
     }
 
@@ -1005,7 +1001,7 @@ impl Sink {
     fn seal(&mut self, stream: usize, partition: &[String], file: OpenFile) -> anyhow::Result<()> {
         let mut file = file;
         while !file.pending.is_empty() {
-            file.write_row_group()?;
+            file.write_row_group(&self.pool)?;
         }
         let OpenFile { writer, staging, first_seq, seq_last, events, time_min, time_max, .. } = file;
         let meta = writer.close()?;
@@ -1353,19 +1349,19 @@ mod tests {
         let props = writer_properties(3).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("file.parquet");
-        let pool = Arc::new(Pool::new().unwrap());
-        let mut file = OpenFile::create(staging.clone(), schema.clone(), &props, pool, 10, 500).unwrap();
+        let pool = Pool::new().unwrap();
+        let mut file = OpenFile::create(staging.clone(), schema.clone(), &props, 10, 500).unwrap();
         let (mut batches, mut hashes) = (Vec::new(), Vec::new());
         for b in 0..4i64 {
             let (columns, seq) = (columns(&schema, b, 300), 10 + b * 300);
             let (batch, batch_hashes) = file_batch(columns.clone(), seq, &schema);
             batches.push(batch);
             hashes.extend(batch_hashes);
-            file.push(schema::seq_batch(columns, seq, &schema)).unwrap();
+            file.push(schema::seq_batch(columns, seq, &schema), &pool).unwrap();
         }
         assert_eq!((file.row_groups, file.pending_rows), (2, 200));
         while !file.pending.is_empty() {
-            file.write_row_group().unwrap();
+            file.write_row_group(&pool).unwrap();
         }
         assert_eq!(file.row_groups, 3);
         assert_eq!(file.events.len(), 1200);
