@@ -270,6 +270,10 @@ pub struct SourceConfig {
     /// log yet.
     #[serde(default = "default_rotate_wait_secs")]
     pub rotate_wait_secs: u64,
+    /// For `file`: the folder logrotate moves rotated files into (its
+    /// `olddir`), relative to each file's folder unless absolute. At a start,
+    /// lines a rotation took away unread are looked for there too.
+    pub olddir: Option<Spanned<String>>,
     /// For `http`: the path clients POST to (default `/<source name>`).
     pub path: Option<Spanned<String>>,
     /// For `objects`: the store and prefix whose objects are read
@@ -1083,6 +1087,11 @@ impl LoadedConfig {
             ));
         }
         for (name, source) in &c.sources {
+            if let Some(olddir) = &source.olddir
+                && *source.kind.get_ref() != SourceKind::File
+            {
+                return Err(self.error_at(olddir.span(), format!("sources.{name}: only a file source takes `olddir`")));
+            }
             match *source.kind.get_ref() {
                 SourceKind::File if source.paths.is_empty() => {
                     return Err(
@@ -1503,6 +1512,16 @@ url = "${OUT}"
         let e = parse(&VALID.replace("chain = [\"syslog\"]", "chain = [\"syslgo\"]")).unwrap_err();
         assert_eq!((e.line, e.column), (5, 10), "{e}");
         assert!(e.message.contains("unknown stage `syslgo`"), "{e}");
+    }
+
+    #[test]
+    fn olddir_is_for_file_sources_only() {
+        let ok = parse(&VALID.replace("chain =", "olddir = \"old\"\nchain =")).unwrap();
+        assert_eq!(ok.config.sources["auth"].olddir.as_ref().map(|d| d.get_ref().as_str()), Some("old"));
+        let stdin = VALID.replace("type = \"file\"\npaths = [\"auth.log\"]", "type = \"stdin\"\nolddir = \"old\"");
+        let e = parse(&stdin).unwrap_err();
+        assert_eq!(e.message, "sources.auth: only a file source takes `olddir`", "{e}");
+        assert_eq!((e.line, e.column), (4, 10), "{e}");
     }
 
     #[test]

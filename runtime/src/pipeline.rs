@@ -552,6 +552,7 @@ impl Pipeline {
                     patterns: source.paths.clone(),
                     follow: source.follow,
                     rotate_wait: Duration::from_secs(source.rotate_wait_secs),
+                    olddir: source.olddir.as_ref().map(|dir| std::path::PathBuf::from(dir.get_ref())),
                     resume: sink.committed_state(index).positions.clone(),
                 }),
                 (None, SourceKind::Stdin) => Box::new(StdinSource),

@@ -30,6 +30,9 @@ pub struct FileSource {
     /// log (logrotate's `postrotate` signal), and what it writes there in
     /// that time must not be lost.
     pub rotate_wait: Duration,
+    /// Where logrotate moves rotated files (its `olddir`): relative to each
+    /// file's folder unless absolute.
+    pub olddir: Option<PathBuf>,
     /// Where the last commit left each file; a file is resumed there if it is
     /// still the same file (same fingerprint).
     pub resume: Positions,
@@ -238,9 +241,9 @@ impl FileSource {
     /// rotation's wait; a rotation, or `copytruncate`, while sluice was
     /// down), each with that path and the furthest committed position of it.
     /// A file is looked for in its path's directory, where logrotate leaves it
-    /// (`auth.log.1`, `auth.log-20261127`, `auth.log.2.gz`; not with
-    /// `olddir`), by its first bytes, among the files whose names begin as the
-    /// path's does (its name up to the first dot). Files the patterns match
+    /// (`auth.log.1`, `auth.log-20261127`, `auth.log.2.gz`), then in
+    /// [`FileSource::olddir`], by its first bytes, among the files whose names
+    /// begin as the path's does (its name up to the first dot). Files the patterns match
     /// are left to the main loop, which resumes one by its fingerprint when
     /// that is whole (1 KiB).
     fn left_behind(&self) -> anyhow::Result<Vec<(PathBuf, PathBuf, FilePosition)>> {
@@ -276,25 +279,32 @@ impl FileSource {
                 continue;
             };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let files = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
-                let mut files: Vec<_> = std::fs::read_dir(dir)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|entry| {
-                        let path = entry.ok()?.path();
-                        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
-                        (!named.contains(&file_id(&meta))).then(|| (path, meta, std::cell::OnceCell::new()))
-                    })
-                    .collect();
-                files.sort_by(|a, b| a.0.cmp(&b.0));
-                files
-            });
-            let Some((file, meta, head)) = files.iter().find_map(|(file, meta, head)| {
-                let fits = !taken.contains(&file_id(meta))
-                    && file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(stem));
-                let head = fits.then(|| head.get_or_init(|| Head::read(file).ok()).as_ref()).flatten()?;
-                head.is(position).then_some((file, meta, head))
-            }) else {
+            // `join` keeps an absolute `olddir` as it is
+            let looked_in: Vec<PathBuf> =
+                std::iter::once(dir.to_path_buf()).chain(self.olddir.as_ref().map(|old| dir.join(old))).collect();
+            for dir in &looked_in {
+                dirs.entry(dir.clone()).or_insert_with(|| {
+                    let mut files: Vec<_> = std::fs::read_dir(dir)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|entry| {
+                            let path = entry.ok()?.path();
+                            let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+                            (!named.contains(&file_id(&meta))).then(|| (path, meta, std::cell::OnceCell::new()))
+                        })
+                        .collect();
+                    files.sort_by(|a, b| a.0.cmp(&b.0));
+                    files
+                });
+            }
+            let Some((file, meta, head)) =
+                looked_in.iter().flat_map(|dir| &dirs[dir]).find_map(|(file, meta, head)| {
+                    let fits = !taken.contains(&file_id(meta))
+                        && file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(stem));
+                    let head = fits.then(|| head.get_or_init(|| Head::read(file).ok()).as_ref()).flatten()?;
+                    head.is(position).then_some((file, meta, head))
+                })
+            else {
                 continue;
             };
             // the file may be known under its old path and as rotated
@@ -539,7 +549,8 @@ impl Source for FileSource {
             std::thread::sleep(POLL);
         }
         // a rotated file is found again after a restart only beside its old
-        // path, under a name that begins as that path's does: what it holds is read now
+        // path or in `olddir`, under a name that begins as that path's does:
+        // what it holds is read now
         let never_stop = AtomicBool::new(false);
         for r in rotated {
             r.file.finish(&r.key, &mut batcher, &never_stop);
