@@ -524,29 +524,29 @@ fn a_rotation_while_sluice_is_stopped_loses_nothing() {
 #[test]
 fn a_rotation_into_olddir_while_sluice_is_stopped_loses_nothing() {
     let t = TestDir::new();
-    t.write("app.log", &events(3, None));
+    t.write("logs/app.log", &events(3, None));
     let options = "olddir = \"old\"\n";
-    let mut child = follow(&t, "app.log", options);
+    let mut child = follow(&t, "logs/app.log", options);
     stop_at(&t, &mut child, 3, std::time::Duration::ZERO);
     // while sluice is stopped, more lines, then logrotate with `olddir old`
-    // (relative to the log's folder) and a new file
-    append(&t.path("app.log"), &tagged("unread", 2));
-    fs::create_dir(t.path("old")).unwrap();
-    fs::rename(t.path("app.log"), t.path("old/app.log.1")).unwrap();
-    t.write("app.log", &tagged("new", 3));
-    stop_having_read(&t, &mut follow(&t, "app.log", options), 8, 5, std::time::Duration::from_millis(500));
+    // (relative to the log's folder, not to sluice's) and a new file
+    append(&t.path("logs/app.log"), &tagged("unread", 2));
+    fs::create_dir(t.path("logs/old")).unwrap();
+    fs::rename(t.path("logs/app.log"), t.path("logs/old/app.log.1")).unwrap();
+    t.write("logs/app.log", &tagged("new", 3));
+    stop_having_read(&t, &mut follow(&t, "logs/app.log", options), 8, 5, std::time::Duration::from_millis(500));
     assert_eq!(messages(&t, "unread"), serde_json::json!(["unread 0", "unread 1"]));
     // rotated on into a second `olddir` given as an absolute path, compressed
-    append(&t.path("app.log"), &tagged("moved", 2));
+    append(&t.path("logs/app.log"), &tagged("moved", 2));
     let elsewhere = t.path("archive");
     fs::create_dir(&elsewhere).unwrap();
-    write_gzip(&elsewhere.join("app.log.1.gz"), &fs::read(t.path("app.log")).unwrap());
-    fs::remove_file(t.path("app.log")).unwrap();
+    write_gzip(&elsewhere.join("app.log.1.gz"), &fs::read(t.path("logs/app.log")).unwrap());
+    fs::remove_file(t.path("logs/app.log")).unwrap();
     let options = format!("olddir = \"{}\"\n", elsewhere.display());
-    stop_having_read(&t, &mut follow(&t, "app.log", &options), 10, 2, std::time::Duration::from_millis(500));
+    stop_having_read(&t, &mut follow(&t, "logs/app.log", &options), 10, 2, std::time::Duration::from_millis(500));
     assert_eq!(messages(&t, "moved"), serde_json::json!(["moved 0", "moved 1"]));
     // nothing again at the next start
-    stop_having_read(&t, &mut follow(&t, "app.log", &options), 10, 0, std::time::Duration::from_millis(500));
+    stop_having_read(&t, &mut follow(&t, "logs/app.log", &options), 10, 0, std::time::Duration::from_secs(1));
 }
 
 #[test]

@@ -270,9 +270,9 @@ pub struct SourceConfig {
     /// log yet.
     #[serde(default = "default_rotate_wait_secs")]
     pub rotate_wait_secs: u64,
-    /// For `file`: the folder logrotate moves rotated files into (its
-    /// `olddir`), relative to each file's folder unless absolute. At a start,
-    /// lines a rotation took away unread are looked for there too.
+    /// For `file` with `follow`: the folder logrotate moves rotated files
+    /// into (its `olddir`), relative to each file's folder unless absolute.
+    /// At a start, lines a rotation took away unread are looked for there too.
     pub olddir: Option<Spanned<String>>,
     /// For `http`: the path clients POST to (default `/<source name>`).
     pub path: Option<Spanned<String>>,
@@ -1088,9 +1088,12 @@ impl LoadedConfig {
         }
         for (name, source) in &c.sources {
             if let Some(olddir) = &source.olddir
-                && *source.kind.get_ref() != SourceKind::File
+                && (*source.kind.get_ref() != SourceKind::File || !source.follow)
             {
-                return Err(self.error_at(olddir.span(), format!("sources.{name}: only a file source takes `olddir`")));
+                return Err(self.error_at(
+                    olddir.span(),
+                    format!("sources.{name}.olddir: only a `file` source with `follow = true` takes it"),
+                ));
             }
             match *source.kind.get_ref() {
                 SourceKind::File if source.paths.is_empty() => {
@@ -1515,13 +1518,16 @@ url = "${OUT}"
     }
 
     #[test]
-    fn olddir_is_for_file_sources_only() {
-        let ok = parse(&VALID.replace("chain =", "olddir = \"old\"\nchain =")).unwrap();
+    fn olddir_is_for_following_file_sources_only() {
+        let ok = parse(&VALID.replace("chain =", "follow = true\nolddir = \"old\"\nchain =")).unwrap();
         assert_eq!(ok.config.sources["auth"].olddir.as_ref().map(|d| d.get_ref().as_str()), Some("old"));
         let stdin = VALID.replace("type = \"file\"\npaths = [\"auth.log\"]", "type = \"stdin\"\nolddir = \"old\"");
-        let e = parse(&stdin).unwrap_err();
-        assert_eq!(e.message, "sources.auth: only a file source takes `olddir`", "{e}");
-        assert_eq!((e.line, e.column), (4, 10), "{e}");
+        let not_following = VALID.replace("chain =", "olddir = \"old\"\nchain =");
+        for (text, line) in [(stdin, 4), (not_following, 5)] {
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.message, "sources.auth.olddir: only a `file` source with `follow = true` takes it", "{e}");
+            assert_eq!((e.line, e.column), (line, 10), "{e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! files matching a glob are picked up. Gzip is detected by its magic bytes.
 //! Each file resumes where the last commit left it, if it is the same file;
 //! one that a rotation took from its path before it was read to its end is
-//! looked for beside it.
+//! looked for beside it, and in `olddir` (logrotate's) if one is given.
 
 use super::{Batcher, FilePosition, Positions, Source};
 use anyhow::{Context, bail};
@@ -280,8 +280,9 @@ impl FileSource {
             };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             // `join` keeps an absolute `olddir` as it is
-            let looked_in: Vec<PathBuf> =
+            let mut looked_in: Vec<PathBuf> =
                 std::iter::once(dir.to_path_buf()).chain(self.olddir.as_ref().map(|old| dir.join(old))).collect();
+            looked_in.dedup();
             for dir in &looked_in {
                 dirs.entry(dir.clone()).or_insert_with(|| {
                     let mut files: Vec<_> = std::fs::read_dir(dir)
