@@ -162,14 +162,15 @@ fn members(text: &str) -> impl Iterator<Item = (std::ops::Range<usize>, Cow<'_, 
         }
         i
     };
-    // from a quote, to just past the closing one
+    // from a quote, to just past the closing one; most of an event's bytes
+    // are in strings, and `memchr2` looks at 16 of them a step (simd128)
     let string_end = move |mut i: usize| {
         i += 1;
         loop {
+            i += memchr::memchr2(b'"', b'\\', &b[i..]).expect("a decoded string is closed");
             match b[i] {
                 b'"' => return i + 1,
-                b'\\' => i += 2,
-                _ => i += 1,
+                _ => i += 2,
             }
         }
     };
@@ -317,10 +318,12 @@ mod tests {
     fn the_cut_finds_every_member_whatever_its_text() {
         // strings holding quotes, braces, commas and escapes; escaped keys; white space
         let text = " {\n \"s\" : \"a,}\\\"{[\" , \"o\":{\"x\":[1,{\"y\":\"]\"}],\"z\":{}},\"n\":-1.5e3 ,\"t\":true,\
-                    \"\\u0065sc\":null,\"e\":[],\"f\":false } \t";
+                    \"\\u0065sc\":null,\"e\":[],\"f\":false,\
+                    \"long\":\"more than sixteen bytes \\\\\\\" then more than sixteen again \\\\\" } \t";
         let decoded: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(decoded["long"], "more than sixteen bytes \\\" then more than sixteen again \\");
         let keys: Vec<&String> = decoded.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 7);
+        assert_eq!(keys.len(), 8);
         for key in keys {
             let mut doc = Doc::parse(text).unwrap();
             doc.insert(key, Node::from("new".to_string()));
