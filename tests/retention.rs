@@ -246,3 +246,59 @@ fn a_crash_in_retention_is_finished_by_the_next_start() {
     v.assert_success();
     assert!(v.stdout.contains("4 retired files, 0 problems"), "{v}");
 }
+
+/// A quarantine file the integrity log names goes as the expired data files
+/// do: its entry is retired, the file deleted, and the archive still
+/// verifies. The pipeline runs under `faketime` 800 days back, so that it
+/// writes (and logs) the quarantine file then; retention runs now.
+#[test]
+fn a_logged_quarantine_file_past_its_policy_is_retired_and_the_archive_verifies() {
+    let t = setup();
+    t.write("pipeline.toml", &pipeline(0));
+    let mut back = std::process::Command::new("faketime");
+    back.current_dir(t.root()).env("FAKETIME_DONT_FAKE_MONOTONIC", "1").env_remove("SLUICE_LOG").args([
+        "-f",
+        "-800d",
+        env!("CARGO_BIN_EXE_sluice"),
+        "run",
+        "pipeline.toml",
+    ]);
+    let run = Run::from(back.output().expect("faketime (Debian's `faketime`, installed by .ci/run)"));
+    run.assert_success();
+    assert_eq!(run.summary().quarantined, 1, "{run}");
+    let quarantine = list_files(&t.path("out/_quarantine/auth"));
+    assert_eq!(quarantine.len(), 1);
+    let name = quarantine[0].file_name().unwrap().to_str().unwrap().to_string();
+    let written = sluice::retention::quarantine_written(&name).unwrap();
+    let age = chrono::Utc::now().timestamp_micros() - written;
+    assert!((799..=801).contains(&(age / 86_400_000_000)), "{name} was written {age} µs ago");
+    verify(&t).assert_success();
+    // the control: the same file deleted by hand, in a copy of the archive,
+    // is a problem `verify` names
+    copy_dir(&t.path("out"), &t.path("by-hand"));
+    std::fs::remove_file(t.path(&format!("by-hand/_quarantine/auth/{name}"))).unwrap();
+    let key = t.path("keys/signing.pub");
+    let by_hand = sluice_in(t.root(), &["verify", "by-hand", "--key", key.to_str().unwrap()], &[]);
+    by_hand.assert_failure();
+    assert!(
+        by_hand.stdout.contains(&format!("_quarantine/auth/{name} (entry ")) && by_hand.stdout.contains("deleted"),
+        "{by_hand}"
+    );
+
+    let applied = sluice(&t, &["retention", "apply", "pipeline.toml"]);
+    applied.assert_success();
+    assert!(applied.stdout.contains(&format!("expired _quarantine/auth/{name} (quarantine written")), "{applied}");
+    assert!(applied.stdout.contains("and 1 quarantine files"), "{applied}");
+    assert!(!quarantine[0].exists());
+    let v = verify(&t);
+    v.assert_success();
+    assert!(v.stdout.contains("0 quarantine files,") && v.stdout.contains(", 0 problems"), "{v}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for file in list_files(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
