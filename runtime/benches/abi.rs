@@ -1,12 +1,12 @@
 //! What the host↔plugin boundary costs per event, for the WIT shapes the 0.1
-//! contract was chosen from, at batch sizes 1, 100 and 1000.
+//! contract was chosen from, at batch sizes 1, 100, 1000 and 10000.
 //!
 //! `cargo bench -p sluice --bench abi` — the plugin (`plugins/fixtures/abi-probe`)
 //! passes every batch straight back, so the time is the boundary itself:
 //! lowering the batch into guest memory, the guest's allocations, lifting the
 //! result back into host values. Events are the JSON audit records of
-//! `examples/quickstart/data` (Kubernetes, CloudTrail, application; ~550 bytes).
-//! Prints the median ns/event over 31 rounds of 1000 events.
+//! `examples/quickstart/data` (Kubernetes, CloudTrail, application; ~550 bytes),
+//! repeated. Prints the median ns/event over 31 rounds of 10000 events.
 
 use std::time::Instant;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -29,7 +29,7 @@ impl WasiView for State {
 }
 
 const ROUNDS: usize = 31;
-const EVENTS: usize = 1000;
+const EVENTS: usize = 10_000;
 
 fn events() -> Vec<String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart/data");
@@ -37,7 +37,7 @@ fn events() -> Vec<String> {
         .iter()
         .map(|f| std::fs::read_to_string(dir.join(f)).unwrap().lines().map(str::to_string).collect())
         .collect();
-    (0..EVENTS).map(|i| files[i % 3][i / 3].clone()).collect()
+    (0..EVENTS).map(|i| files[i % 3][(i / 3) % files[i % 3].len()].clone()).collect()
 }
 
 fn fields_of(event: &str) -> Vec<Field> {
@@ -95,9 +95,9 @@ fn main() {
         bytes as f64 / EVENTS as f64,
         field_count as f64 / EVENTS as f64
     );
-    println!("{:<44} {:>9} {:>9} {:>9}", "shape", "batch 1", "batch 100", "batch 1000");
+    println!("{:<44} {:>9} {:>9} {:>10} {:>11}", "shape", "batch 1", "batch 100", "batch 1000", "batch 10000");
     let row = |name: &str, f: &mut dyn FnMut(usize) -> f64| {
-        println!("{:<44} {:>9.0} {:>9.0} {:>9.0}", name, f(1), f(100), f(1000));
+        println!("{:<44} {:>9.0} {:>9.0} {:>10.0} {:>11.0}", name, f(1), f(100), f(1000), f(10_000));
     };
     row("list<string> -> list<outcome> (0.1 contract)", &mut |b| {
         measure(b, |r| {
