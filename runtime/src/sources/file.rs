@@ -243,9 +243,9 @@ impl FileSource {
     /// A file is looked for in its path's directory, where logrotate leaves it
     /// (`auth.log.1`, `auth.log-20261127`, `auth.log.2.gz`), then in
     /// [`FileSource::olddir`], by its first bytes, among the files whose names
-    /// begin as the path's does (its name up to the first dot). Files the patterns match
-    /// are left to the main loop, which resumes one by its fingerprint when
-    /// that is whole (1 KiB).
+    /// begin as the path's does (its name up to the first dot). Files the
+    /// patterns match are left to the main loop, which resumes one by its
+    /// fingerprint when that is whole (1 KiB).
     fn left_behind(&self) -> anyhow::Result<Vec<(PathBuf, PathBuf, FilePosition)>> {
         let named: Vec<(u64, u64)> =
             self.expand()?.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| file_id(&m)).collect();
