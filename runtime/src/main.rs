@@ -674,7 +674,7 @@ fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) 
     let c = &report.counts;
     let verdict = if report.problems.is_empty() { "ok" } else { "FAILED" };
     println!(
-        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} quarantine files, {} retired files, {} problems",
+        "{verdict}: {} streams, {} log entries, {} files, {} events, {} checkpoints, {} quarantine files, {} retired files, {} retired quarantine files, {} problems",
         c.streams,
         c.entries,
         c.files,
@@ -682,6 +682,7 @@ fn verify(archive: &str, key: &Path, trusted: &[PathBuf], max_gap: Option<u64>) 
         c.checkpoints,
         c.quarantine,
         c.retired,
+        c.quarantine_retired,
         report.problems.len()
     );
     Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

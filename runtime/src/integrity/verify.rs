@@ -61,6 +61,9 @@ pub struct Counts {
     pub retired: u64,
     /// Quarantine files checked against their entries.
     pub quarantine: u64,
+    /// Quarantine files retired (by a replay, or by retention), each checked
+    /// to be gone and its retirement to be sound.
+    pub quarantine_retired: u64,
 }
 
 struct Ctx<'a> {
@@ -499,7 +502,10 @@ async fn check_quarantine_file(
             return Ok(true);
         }
         (Ok(r), None) => r.bytes().await?,
-        (Err(object_store::Error::NotFound { .. }), Some(_)) => return Ok(true),
+        (Err(object_store::Error::NotFound { .. }), Some(_)) => {
+            counts.quarantine_retired += 1;
+            return Ok(true);
+        }
         (Err(object_store::Error::NotFound { .. }), None) => {
             ctx.problem(subject, "file", "deleted");
             return Ok(true);
