@@ -71,8 +71,13 @@ fn users(t: &TestDir, stream: &str) -> Vec<String> {
 }
 
 fn verify(t: &TestDir) -> Run {
+    verify_archive(t, "out")
+}
+
+/// `sluice verify` of the archive in `dir`, with the test's key.
+fn verify_archive(t: &TestDir, dir: &str) -> Run {
     let key = t.path("keys/signing.pub");
-    sluice_in(t.root(), &["verify", "out", "--key", key.to_str().unwrap()], &[])
+    sluice_in(t.root(), &["verify", dir, "--key", key.to_str().unwrap()], &[])
 }
 
 fn sluice(t: &TestDir, args: &[&str]) -> Run {
@@ -278,8 +283,7 @@ fn a_logged_quarantine_file_past_its_policy_is_retired_and_the_archive_verifies(
     // is a problem `verify` names
     copy_dir(&t.path("out"), &t.path("by-hand"));
     std::fs::remove_file(t.path(&format!("by-hand/_quarantine/auth/{name}"))).unwrap();
-    let key = t.path("keys/signing.pub");
-    let by_hand = sluice_in(t.root(), &["verify", "by-hand", "--key", key.to_str().unwrap()], &[]);
+    let by_hand = verify_archive(&t, "by-hand");
     by_hand.assert_failure();
     let problem = format!("auth: _quarantine/auth/{name} (entry ");
     let line = by_hand.stdout.lines().find(|l| l.contains(&problem));
@@ -293,12 +297,4 @@ fn a_logged_quarantine_file_past_its_policy_is_retired_and_the_archive_verifies(
     let v = verify(&t);
     v.assert_success();
     assert!(v.stdout.contains(", 0 quarantine files, 4 retired files, 1 retired quarantine files, 0 problems"), "{v}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for file in list_files(from) {
-        let target = to.join(file.strip_prefix(from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, &target).unwrap();
-    }
 }

@@ -64,6 +64,15 @@ pub fn list_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Copies the files under `from` (an archive, say) to the same paths under `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for file in list_files(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(&file, &target).unwrap();
+    }
+}
+
 /// A temporary directory that tests run pipelines in.
 pub struct TestDir(tempfile::TempDir);
 

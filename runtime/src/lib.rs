@@ -13,7 +13,8 @@
 //! Sources read on their own threads and hand batches to a pool of workers over
 //! a bounded channel; each worker owns one instance of every plugin, runs the
 //! source's chain, checks the events against the typed schema and splits them by
-//! partition; one sink thread encodes Parquet and commits files to the object store.
+//! partition; one sink thread orders the batches, has its pool of threads hash
+//! the events and encode Parquet, and commits files to the object store.
 
 pub mod bundled;
 pub mod config;
@@ -36,3 +37,9 @@ pub mod syslog;
 pub mod telemetry;
 pub mod top;
 pub mod wasm;
+
+/// The cores this process may run on (2 when that cannot be known): the
+/// default number of workers, and the sink's threads.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

@@ -372,11 +372,7 @@ impl Pipeline {
         let started = Instant::now();
         let c = &self.config.config;
         let archive = self.archive()?;
-        let workers = if c.runtime.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            c.runtime.workers
-        };
+        let workers = if c.runtime.workers == 0 { crate::cores() } else { c.runtime.workers };
         let stream_meta: Arc<Vec<StreamMeta>> = Arc::new(
             self.streams
                 .iter()

@@ -33,6 +33,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{BloomFilterPosition, EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use parquet::schema::types::SchemaDescriptor;
 use rayon::prelude::*;
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap};
@@ -203,7 +204,8 @@ struct OpenFile {
     written_memory: usize,
     /// Row groups written so far.
     row_groups: usize,
-    /// Rows per row group at most ([`ROW_GROUP_ROWS`]; fewer in tests).
+    /// Rows per row group at most: the writer properties' (the sink's
+    /// [`ROW_GROUP_ROWS`]).
     row_group_rows: usize,
     staging: PathBuf,
     first_seq: i64,
@@ -230,8 +232,8 @@ impl OpenFile {
         schema: Arc<StreamSchema>,
         props: &WriterProperties,
         first_seq: i64,
-        row_group_rows: usize,
     ) -> anyhow::Result<Self> {
+        let row_group_rows = props.max_row_group_row_count().context("writer properties without a row-group size")?;
         let file = File::create(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
         let writer =
             ArrowWriter::try_new(BufWriter::with_capacity(64 << 10, file), schema.file.clone(), Some(props.clone()))?;
@@ -296,11 +298,12 @@ impl OpenFile {
             }
         }
         let (schema, columns, index) = (&self.schema, &self.columns, self.row_groups);
+        let parquet_schema = self.writer.schema_descr();
         let (chunks, hashes) = pool.threads.install(|| -> anyhow::Result<_> {
             let (group, hashes): (Vec<_>, Vec<_>) =
                 group.into_par_iter().map(|batch| schema::hash_batch(batch, schema)).unzip();
             let encoders = columns.create_column_writers(index)?;
-            Ok((encode_columns(&schema.file, encoders, group)?, hashes))
+            Ok((encode_columns(&schema.file, parquet_schema, encoders, group)?, hashes))
         })?;
         for hash in hashes.into_iter().flatten() {
             self.events.push(hash);
@@ -341,29 +344,26 @@ impl OpenFile {
 /// form are not held whole at the same time.
 fn encode_columns(
     schema: &arrow_schema::Schema,
+    parquet_schema: &SchemaDescriptor,
     encoders: Vec<ArrowColumnWriter>,
     batches: Vec<arrow_array::RecordBatch>,
 ) -> anyhow::Result<Vec<ArrowColumnChunk>> {
-    let mut arrays: Vec<Vec<ArrayRef>> = vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    let mut arrays: Vec<Vec<ArrayRef>> = schema.fields().iter().map(|_| Vec::with_capacity(batches.len())).collect();
     for batch in batches {
         for (column, array) in arrays.iter_mut().zip(batch.columns()) {
             column.push(array.clone());
         }
     }
-    // a column's encoders: one per leaf (a list of structs has one per field)
-    let mut encoders = encoders.into_iter();
-    let columns: Vec<(usize, Vec<ArrowColumnWriter>, Vec<ArrayRef>)> = schema
-        .fields()
-        .iter()
-        .zip(arrays)
-        .enumerate()
-        .map(|(i, (field, arrays))| (i, encoders.by_ref().take(leaves(field.data_type())).collect(), arrays))
-        .collect();
-    anyhow::ensure!(encoders.next().is_none(), "the file schema has more leaf columns than its fields");
+    // a column's encoders: one per Parquet leaf under it (a list of structs
+    // has one per field), in leaf order
+    let mut by_column: Vec<Vec<ArrowColumnWriter>> = arrays.iter().map(|_| Vec::new()).collect();
+    for (leaf, encoder) in encoders.into_iter().enumerate() {
+        by_column[parquet_schema.get_column_root_idx(leaf)].push(encoder);
+    }
+    let columns: Vec<_> = schema.fields().iter().zip(by_column).zip(arrays).collect();
     let chunks = columns
         .into_par_iter()
-        .map(|(i, mut encoders, arrays)| {
-            let field = schema.field(i);
+        .map(|((field, mut encoders), arrays)| {
             for array in arrays {
                 let leaves = compute_leaves(field, &array)?;
                 anyhow::ensure!(
@@ -385,7 +385,7 @@ fn encode_columns(
 struct Pool {
     threads: rayon::ThreadPool,
     /// When its threads last returned freed pages to the system.
-    collected: std::sync::Mutex<Instant>,
+    collected: std::cell::Cell<Instant>,
 }
 
 /// How often, at most, the pool's threads return freed pages.
@@ -394,11 +394,11 @@ const COLLECT_EVERY: Duration = Duration::from_millis(250);
 impl Pool {
     fn new() -> anyhow::Result<Self> {
         let threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .num_threads(crate::cores())
             .thread_name(|i| format!("sluice-sink-{i}"))
             .build()
             .context("cannot start the sink's threads")?;
-        Ok(Pool { threads, collected: std::sync::Mutex::new(Instant::now()) })
+        Ok(Pool { threads, collected: std::cell::Cell::new(Instant::now()) })
     }
 
     /// Called after a row group is written. Its encoded chunks were
@@ -413,9 +413,8 @@ impl Pool {
     /// 10-20 MiB over: docs/performance.md, session 17). The sink does not
     /// wait for it (though the next row group's tasks may queue behind it).
     fn collect(&self) {
-        let mut collected = self.collected.lock().expect("not poisoned");
-        if collected.elapsed() >= COLLECT_EVERY {
-            *collected = Instant::now();
+        if self.collected.get().elapsed() >= COLLECT_EVERY {
+            self.collected.set(Instant::now());
             self.threads.spawn_broadcast(|_| collect_freed_memory());
         }
     }
@@ -430,16 +429,6 @@ fn collect_freed_memory() {
     // process-wide; where mimalloc is not the global allocator it finds
     // nothing to do.
     unsafe { libmimalloc_sys::mi_collect(true) }
-}
-
-/// How many Parquet leaf columns an Arrow column of this type makes.
-fn leaves(data_type: &arrow_schema::DataType) -> usize {
-    use arrow_schema::DataType;
-    match data_type {
-        DataType::List(item) | DataType::LargeList(item) => leaves(item.data_type()),
-        DataType::Struct(fields) => fields.iter().map(|f| leaves(f.data_type())).sum(),
-        _ => 1,
-    }
 }
 
 /// A closed file in staging, waiting for the next commit.
@@ -893,7 +882,7 @@ impl Sink {
         if !self.open.contains_key(&key) {
             let staging = self.settings.staging_dir.join(format!("{}.parquet", uuid::Uuid::now_v7()));
             let schema = self.settings.schemas[stream].clone();
-            let file = OpenFile::create(staging, schema, &self.props, first_seq, ROW_GROUP_ROWS)?;
+            let file = OpenFile::create(staging, schema, &self.props, first_seq)?;
             self.open.insert(key.clone(), file);
         }
         let file = self.open.get_mut(&key).expect("opened above");
@@ -1325,8 +1314,8 @@ mod tests {
         let writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props)).unwrap();
         let (mut writer, columns) = writer.into_serialized_writer().unwrap();
         for (i, group) in [&batches[..2], &batches[2..]].into_iter().enumerate() {
-            let chunks =
-                encode_columns(&schema.file, columns.create_column_writers(i).unwrap(), group.to_vec()).unwrap();
+            let encoders = columns.create_column_writers(i).unwrap();
+            let chunks = encode_columns(&schema.file, writer.schema_descr(), encoders, group.to_vec()).unwrap();
             let mut row_group = writer.next_row_group().unwrap();
             for chunk in chunks {
                 chunk.append_to_row_group(&mut row_group).unwrap();
@@ -1346,11 +1335,11 @@ mod tests {
     #[test]
     fn a_file_written_by_row_groups_is_hashed_in_row_order() {
         let schema = Arc::new(test_schema());
-        let props = writer_properties(3).unwrap();
+        let props = writer_properties(3).unwrap().into_builder().set_max_row_group_row_count(Some(500)).build();
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join("file.parquet");
         let pool = Pool::new().unwrap();
-        let mut file = OpenFile::create(staging.clone(), schema.clone(), &props, 10, 500).unwrap();
+        let mut file = OpenFile::create(staging.clone(), schema.clone(), &props, 10).unwrap();
         let (mut batches, mut hashes) = (Vec::new(), Vec::new());
         for b in 0..4i64 {
             let (columns, seq) = (columns(&schema, b, 300), 10 + b * 300);
@@ -1369,7 +1358,6 @@ mod tests {
         file.writer.into_inner().unwrap().into_inner().unwrap();
         let written = std::fs::read(&staging).unwrap();
 
-        let props = props.into_builder().set_max_row_group_row_count(Some(500)).build();
         let mut arrow_writer = ArrowWriter::try_new(Vec::new(), schema.file.clone(), Some(props)).unwrap();
         for batch in &batches {
             arrow_writer.write(batch).unwrap();

@@ -261,7 +261,6 @@ impl FileSource {
         positions.sort_by_key(|(path, current, _)| (*path, *current));
         // each directory's files the patterns do not match, by name, listed
         // once; a file's head is read when a position's name fits it
-        type Listed = (PathBuf, std::fs::Metadata, std::cell::OnceCell<Option<Head>>);
         let mut dirs: BTreeMap<PathBuf, Vec<Listed>> = BTreeMap::new();
         let mut found = Vec::new();
         let mut taken: Vec<(u64, u64)> = Vec::new();
@@ -284,19 +283,7 @@ impl FileSource {
                 std::iter::once(dir.to_path_buf()).chain(self.olddir.as_ref().map(|old| dir.join(old))).collect();
             looked_in.dedup();
             for dir in &looked_in {
-                dirs.entry(dir.clone()).or_insert_with(|| {
-                    let mut files: Vec<_> = std::fs::read_dir(dir)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|entry| {
-                            let path = entry.ok()?.path();
-                            let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
-                            (!named.contains(&file_id(&meta))).then(|| (path, meta, std::cell::OnceCell::new()))
-                        })
-                        .collect();
-                    files.sort_by(|a, b| a.0.cmp(&b.0));
-                    files
-                });
+                dirs.entry(dir.clone()).or_insert_with(|| unnamed_files(dir, &named));
             }
             let Some((file, meta, head)) =
                 looked_in.iter().flat_map(|dir| &dirs[dir]).find_map(|(file, meta, head)| {
@@ -331,6 +318,25 @@ impl FileSource {
             false => Path::new(pattern) == path,
         })
     }
+}
+
+/// A directory's file, for [`FileSource::left_behind`]: its metadata, and
+/// its head once read.
+type Listed = (PathBuf, std::fs::Metadata, std::cell::OnceCell<Option<Head>>);
+
+/// The files in `dir` that are none of `named` (by device and inode), by name.
+fn unnamed_files(dir: &Path, named: &[(u64, u64)]) -> Vec<Listed> {
+    let mut files: Vec<Listed> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+            (!named.contains(&file_id(&meta))).then(|| (path, meta, std::cell::OnceCell::new()))
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
 }
 
 /// The uncompressed size a gzip file's trailer gives (of its last member, mod 2^32).
